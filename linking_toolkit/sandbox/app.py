@@ -1,0 +1,38 @@
+"""The sandbox's web app: an application factory wiring the Authentication and Management APIs."""
+
+from __future__ import annotations
+
+import sys
+
+from flask import Flask, Response, request
+
+from .context import TenantContext
+
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
+# Auth0 refuses large bodies with 413; nothing this API takes comes close to 1 MB.
+MAX_BODY_BYTES = 1 << 20
+
+
+def create_app(tenant: TenantContext) -> Flask:
+    """A Flask app serving one tenant. Two apps never share state."""
+    from .management_api import management
+    from .oauth import auth
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["linking_sandbox"] = tenant
+    app.register_blueprint(auth)
+    app.register_blueprint(management, url_prefix="/api/v2")
+
+    @app.after_request
+    def access_log(response: Response) -> Response:
+        # Path only: query strings carry codes and states, which have no place in a log.
+        if not tenant.quiet:
+            print(f"{request.method} {request.path} {response.status_code}", file=sys.stderr,
+                  flush=True)
+        return response
+
+    return app
