@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx2
 import pytest
 
 from linking_toolkit.sandbox import Sandbox
@@ -21,3 +24,64 @@ def shared_sandbox() -> Iterator[Sandbox]:
     """One demo tenant for a module's read-only tests."""
     with Sandbox(seed=7) as tenant:
         yield tenant
+
+
+@pytest.fixture
+def mint(sandbox: Sandbox):
+    """Mint an access token in-process, as the tenant itself would (for crafted and user tokens).
+
+    ``mint(scope=..., sub=..., client_id=..., audience=..., expires_in=...)``.
+    """
+    from linking_toolkit.sandbox.tokens import mint_access_token
+
+    def _mint(scope: str, *, sub: str | None = None, client_id: str | None = None,
+              audience: str | None = None, expires_in: int = 3600, gty: str | None = None) -> str:
+        ctx = sandbox.context
+        assert ctx is not None
+        client = client_id or sandbox.m2m_client_id
+        return mint_access_token(ctx, sub=sub or f"{client}@clients", client_id=client, scope=scope,
+                                 audience=audience or sandbox.management_audience, gty=gty,
+                                 expires_in=expires_in)
+
+    return _mint
+
+
+@pytest.fixture
+def m2m_token(sandbox: Sandbox, mint) -> str:
+    """A Management API token of the demo machine-to-machine client (all its granted scopes)."""
+    return mint("read:users update:users delete:users create:users read:user_idp_tokens",
+                gty="client-credentials")
+
+
+@pytest.fixture
+def api(sandbox: Sandbox, m2m_token: str) -> Iterator[httpx2.Client]:
+    """An HTTP client on the sandbox's ``/api/v2`` carrying the M2M client's bearer token."""
+    with httpx2.Client(base_url=sandbox.base_url + "/api/v2", timeout=30,
+                       headers={"Authorization": f"Bearer {m2m_token}"}) as client:
+        yield client
+
+
+@pytest.fixture
+def mint_id(sandbox: Sandbox):
+    """Mint an ID token for a user of the sandbox, as its login would (``link_with`` tokens)."""
+    import time
+
+    from linking_toolkit.sandbox.tokens import mint_id_token
+
+    def _mint(user_id: str, *, client_id: str | None = None) -> str:
+        ctx = sandbox.context
+        assert ctx is not None
+        with ctx.store.read() as db:
+            row = ctx.store.get_user_row(db, user_id)
+        assert row is not None, user_id
+        return mint_id_token(ctx, user=row, client_id=client_id or sandbox.client_id,
+                             scope="openid profile email", auth_time=int(time.time()))
+
+    return _mint
+
+
+@pytest.fixture(scope="session")
+def auth0_reference() -> Path:
+    """Auth0's published reference files (OpenAPI documents, recordings), kept beside the repo."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "auth0-reference"
+    return Path(os.environ.get("LINKING_AUTH0_REFERENCE", default))

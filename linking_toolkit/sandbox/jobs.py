@@ -1,0 +1,209 @@
+"""Users-export jobs of the sandbox: a background thread writes a gzipped NDJSON or CSV file.
+
+Rows stream from SQLite in chunks (see ``Store.export_chunks``) straight into the gzip stream, so
+an export of a million users never holds them in memory. Files live in a temporary directory of
+the tenant, removed when the sandbox stops (``stop_exports``, registered in
+``TenantContext.extras["on_stop"]``) or, failing that, when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from typing import Any
+
+from .context import TenantContext
+from .store import Store
+
+__all__ = ["DEFAULT_CSV_FIELDS", "EXPORT_FORMATS", "download_path", "start_export", "stop_exports"]
+
+EXPORT_FORMATS = ("json", "csv")
+# What Auth0's dashboard proposes for a CSV export when no fields are given.
+DEFAULT_CSV_FIELDS = ["user_id", "email", "email_verified", "name", "nickname", "created_at",
+                      "updated_at", "last_login", "logins_count", "identities[0].connection"]
+CHUNK = 5000
+GZIP_LEVEL = 4  # a small level: the export is bound by compression time, and the files stay small
+
+
+class _Exports:
+    """A tenant's export directory, running threads and stop signal."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.TemporaryDirectory(prefix="linking-sandbox-exports-")
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+
+
+def _exports(ctx: TenantContext) -> _Exports:
+    with _EXTRAS_LOCK:
+        state = ctx.extras.get("exports")
+        if state is None:
+            state = ctx.extras["exports"] = _Exports()
+            ctx.extras.setdefault("on_stop", []).append(lambda: stop_exports(ctx))
+    return state
+
+
+_EXTRAS_LOCK = threading.Lock()
+
+
+def stop_exports(ctx: TenantContext) -> None:
+    """Stop running exports and delete the tenant's export files. Call before the store closes."""
+    state: _Exports | None = ctx.extras.get("exports")
+    if state is None:
+        return
+    state.stop.set()
+    for thread in list(state.threads):
+        thread.join(timeout=10)
+    state.directory.cleanup()
+
+
+def start_export(ctx: TenantContext, job: dict[str, Any], connection: str | None) -> threading.Thread:
+    """Run ``job`` in a daemon thread; progress goes to the jobs table as it runs."""
+    state = _exports(ctx)
+    path = os.path.join(state.directory.name, f"{job['id']}.{job['format']}.gz")
+    thread = threading.Thread(target=_run_export, args=(ctx.store, job, connection, path, state.stop),
+                              name=f"export-{job['id']}", daemon=True)
+    with state.lock:
+        state.threads = [t for t in state.threads if t.is_alive()] + [thread]
+    thread.start()
+    return thread
+
+
+def download_path(ctx: TenantContext, job: dict[str, Any]) -> str | None:
+    """The file of a completed job, if it is still there."""
+    if job["status"] != "completed" or not job["file_path"]:
+        return None
+    state: _Exports | None = ctx.extras.get("exports")
+    if state is None or not os.path.isfile(job["file_path"]):
+        return None
+    return job["file_path"]
+
+
+def _run_export(store: Store, job: dict[str, Any], connection: str | None, path: str,
+                stop: threading.Event) -> None:
+    try:
+        total = store.count_users(connection)
+        if job.get("limit"):
+            total = min(total, job["limit"])
+        store.update_job(job["id"], status="processing")
+        started = time.monotonic()
+        done = 0
+        writer = _record_writer(job)
+        partial = path + ".part"
+        with gzip.open(partial, "wb", compresslevel=GZIP_LEVEL) as out:
+            header = writer.header()
+            if header:
+                out.write(header)
+            for records in store.export_chunks(connection, CHUNK):
+                if stop.is_set():
+                    raise InterruptedError("the sandbox stopped")
+                if total - done < len(records):
+                    records = records[: total - done]
+                out.write(writer.write(records))
+                done += len(records)
+                elapsed = time.monotonic() - started
+                left = int(elapsed / done * (total - done)) if done else 0
+                store.update_job(job["id"], percentage_done=min(99, done * 100 // max(total, 1)),
+                                 time_left_seconds=left)
+                if done >= total:
+                    break
+        os.replace(partial, path)
+        store.update_job(job["id"], status="completed", percentage_done=100, time_left_seconds=0,
+                         file_path=path)
+    except Exception as exc:  # a failed job says so in its status; it never kills the server
+        try:
+            store.update_job(job["id"], status="failed", error=type(exc).__name__)
+        except Exception:  # noqa: S110 - the store is already closed: the sandbox stopped
+            pass
+
+
+class _NdjsonAll:
+    """Records exactly as SQLite built them: one JSON object a line."""
+
+    def header(self) -> bytes:
+        return b""
+
+    def write(self, records: list[str]) -> bytes:
+        return ("\n".join(records) + "\n").encode()
+
+
+class _NdjsonFields:
+    """Only the asked fields, each under its ``export_as`` name."""
+
+    def __init__(self, fields: list[dict[str, str]]) -> None:
+        self.fields = [(f["name"], f.get("export_as") or f["name"]) for f in fields]
+
+    def header(self) -> bytes:
+        return b""
+
+    def write(self, records: list[str]) -> bytes:
+        lines = []
+        for text in records:
+            record = json.loads(text)
+            picked = {alias: value for name, alias in self.fields
+                      if (value := field_value(record, name)) is not None}
+            lines.append(json.dumps(picked, separators=(",", ":")))
+        return ("\n".join(lines) + "\n").encode()
+
+
+class _Csv:
+    def __init__(self, fields: list[dict[str, str]] | None) -> None:
+        chosen = fields or [{"name": n} for n in DEFAULT_CSV_FIELDS]
+        self.fields = [(f["name"], f.get("export_as") or f["name"]) for f in chosen]
+
+    def header(self) -> bytes:
+        return self._rows([[alias for _, alias in self.fields]])
+
+    def write(self, records: list[str]) -> bytes:
+        rows = []
+        for text in records:
+            record = json.loads(text)
+            rows.append([csv_cell(field_value(record, name)) for name, _ in self.fields])
+        return self._rows(rows)
+
+    @staticmethod
+    def _rows(rows: list[list[str]]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        return buffer.getvalue().encode()
+
+
+def _record_writer(job: dict[str, Any]) -> _NdjsonAll | _NdjsonFields | _Csv:
+    fields = job.get("fields")
+    if job["format"] == "csv":
+        return _Csv(fields)
+    return _NdjsonFields(fields) if fields else _NdjsonAll()
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def field_value(record: dict[str, Any], name: str) -> Any:
+    """``identities[0].connection``-style paths into an export record; None when absent."""
+    value: Any = record
+    for key, index in _STEP.findall(name):
+        if key and isinstance(value, dict):
+            value = value.get(key)
+        elif index and isinstance(value, list) and int(index) < len(value):
+            value = value[int(index)]
+        else:
+            return None
+    return value
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
