@@ -69,13 +69,10 @@ def test_unsafe_groups_hold_an_unverified_email_and_safe_ones_do_not(
     tenant: tuple[Store, SyntheticTenant],
 ) -> None:
     store, truth = tenant
-    verified = {}
-    for row in _rows(store, "SELECT owner, profile_data FROM identities"):
-        verified.setdefault(row["owner"], []).append(json.loads(row["profile_data"])["email_verified"])
-    for group in truth.safe_groups:
-        assert all(all(verified[u]) for u in group)
-    for group in truth.unsafe_groups:
-        assert not all(all(verified[u]) for u in group)
+    verified = {u["user_id"]: bool(u["email_verified"])
+                for u in _rows(store, "SELECT user_id, email_verified FROM users")}
+    assert all(verified[u] for group in truth.safe_groups for u in group)
+    assert all(not all(verified[u] for u in group) for group in truth.unsafe_groups)
 
 
 def test_a_seed_gives_the_same_tenant_and_no_seed_another() -> None:

@@ -248,8 +248,8 @@ class SyntheticTenant:
     """What ``seed_synthetic_users`` made: the ground truth a test or a benchmark checks against.
 
     ``safe_groups`` / ``unsafe_groups`` hold, per duplicate person whose accounts are still spread
-    over several users, the sorted full user ids of those users; a group is unsafe when one of the
-    person's accounts has an unverified email.
+    over several users, the sorted full user ids of those users; a group is unsafe when one of
+    those users' own email is unverified.
     """
 
     seed: int | None
@@ -445,7 +445,12 @@ def seed_synthetic_users(store: Store, n: int, seed: int | None = None) -> Synth
             db.executemany(
                 "INSERT INTO identities(provider, user_id, connection, is_social, owner, position,"
                 " profile_data) VALUES (?,?,?,?,?,?,?)", identity_rows)
-        truth = _ground_truth(seed, n, accounts, people, dup, linked, unverified, n_acc, first, owners,
+        # a group is unsafe when one of its users' own (root) email is unverified: that is what an
+        # audit sees, as an export does not carry the profiles of identities already linked
+        unverified_user = ~verified & ~(linked[person_of] & (slot == 1))
+        unsafe_person = np.zeros(people, dtype=bool)
+        np.logical_or.at(unsafe_person, person_of, unverified_user)
+        truth = _ground_truth(seed, n, accounts, people, dup, linked, unsafe_person, n_acc, first, owners,
                               previous)
         db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)",
                    (SYNTHETIC_SETTING, truth.to_json()))
@@ -453,17 +458,17 @@ def seed_synthetic_users(store: Store, n: int, seed: int | None = None) -> Synth
 
 
 def _ground_truth(seed: int | None, n: int, accounts: int, people: int, dup: Any, linked: Any,
-                  unverified: Any, n_acc: Any, first: Any, owners: list[str],
+                  unsafe: Any, n_acc: Any, first: Any, owners: list[str],
                   previous: SyntheticTenant | None) -> SyntheticTenant:
     """Per duplicate person whose accounts are still spread over several users, those users."""
     import numpy as np
 
     safe_groups: list[list[str]] = []
     unsafe_groups: list[list[str]] = []
-    unverified_l, first_l, n_acc_l = unverified.tolist(), first.tolist(), n_acc.tolist()
+    unsafe_l, first_l, n_acc_l = unsafe.tolist(), first.tolist(), n_acc.tolist()
     for p in np.flatnonzero(n_acc - linked > 1).tolist():
         group = sorted({owners[a] for a in range(first_l[p], first_l[p] + n_acc_l[p])})
-        (unsafe_groups if unverified_l[p] else safe_groups).append(group)
+        (unsafe_groups if unsafe_l[p] else safe_groups).append(group)
     before = previous or SyntheticTenant(seed, 0, 0, 0, 0, 0, [], [])
     return SyntheticTenant(
         seed=seed, users=n + before.users, identities=accounts + before.identities,
