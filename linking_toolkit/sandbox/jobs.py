@@ -2,8 +2,8 @@
 
 Rows stream from SQLite in chunks (see ``Store.export_chunks``) straight into the gzip stream, so
 an export of a million users never holds them in memory. Files live in a temporary directory of
-the tenant, removed when the sandbox stops (``stop_exports``, registered in
-``TenantContext.extras["on_stop"]``) or, failing that, when the interpreter exits.
+the tenant, removed when the sandbox stops (``stop_exports`` runs when the store closes) or, at
+the latest, when the interpreter exits.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any
 
 from .context import TenantContext
@@ -36,7 +38,9 @@ class _Exports:
     """A tenant's export directory, running threads and stop signal."""
 
     def __init__(self) -> None:
-        self.directory = tempfile.TemporaryDirectory(prefix="linking-sandbox-exports-")
+        self.directory = tempfile.mkdtemp(prefix="linking-sandbox-exports-")
+        # Removed at interpreter exit at the latest, even if the sandbox is never stopped.
+        self.remove = weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
@@ -47,7 +51,8 @@ def _exports(ctx: TenantContext) -> _Exports:
         state = ctx.extras.get("exports")
         if state is None:
             state = ctx.extras["exports"] = _Exports()
-            ctx.extras.setdefault("on_stop", []).append(lambda: stop_exports(ctx))
+            # Sandbox.stop() closes the store: the exports stop and their files go with it.
+            ctx.store.on_close(lambda: stop_exports(ctx))
     return state
 
 
@@ -62,13 +67,13 @@ def stop_exports(ctx: TenantContext) -> None:
     state.stop.set()
     for thread in list(state.threads):
         thread.join(timeout=10)
-    state.directory.cleanup()
+    state.remove()
 
 
 def start_export(ctx: TenantContext, job: dict[str, Any], connection: str | None) -> threading.Thread:
     """Run ``job`` in a daemon thread; progress goes to the jobs table as it runs."""
     state = _exports(ctx)
-    path = os.path.join(state.directory.name, f"{job['id']}.{job['format']}.gz")
+    path = os.path.join(state.directory, f"{job['id']}.{job['format']}.gz")
     thread = threading.Thread(target=_run_export, args=(ctx.store, job, connection, path, state.stop),
                               name=f"export-{job['id']}", daemon=True)
     with state.lock:

@@ -15,7 +15,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -179,8 +179,16 @@ class Store:
             self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(SCHEMA)
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the store closes (the sandbox stops): background jobs end there."""
+        self._on_close.append(callback)
 
     def close(self) -> None:
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:  # outside the lock: a callback may wait for a job that reads
+            callback()
         with self._lock:
             self._conn.close()
 
