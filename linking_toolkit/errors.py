@@ -1,0 +1,245 @@
+"""One exception hierarchy for everything the toolkit can refuse or a tenant can answer.
+
+Every exception is an :class:`Auth0Error`. Those built from a tenant's answer carry Auth0's own
+error body (``statusCode``, ``error``, ``message``, ``errorCode``) and use the tenant's message as
+their text, so a learner reads exactly what Auth0 said. None of them ever holds a token: messages
+are built from error bodies and claim names, never from the values that were sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AccessDenied",
+    "AlreadyLinked",
+    "Auth0Error",
+    "BadRequest",
+    "Forbidden",
+    "InvalidAlgorithm",
+    "InvalidAudience",
+    "InvalidAuthorizedParty",
+    "InvalidIssuer",
+    "InvalidNonce",
+    "InvalidSignature",
+    "InvalidState",
+    "InvalidToken",
+    "LinkRefused",
+    "LoginCancelled",
+    "LoginError",
+    "LoginExpired",
+    "LoginTimeout",
+    "MalformedToken",
+    "MissingClaim",
+    "NotFound",
+    "RateLimited",
+    "ServerError",
+    "SessionExpired",
+    "TenantError",
+    "TokenExpired",
+    "TokenIssuedInFuture",
+    "TokenTooOld",
+    "TokenVerificationError",
+    "UnknownSigningKey",
+    "UnsafeLink",
+    "error_from_response",
+]
+
+
+class Auth0Error(Exception):
+    """Base of every error the toolkit raises.
+
+    ``status_code``, ``error``, ``message`` and ``error_code`` mirror Auth0's error body; they are
+    ``None`` when the error did not come from a tenant's answer (a refused token, a refused link).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.error = error
+        self.error_code = error_code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        parts = [repr(self.message)]
+        if self.status_code is not None:
+            parts.append(f"status_code={self.status_code}")
+        if self.error_code is not None:
+            parts.append(f"error_code={self.error_code!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+# -- answers of the Management API -----------------------------------------------------------
+
+
+class BadRequest(Auth0Error):
+    """400: the request was refused as malformed (an unknown connection, a bad id, a bad body)."""
+
+
+class InvalidToken(Auth0Error):
+    """401: the bearer token is missing, malformed, expired or from another tenant."""
+
+
+class Forbidden(Auth0Error):
+    """403: the token lacks a scope, or the user may not act on that account."""
+
+
+class NotFound(Auth0Error):
+    """404: no such user (a linked secondary no longer exists on its own), job or identity."""
+
+
+class AlreadyLinked(Auth0Error):
+    """409: the identity already belongs to another user, or the link would be a duplicate."""
+
+
+class RateLimited(Auth0Error):
+    """429 after the client's retries ran out; ``reset_at`` is when the tenant said to come back."""
+
+    def __init__(self, message: str, *, reset_at: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reset_at = reset_at
+
+
+class TenantError(Auth0Error):
+    """The tenant answered something that is not Auth0's JSON (HTML, garbage) or dropped the
+    connection: nothing can be concluded about what happened."""
+
+
+class ServerError(TenantError):
+    """5xx after the retries that were safe to make."""
+
+
+class SessionExpired(Auth0Error):
+    """The session's access token has expired: log in again before linking or unlinking."""
+
+
+# -- logins ---------------------------------------------------------------------------------------
+
+
+class LoginError(Auth0Error):
+    """A login did not end with a session (the tenant's ``error`` and ``error_description``)."""
+
+
+class LoginCancelled(LoginError):
+    """The login was cancelled from this side (``PendingLogin.cancel()``)."""
+
+
+class LoginExpired(LoginError):
+    """The device code or the login window expired before the user finished (``expired_token``)."""
+
+
+class LoginTimeout(LoginError):
+    """No answer came back to the loopback redirect within the timeout."""
+
+
+class AccessDenied(LoginError):
+    """The user (or the tenant) refused the login (``access_denied``)."""
+
+
+class InvalidState(LoginError):
+    """The redirect's ``state`` is not the one this login sent: a forged or mixed-up redirect."""
+
+
+# -- ID token verification --------------------------------------------------------------------
+
+
+class TokenVerificationError(Auth0Error):
+    """An ID token failed a check; the token is not used."""
+
+
+class MalformedToken(TokenVerificationError):
+    """Not a compact JWS with a JSON header and payload."""
+
+
+class InvalidAlgorithm(TokenVerificationError):
+    """The header's ``alg`` is not RS256 (``none``, HS256 and the like are refused)."""
+
+
+class UnknownSigningKey(TokenVerificationError):
+    """The header's ``kid`` is not in the tenant's JWKS, even after fetching it again."""
+
+
+class InvalidSignature(TokenVerificationError):
+    """The signature does not verify against the tenant's key with that ``kid``."""
+
+
+class InvalidIssuer(TokenVerificationError):
+    """``iss`` is not this tenant's issuer."""
+
+
+class InvalidAudience(TokenVerificationError):
+    """``aud`` does not contain this application's client id."""
+
+
+class InvalidAuthorizedParty(TokenVerificationError):
+    """``azp`` is missing although ``aud`` has several values, or is not this client id."""
+
+
+class TokenExpired(TokenVerificationError):
+    """``exp`` is in the past (beyond the leeway)."""
+
+
+class TokenIssuedInFuture(TokenVerificationError):
+    """``iat`` is in the future (beyond the leeway): a wrong clock or a forged token."""
+
+
+class TokenTooOld(TokenVerificationError):
+    """``auth_time`` is older than the ``max_age`` the login asked for."""
+
+
+class InvalidNonce(TokenVerificationError):
+    """``nonce`` is not the one this login sent: a replayed or injected token."""
+
+
+class MissingClaim(TokenVerificationError):
+    """A required claim (``sub``, ``iat``, ``exp``, ``auth_time``...) is absent or of the wrong type."""
+
+
+# -- refusals before any request --------------------------------------------------------------
+
+
+class LinkRefused(Auth0Error):
+    """The toolkit refused a link or unlink before sending anything (see the message)."""
+
+
+class UnsafeLink(LinkRefused):
+    """The link would be unsafe: the same account twice, another tenant, or a session that was
+    not logged in for linking."""
+
+
+_BY_STATUS: dict[int, type[Auth0Error]] = {
+    400: BadRequest,
+    401: InvalidToken,
+    403: Forbidden,
+    404: NotFound,
+    409: AlreadyLinked,
+    429: RateLimited,
+}
+
+
+def error_from_response(status_code: int, body: Any, *, reset_at: float | None = None) -> Auth0Error:
+    """The exception for an error answer whose JSON body is ``body`` (Auth0's shape, or not)."""
+    if isinstance(body, dict):
+        message = str(body.get("message") or body.get("error_description") or body.get("error")
+                      or f"HTTP {status_code}")
+        error = body.get("error")
+        error_code = body.get("errorCode")
+    else:
+        message, error, error_code = f"HTTP {status_code}", None, None
+    kwargs: dict[str, Any] = {"status_code": status_code, "error": error if isinstance(error, str) else None,
+                              "error_code": error_code if isinstance(error_code, str) else None}
+    if status_code == 429:
+        return RateLimited(message, reset_at=reset_at, **kwargs)
+    if status_code >= 500:
+        return ServerError(message, **kwargs)
+    return _BY_STATUS.get(status_code, Auth0Error)(message, **kwargs)

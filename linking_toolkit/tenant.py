@@ -1,0 +1,240 @@
+"""Where a tenant lives: its issuer, endpoints, client ids and Management audience.
+
+``connect()`` finds a real Auth0 tenant in the arguments, the environment or a ``.env`` file, and
+otherwise starts the embedded sandbox tenant, so a notebook runs with no account and no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+from dotenv import dotenv_values
+
+from .errors import TenantError
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+__all__ = ["DEFAULT_TIMEOUT", "Tenant", "connect"]
+
+logger = logging.getLogger("linking_toolkit.tenant")
+
+# Every call has a deadline: a tenant that stops answering must not hang a notebook cell.
+DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
+
+_ENDPOINT_NAMES = ("authorization_endpoint", "token_endpoint", "device_authorization_endpoint",
+                   "userinfo_endpoint", "jwks_uri")
+
+
+@dataclass(repr=False, eq=False)
+class Tenant:
+    """One Auth0 tenant as a client sees it.
+
+    ``issuer`` ends with a slash (``https://{domain}/``), as Auth0 writes it in every token;
+    ``management_audience`` is ``https://{domain}/api/v2/``. ``m2m_client_secret`` is never shown.
+    """
+
+    domain: str
+    issuer: str
+    base_url: str
+    management_audience: str
+    client_id: str
+    m2m_client_id: str | None = None
+    m2m_client_secret: str | None = field(default=None, repr=False)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    connections: list[str] = field(default_factory=list)
+    sandbox: Sandbox | None = None
+    _owns_sandbox: bool = False
+    _http: httpx2.Client | None = None
+    _jwks_lock: threading.Lock = field(default_factory=threading.Lock)
+    _jwks: dict[str, Any] = field(default_factory=dict)
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def discover(
+        cls,
+        base_url: str,
+        *,
+        client_id: str,
+        audience: str | None = None,
+        m2m_client_id: str | None = None,
+        m2m_client_secret: str | None = None,
+        connections: list[str] | None = None,
+        sandbox: Sandbox | None = None,
+        transport: httpx2.BaseTransport | None = None,
+    ) -> Tenant:
+        """Read ``/.well-known/openid-configuration`` and check it names this tenant's issuer."""
+        base_url = base_url.rstrip("/")
+        http = httpx2.Client(timeout=DEFAULT_TIMEOUT, transport=transport)
+        tenant = cls(
+            domain=base_url.split("://", 1)[-1],
+            issuer=base_url + "/",
+            base_url=base_url,
+            management_audience=audience or base_url + "/api/v2/",
+            client_id=client_id,
+            m2m_client_id=m2m_client_id,
+            m2m_client_secret=m2m_client_secret,
+            connections=list(connections or []),
+            sandbox=sandbox,
+            _http=http,
+        )
+        try:
+            doc = tenant.get_json(base_url + "/.well-known/openid-configuration")
+        except BaseException:
+            http.close()
+            raise
+        if doc.get("issuer") != tenant.issuer:
+            http.close()
+            raise TenantError(f"the discovery document names issuer {doc.get('issuer')!r}, "
+                              f"not {tenant.issuer!r}")
+        tenant.endpoints = {k: doc[k] for k in _ENDPOINT_NAMES if isinstance(doc.get(k), str)}
+        return tenant
+
+    @classmethod
+    def from_sandbox(cls, sandbox: Sandbox, *, transport: httpx2.BaseTransport | None = None) -> Tenant:
+        """A running sandbox as a tenant (its demo clients and connections)."""
+        return cls.discover(
+            sandbox.base_url,
+            client_id=sandbox.client_id,
+            audience=sandbox.management_audience,
+            m2m_client_id=sandbox.m2m_client_id,
+            m2m_client_secret=sandbox.m2m_client_secret,
+            connections=list(sandbox.connections),
+            sandbox=sandbox,
+            transport=transport,
+        )
+
+    # -- HTTP for the Authentication API ---------------------------------------------------------
+
+    @property
+    def http(self) -> httpx2.Client:
+        """The tenant's connection pool for discovery, JWKS and token requests."""
+        if self._http is None:
+            self._http = httpx2.Client(timeout=DEFAULT_TIMEOUT)
+        return self._http
+
+    def get_json(self, url: str) -> dict[str, Any]:
+        """GET a JSON document from the tenant; anything else is a :class:`TenantError`."""
+        try:
+            response = self.http.get(url)
+        except httpx2.HTTPError as exc:
+            raise TenantError(f"could not reach {url.split('?')[0]}: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise TenantError(f"{url.split('?')[0]} answered HTTP {response.status_code}",
+                              status_code=response.status_code)
+        try:
+            doc = response.json()
+        except ValueError:
+            raise TenantError(f"{url.split('?')[0]} did not answer JSON") from None
+        if not isinstance(doc, dict):
+            raise TenantError(f"{url.split('?')[0]} did not answer a JSON object")
+        return doc
+
+    def endpoint(self, name: str) -> str:
+        """A discovered endpoint, or Auth0's standard path when discovery did not list it."""
+        defaults = {
+            "authorization_endpoint": "/authorize",
+            "token_endpoint": "/oauth/token",
+            "device_authorization_endpoint": "/oauth/device/code",
+            "userinfo_endpoint": "/userinfo",
+            "jwks_uri": "/.well-known/jwks.json",
+        }
+        return self.endpoints.get(name) or self.base_url + defaults[name]
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool, and stop the sandbox if ``connect()`` started it."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        if self._owns_sandbox and self.sandbox is not None:
+            self.sandbox.stop()
+
+    def __enter__(self) -> Tenant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "sandbox" if self.sandbox is not None else "tenant"
+        return f"<Tenant {kind} issuer={self.issuer!r} client_id={self.client_id!r}>"
+
+
+def _setting(name: str, given: str | None, file_values: dict[str, str | None]) -> str | None:
+    if given:
+        return given
+    return os.environ.get(name) or file_values.get(name) or None
+
+
+def connect(
+    *,
+    domain: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    audience: str | None = None,
+    m2m_client_id: str | None = None,
+    env_file: str | os.PathLike[str] | None = ".env",
+    sandbox_seed: int | None = 1,
+    sandbox: Sandbox | None = None,
+    connections: list[str] | None = None,
+    quiet: bool = False,
+) -> Tenant:
+    """The tenant to work with: a real one when it is configured, otherwise the sandbox.
+
+    A real tenant comes from the arguments, then ``AUTH0_DOMAIN`` / ``AUTH0_CLIENT_ID`` /
+    ``AUTH0_CLIENT_SECRET`` / ``AUTH0_AUDIENCE`` in the environment, then the same names in
+    ``env_file`` (read without changing ``os.environ``). ``client_secret`` is the secret of the
+    machine-to-machine application used by ``ManagementClient.from_client_credentials``; its id is
+    ``m2m_client_id`` (``AUTH0_M2M_CLIENT_ID``), or ``client_id`` when that is not set.
+    ``domain`` may be a full ``http(s)://`` URL (a sandbox started from a shell, for instance).
+
+    With no domain anywhere, the embedded sandbox starts on a free loopback port (seeded with
+    ``sandbox_seed`` so notebook outputs repeat) and one line says so; pass ``sandbox=`` to use
+    one that is already running.
+
+    Examples
+    --------
+    >>> tenant = connect()                        # doctest: +SKIP
+    No AUTH0_DOMAIN configured: using the sandbox tenant at http://127.0.0.1:53817/
+    """
+    if sandbox is not None:
+        return Tenant.from_sandbox(sandbox)
+    file_values: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        file_values = dict(dotenv_values(env_file))
+    domain = _setting("AUTH0_DOMAIN", domain, file_values)
+    if domain:
+        client_id = _setting("AUTH0_CLIENT_ID", client_id, file_values)
+        if not client_id:
+            raise TenantError("AUTH0_DOMAIN is set but AUTH0_CLIENT_ID is not: the login needs the "
+                              "client id of a Native application")
+        secret = _setting("AUTH0_CLIENT_SECRET", client_secret, file_values)
+        m2m_id = _setting("AUTH0_M2M_CLIENT_ID", m2m_client_id, file_values)
+        m2m_id = m2m_id or (client_id if secret else None)
+        base_url = domain if "://" in domain else f"https://{domain}"
+        return Tenant.discover(base_url, client_id=client_id,
+                               audience=_setting("AUTH0_AUDIENCE", audience, file_values),
+                               m2m_client_id=m2m_id, m2m_client_secret=secret, connections=connections)
+
+    from .sandbox import Sandbox
+
+    started = Sandbox(seed=sandbox_seed).start()
+    try:
+        tenant = Tenant.from_sandbox(started)
+    except BaseException:
+        started.stop()
+        raise
+    tenant._owns_sandbox = True
+    if not quiet:
+        print(f"No AUTH0_DOMAIN configured: using the sandbox tenant at {tenant.issuer}")
+    logger.info("started the sandbox tenant at %s", tenant.issuer)
+    return tenant

@@ -1,0 +1,244 @@
+"""The login flows, both directions each, against the sandbox's own pages over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+
+from linking_toolkit import (
+    SCOPE,
+    AccessDenied,
+    InvalidState,
+    LoginCancelled,
+    LoginError,
+    LoginExpired,
+    LoginTimeout,
+    Session,
+    Tenant,
+    connect,
+    login,
+    start_login,
+)
+from linking_toolkit.sandbox import Sandbox
+
+GOOGLE = "google-oauth2"
+
+
+def quiet(text: str, url: str | None) -> None:
+    """Tests drive the pages themselves: nothing to show."""
+
+
+@pytest.fixture
+def tenant(sandbox: Sandbox) -> Iterator[Tenant]:
+    assert sandbox.context is not None
+    sandbox.context.extras["device_poll_interval"] = 1  # keep device tests short
+    with connect(sandbox=sandbox) as t:
+        yield t
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def assert_logged_in(session: Session, email: str, purpose: str) -> None:
+    assert session.purpose == purpose
+    assert session.profile["email"] == email
+    assert session.profile["user_id"] == session.user_id
+    assert session.identities and not session.expired
+
+
+# -- password ---------------------------------------------------------------------------------
+
+
+def test_password_login(sandbox: Sandbox, tenant: Tenant) -> None:
+    user = sandbox.demo_users[0]
+    session = login(tenant, method="password", email=user["email"], password=user["password"])
+    assert_logged_in(session, user["email"], "login")
+    assert session.user_id == user["user_id"]
+    assert set(SCOPE.split()) <= set(session.scope.split())
+
+
+def test_password_login_with_a_wrong_password(sandbox: Sandbox, tenant: Tenant) -> None:
+    user = sandbox.demo_users[0]
+    with pytest.raises(LoginError) as caught:
+        login(tenant, method="password", email=user["email"], password="not-" + user["password"])
+    assert caught.value.error == "invalid_grant"
+    assert "Wrong email or password" in str(caught.value)
+
+
+def test_login_refuses_an_unknown_purpose(tenant: Tenant) -> None:
+    with pytest.raises(ValueError, match="purpose"):
+        login(tenant, method="password", email="a@b.c", password="x", purpose="admin")  # type: ignore[arg-type]
+
+
+# -- paste ------------------------------------------------------------------------------------
+
+
+def test_paste_login_sends_state_nonce_pkce_audience_and_scope(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="paste", purpose="linking", connection=GOOGLE, show=quiet)
+    assert pending.authorize_url is not None
+    sent = query(pending.authorize_url)
+    assert sent["state"].startswith("linking.")
+    assert sent["nonce"] and sent["code_challenge_method"] == "S256" and len(sent["code_challenge"]) == 43
+    assert sent["audience"] == tenant.management_audience and sent["scope"] == SCOPE
+    assert sent["connection"] == GOOGLE
+    redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="alan@example.com")
+    session = pending.complete(redirect)
+    assert_logged_in(session, "alan@example.com", "linking")
+    assert session.user_id.startswith("google-oauth2|")
+    assert session.claims["nonce"] == sent["nonce"]
+    assert pending.status == "done" and pending.result(0) is session
+
+
+def test_paste_login_refuses_another_state(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
+    assert pending.authorize_url is not None
+    redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="alan@example.com")
+    forged = redirect.replace("state=login.", "state=linking.")
+    with pytest.raises(InvalidState):
+        pending.complete(forged)
+    assert pending.status == "failed"
+
+
+def test_paste_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
+    assert pending.authorize_url is not None
+    redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="alan@example.com",
+                                       deny=True)
+    with pytest.raises(AccessDenied):
+        pending.complete(redirect)
+    with pytest.raises(AccessDenied):
+        pending.result(0)
+
+
+def test_paste_login_with_a_code_for_another_login(sandbox: Sandbox, tenant: Tenant) -> None:
+    """A code obtained by another login (another verifier) is refused by the tenant (PKCE)."""
+    victim = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
+    attacker = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
+    assert victim.authorize_url and attacker.authorize_url
+    redirect = sandbox.approve_browser(attacker.authorize_url, connection=GOOGLE, email="alan@example.com")
+    # Replay the attacker's code with the victim's state: the verifier does not match the challenge.
+    swapped = redirect.replace(query(redirect)["state"], query(victim.authorize_url)["state"])
+    with pytest.raises(LoginError):
+        victim.complete(swapped)
+
+
+# -- browser ----------------------------------------------------------------------------------
+
+
+def test_browser_login_through_the_loopback_redirect(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
+                          timeout=30)
+    assert pending.authorize_url is not None
+    redirect_uri = query(pending.authorize_url)["redirect_uri"]
+    assert redirect_uri.startswith("http://127.0.0.1:") and redirect_uri.endswith("/callback")
+    redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="ada@example.com")
+    assert redirect.startswith(redirect_uri)
+    page = httpx2.get(redirect, timeout=10)  # what the person's browser does with the redirect
+    assert page.status_code == 200 and "close this tab" in page.text
+    session = pending.result(timeout=30)
+    assert_logged_in(session, "ada@example.com", "login")
+
+
+def test_browser_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
+                          timeout=30)
+    assert pending.authorize_url is not None
+    redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="ada@example.com",
+                                       deny=True)
+    httpx2.get(redirect, timeout=10)
+    with pytest.raises(AccessDenied):
+        pending.result(timeout=30)
+    assert pending.status == "failed"
+
+
+def test_browser_login_with_a_forged_state(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
+                          timeout=30)
+    assert pending.authorize_url is not None
+    redirect_uri = query(pending.authorize_url)["redirect_uri"]
+    httpx2.get(f"{redirect_uri}?code=stolen&state=login.forged", timeout=10)
+    with pytest.raises(InvalidState):
+        pending.result(timeout=30)
+
+
+def test_browser_login_times_out(tenant: Tenant) -> None:
+    pending = start_login(tenant, method="browser", open_browser=False, show=quiet, timeout=0.5)
+    with pytest.raises(LoginTimeout):
+        pending.result(timeout=30)
+
+
+def test_browser_login_shows_the_link_when_no_browser_opens(tenant: Tenant) -> None:
+    shown: list[tuple[str, str | None]] = []
+    pending = start_login(tenant, method="browser", open_browser=False, timeout=30,
+                          show=lambda text, url: shown.append((text, url)))
+    assert shown and shown[0][1] == pending.authorize_url
+    pending.cancel()
+    with pytest.raises(LoginCancelled):
+        pending.result(timeout=30)
+    assert pending.status == "cancelled"
+
+
+# -- device -----------------------------------------------------------------------------------
+
+
+def test_device_login(sandbox: Sandbox, tenant: Tenant) -> None:
+    shown: list[tuple[str, str | None]] = []
+    pending = start_login(tenant, method="device", purpose="linking",
+                          show=lambda text, url: shown.append((text, url)))
+    assert pending.user_code and pending.verification_uri_complete
+    assert shown[0][1] == pending.verification_uri_complete and pending.user_code in shown[0][0]
+    assert not pending.done() and pending.status == "pending"
+    called: list[str] = []
+    pending.add_done_callback(lambda p: called.append(p.status))
+    sandbox.approve_device(pending.user_code, connection=GOOGLE, email="alan@example.com")
+    session = pending.result(timeout=60)
+    assert_logged_in(session, "alan@example.com", "linking")
+    assert called == ["done"]
+    pending.add_done_callback(lambda p: called.append("late"))
+    assert called == ["done", "late"]
+
+
+def test_device_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="device", show=quiet)
+    assert pending.user_code
+    sandbox.approve_device(pending.user_code, connection=GOOGLE, email="alan@example.com", deny=True)
+    with pytest.raises(AccessDenied):
+        pending.result(timeout=60)
+
+
+def test_device_login_expired(sandbox: Sandbox, tenant: Tenant) -> None:
+    assert sandbox.context is not None
+    sandbox.context.extras["device_code_seconds"] = 1
+    pending = start_login(tenant, method="device", show=quiet)
+    with pytest.raises(LoginExpired):
+        pending.result(timeout=60)
+
+
+def test_device_login_cancelled(tenant: Tenant) -> None:
+    pending = start_login(tenant, method="device", show=quiet)
+    pending.cancel()
+    with pytest.raises(LoginCancelled):
+        pending.result(timeout=10)
+    assert pending.status == "cancelled" and isinstance(pending.error, LoginCancelled)
+
+
+def test_device_login_honours_slow_down(sandbox: Sandbox, tenant: Tenant) -> None:
+    assert sandbox.context is not None
+    pending = start_login(tenant, method="device", show=quiet)  # told to poll every second
+    assert pending.user_code and pending.interval == 1.0
+    # The tenant now wants 3 s between polls: the client's second poll is too early, the tenant
+    # answers slow_down, and the client must add 5 s to its interval.
+    with sandbox.context.store.transaction() as db:
+        db.execute("UPDATE device_codes SET interval = 3")
+    deadline = time.monotonic() + 30
+    while pending.interval == 1.0 and time.monotonic() < deadline and not pending.done():
+        time.sleep(0.1)
+    assert pending.interval == 6.0
+    sandbox.approve_device(pending.user_code, connection=GOOGLE, email="alan@example.com")
+    session = pending.result(timeout=60)
+    assert session.profile["email"] == "alan@example.com"
