@@ -1,0 +1,286 @@
+"""IdentityTable and LoginPrompt driven from Python against a running sandbox, as a learner would
+click them: link through the button (the device login approved on the sandbox's own pages),
+unlink through a row's button with its confirmation, errors in the message area."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import ipywidgets as widgets
+import pytest
+
+from linking_toolkit import LoginCancelled, ManagementClient, NotFound, Session, Tenant, login
+from linking_toolkit.management import ClientCredentials
+from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.widgets import IdentityTable, LoginPrompt
+
+ADA = "ada@example.com"
+DATABASE = "Username-Password-Authentication"
+WAIT = 30  # seconds: an upper bound for a sandbox login, never a timing under test
+
+
+@pytest.fixture
+def tenant(sandbox: Sandbox) -> Iterator[Tenant]:
+    # Poll every second instead of Auth0's five, so each device login costs one second.
+    sandbox.context.extras["device_poll_interval"] = 1
+    with Tenant.from_sandbox(sandbox) as tenant:
+        yield tenant
+
+
+@pytest.fixture
+def admin(tenant: Tenant) -> Iterator[ManagementClient]:
+    with ManagementClient.from_client_credentials(tenant) as client:
+        yield client
+
+
+def ada_login(tenant: Tenant) -> Session:
+    password = tenant.sandbox.demo_user(ADA)["password"]
+    return login(tenant, method="password", email=ADA, password=password)
+
+
+def google_id_of_ada(admin: ManagementClient) -> str:
+    return next(u["user_id"] for u in admin.users_by_email(ADA) if u["user_id"].startswith("google-oauth2|"))
+
+
+def link_google_elsewhere(admin: ManagementClient, primary_id: str) -> str:
+    """Link Ada's Google account to ``primary_id`` with the admin client (the arrangement)."""
+    google = google_id_of_ada(admin)
+    admin.link(primary_id, provider="google-oauth2", user_id=google.split("|", 1)[1])
+    return google
+
+
+def link_through_button(table: IdentityTable, tenant: Tenant, connection: str, **approve: object) -> None:
+    table.press_link(connection)
+    pending = table.wait_for_login(WAIT)
+    tenant.sandbox.approve_device(pending.user_code, connection=connection, email=ADA, **approve)
+    assert table.wait_idle(WAIT)
+
+
+def all_widget_states(widget: widgets.Widget, seen: set[int] | None = None) -> Iterator[dict]:
+    """The state of ``widget`` and every widget it holds (what a notebook would save)."""
+    seen = set() if seen is None else seen
+    if id(widget) in seen:
+        return
+    seen.add(id(widget))
+    yield widget.get_state()
+    for key in widget.keys:
+        value = getattr(widget, key)
+        for item in value if isinstance(value, tuple | list) else (value,):
+            if isinstance(item, widgets.Widget):
+                yield from all_widget_states(item, seen)
+
+
+def test_table_shows_each_identity_and_no_unlink_button_on_the_main_one(tenant, admin):
+    primary = ada_login(tenant)
+    google = link_google_elsewhere(admin, primary.user_id)
+    primary = ada_login(tenant)  # a fresh login reads the profile with Google linked
+
+    table = IdentityTable(primary)
+
+    assert [(r["connection"], r["primary"]) for r in table.rows] == [(DATABASE, True),
+                                                                     ("google-oauth2", False)]
+    assert table.rows[1] == {"connection": "google-oauth2", "provider": "google-oauth2",
+                             "user_id": google.split("|", 1)[1], "name": "Ada Lovelace", "email": ADA,
+                             "verified": True, "primary": False}
+    buttons = table.unlink_buttons
+    assert buttons[0] is None and buttons[1].description == "Unlink"
+    with pytest.raises(ValueError, match="main identity"):
+        table.press_unlink(0)
+    assert table.connection_picker.options == tuple(tenant.connections)
+    assert repr(table) == f"<IdentityTable {primary.user_id}: 2 identities>"
+
+
+def test_link_through_the_button_links_the_approved_account(tenant, admin):
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+    cells_before = list(table.grid.children[:14])
+    google = google_id_of_ada(admin)
+    requests_before = primary._management.stats.requests  # the session's own Management client
+
+    link_through_button(table, tenant, "google-oauth2")
+
+    assert table.message == f"Linked the google-oauth2 account ({google})."
+    assert [r["connection"] for r in table.rows] == [DATABASE, "google-oauth2"]
+    # One request, the link itself: the table redrew from its answer, without re-fetching.
+    assert primary._management.stats.requests == requests_before + 1
+    # The tenant agrees: the Google user is now an identity of Ada's, not a user of its own.
+    assert [i["connection"] for i in admin.get_user(primary.user_id)["identities"]] == [DATABASE,
+                                                                                        "google-oauth2"]
+    with pytest.raises(NotFound):
+        admin.get_user(google)
+    # The header and the main row are the same widgets as before: updated, not rebuilt.
+    assert all(a is b for a, b in zip(cells_before, table.grid.children[:14], strict=True))
+    assert table.prompt_area.children == ()
+    assert not table.busy and not table.link_button.disabled
+
+
+def test_unlink_through_a_rows_button_asks_first_then_unlinks(tenant, admin):
+    primary = ada_login(tenant)
+    google = link_google_elsewhere(admin, primary.user_id)
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+
+    table.unlink_buttons[1].click()
+    assert table.confirmation == f"Unlink the google-oauth2 account {ADA}? It becomes a separate user again."
+    assert table.confirm_box.layout.display == "flex"
+    table.cancel_button.click()
+    assert table.confirmation is None and table.message == "Nothing was unlinked."
+    assert len(admin.get_user(primary.user_id)["identities"]) == 2  # nothing was sent
+
+    table.unlink_buttons[1].click()
+    table.confirm_button.click()
+    assert table.wait_idle(WAIT)
+
+    assert [r["connection"] for r in table.rows] == [DATABASE]
+    assert table.unlink_buttons == [None]
+    assert table.message.startswith(f"Unlinked google-oauth2 ({google})")
+    assert table.confirm_box.layout.display == "none"
+    assert [i["connection"] for i in admin.get_user(primary.user_id)["identities"]] == [DATABASE]
+    secondary = admin.get_user(google)  # a user of its own again
+    assert [i["connection"] for i in secondary["identities"]] == ["google-oauth2"]
+
+
+def test_confirm_without_a_question_is_refused(tenant):
+    table = IdentityTable(ada_login(tenant))
+    with pytest.raises(RuntimeError, match="no unlink to confirm"):
+        table.confirm()
+
+
+def test_buttons_are_disabled_while_the_linking_login_waits(tenant, admin):
+    primary = ada_login(tenant)
+    link_google_elsewhere(admin, primary.user_id)
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+
+    table.press_link("github")
+    pending = table.wait_for_login(WAIT)
+
+    assert table.busy
+    assert table.link_button.disabled and table.connection_picker.disabled
+    assert table.unlink_buttons[1].disabled and table.confirm_button.disabled
+    table.press_unlink(1)  # a press while busy does nothing
+    assert table.confirmation is None
+    prompt = table.prompt_area.children[0]
+    assert isinstance(prompt, LoginPrompt) and prompt.pending is pending
+    assert pending.user_code in prompt.code.value
+
+    tenant.sandbox.approve_device(pending.user_code, connection="github", email=ADA)
+    assert table.wait_idle(WAIT)
+    assert not table.busy
+    assert not any(b.disabled for b in table.unlink_buttons if b is not None)
+    assert not table.link_button.disabled and not table.connection_picker.disabled
+    assert [r["connection"] for r in table.rows] == [DATABASE, "google-oauth2", "github"]
+
+
+def test_a_denied_login_shows_the_tenants_words_and_changes_nothing(tenant):
+    table = IdentityTable(ada_login(tenant))
+
+    link_through_button(table, tenant, "google-oauth2", deny=True)
+
+    assert table.message == "User cancelled the confirmation prompt or consent page."
+    assert "Traceback" not in table.message_area.value
+    assert "b00020" in table.message_area.value  # shown as an error
+    assert [r["connection"] for r in table.rows] == [DATABASE]
+    assert not table.busy and not table.link_button.disabled
+
+
+def test_linking_the_same_account_is_refused_in_the_message_area(tenant):
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+    password = tenant.sandbox.demo_user(ADA)["password"]
+
+    link_through_button(table, tenant, DATABASE, password=password)
+
+    assert table.message.startswith("the secondary session is the primary account itself")
+    assert [r["connection"] for r in table.rows] == [DATABASE]
+
+
+def test_the_tenants_refusal_of_an_unlink_shows_in_the_message_area(tenant, admin):
+    primary = ada_login(tenant)
+    link_google_elsewhere(admin, primary.user_id)
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+    # Meanwhile an administrator deletes Ada's user.
+    token = ClientCredentials(tenant, tenant.m2m_client_id, tenant.m2m_client_secret)()
+    deleted = tenant.http.delete(f"{tenant.management_audience}users/{primary.user_id}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    assert deleted.status_code == 204
+
+    table.press_unlink(1)
+    table.confirm()
+    assert table.wait_idle(WAIT)
+
+    assert table.message == "The user does not exist."
+    assert [r["connection"] for r in table.rows] == [DATABASE, "google-oauth2"]
+    assert not table.unlink_buttons[1].disabled
+
+
+def test_an_identity_unlinked_elsewhere_disappears_after_the_next_unlink(tenant, admin):
+    primary = ada_login(tenant)
+    google = link_google_elsewhere(admin, primary.user_id)
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+    admin.unlink(primary.user_id, "google-oauth2", google.split("|", 1)[1])  # in another tab
+
+    table.press_unlink(1)
+    table.confirm()
+    assert table.wait_idle(WAIT)
+
+    # Auth0 answers 200 with what is left: the table shows the tenant's truth.
+    assert [r["connection"] for r in table.rows] == [DATABASE]
+
+
+def test_refresh_redraws_after_a_link_made_outside_the_table(tenant, admin):
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+    primary.profile["identities"] = admin.link(primary.user_id, provider="google-oauth2",
+                                               user_id=google_id_of_ada(admin).split("|", 1)[1])
+    table.refresh()
+    assert [r["connection"] for r in table.rows] == [DATABASE, "google-oauth2"]
+
+
+def test_no_widget_state_holds_a_token_secret_or_password(tenant):
+    primary = ada_login(tenant)
+    table = IdentityTable(primary)
+    link_through_button(table, tenant, "google-oauth2")
+    secondary = table.pending_login.result(0)
+    table.press_unlink(1)  # leave a confirmation on screen too
+
+    saved = repr(list(all_widget_states(table)))
+
+    secrets = [primary.access_token, primary.id_token, secondary.access_token, secondary.id_token,
+               tenant.sandbox.demo_user(ADA)["password"], tenant.m2m_client_secret]
+    assert not [s for s in secrets if s and s in saved]
+    assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}", saved)
+    assert "google-oauth2" in saved  # the scan did see the table's contents
+
+
+def test_login_prompt_shows_link_code_and_countdown_and_cancels(tenant):
+    prompt = LoginPrompt.start(tenant, purpose="linking")
+    pending = prompt.pending
+
+    assert pending.verification_uri_complete in prompt.link.value
+    assert pending.user_code in prompt.code.value
+    assert prompt.countdown.value.startswith("The code expires in ")
+    assert 0 < prompt.seconds_left <= pending.expires_in
+    assert repr(prompt) == "<LoginPrompt device login (linking)>"
+
+    prompt.cancel_button.click()
+
+    with pytest.raises(LoginCancelled):
+        prompt.result(WAIT)
+    assert pending.status == "cancelled"
+    assert prompt.cancel_button.disabled
+    assert prompt.status.value == "The login was cancelled."
+
+
+def test_login_prompt_shows_who_logged_in(tenant):
+    prompt = LoginPrompt.start(tenant)
+    tenant.sandbox.approve_device(prompt.pending.user_code, connection="google-oauth2", email=ADA)
+
+    session = prompt.result(WAIT)
+
+    assert session.profile["email"] == ADA
+    assert f"Logged in as {ADA}." in prompt.status.value
+    assert prompt.countdown.value == ""
