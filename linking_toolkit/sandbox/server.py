@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from .app import create_app
 from .context import RateLimiter, TenantContext, parse_rate_limit
 from .keys import SigningKeys
-from .seed import DATABASE, DemoTenant, seed_demo_tenant, seed_synthetic_users
+from .seed import DATABASE, DEMO_PEOPLE, DemoTenant, hash_password, seed_demo_tenant, seed_synthetic_users
 from .store import Store
 
 __all__ = ["Sandbox"]
@@ -21,6 +22,36 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+def reopen_demo_tenant(store: Store) -> DemoTenant:
+    """The demo tenant of an existing database file.
+
+    Passwords are stored only as hashes, so the demo users get new random passwords (the info
+    line prints them); the M2M secret is read back from its client row.
+    """
+    native_id = store.get_setting("native_client_id") or ""
+    m2m_id = store.get_setting("m2m_client_id") or ""
+    m2m = store.client(m2m_id)
+    demo_emails = {person["email"] for person in DEMO_PEOPLE}
+    demo_users: list[dict[str, Any]] = []
+    with store.transaction() as db:
+        rows = db.execute(
+            "SELECT i.*, json_extract(i.profile_data, '$.email') AS email,"
+            " json_extract(i.profile_data, '$.email_verified') AS email_verified"
+            " FROM identities i WHERE i.connection = ? AND i.is_social = 0 ORDER BY i.rowid",
+            (DATABASE,),
+        ).fetchall()
+        for row in rows:
+            if row["email"] not in demo_emails:
+                continue
+            password = secrets.token_urlsafe(12)
+            db.execute("UPDATE identities SET password_hash = ? WHERE provider = ? AND user_id = ?",
+                       (hash_password(password), row["provider"], row["user_id"]))
+            demo_users.append({"email": row["email"], "connection": DATABASE, "password": password,
+                               "user_id": row["owner"], "email_verified": bool(row["email_verified"])})
+    connections = {c["name"]: c["id"] for c in store.connections()}
+    return DemoTenant(native_id, m2m_id, (m2m or {}).get("client_secret") or "", connections, demo_users)
 
 
 class Sandbox:
@@ -74,7 +105,7 @@ class Sandbox:
             if self.users:
                 seed_synthetic_users(store, self.users, seed=self.seed)
         else:  # an existing database file: its secret was stored when it was made
-            self._demo = DemoTenant.from_store(store)
+            self._demo = reopen_demo_tenant(store)
         self.context = ctx
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
@@ -155,6 +186,32 @@ class Sandbox:
             if user["email"] == email and user["connection"] == connection:
                 return user
         raise KeyError(f"no demo user {email!r} on {connection!r}")
+
+    # -- finishing a login as a person would (drives the sandbox's own pages) -----------------------
+
+    def _password_for(self, connection: str, email: str, password: str | None) -> str | None:
+        if password is None and connection == DATABASE:
+            return self.demo_user(email, connection)["password"]
+        return password
+
+    def approve_device(self, user_code: str, *, connection: str, email: str,
+                       password: str | None = None, deny: bool = False) -> None:
+        """Approve (or deny) a device login by entering ``user_code`` on ``/activate`` and logging
+        in as ``email``; a demo database user's password is filled in for you."""
+        from .driver import approve_device
+
+        approve_device(self.base_url, user_code, connection=connection, email=email,
+                       password=None if deny else self._password_for(connection, email, password), deny=deny)
+
+    def approve_browser(self, authorize_url: str, *, connection: str, email: str,
+                        password: str | None = None, deny: bool = False) -> str:
+        """Log in (or deny) on the pages ``authorize_url`` leads to; returns the redirect URL
+        (with ``code`` and ``state``, or ``error``) that the app would receive."""
+        from .driver import approve_browser
+
+        return approve_browser(authorize_url, connection=connection, email=email,
+                               password=None if deny else self._password_for(connection, email, password),
+                               deny=deny)
 
     def info(self) -> dict[str, Any]:
         """The JSON line ``python -m linking_toolkit.sandbox`` prints once it listens."""

@@ -1,0 +1,292 @@
+"""The sandbox's pages: /authorize and its login page, the simulated social providers, /activate.
+
+A login in progress is a ``LoginTransaction``; every form carries its id and a CSRF token that
+must also come back in a cookie set for that transaction, so another site cannot post a login.
+Pages answer bad input with a 4xx page, never a 500 and never a redirect to an unchecked URL.
+"""
+
+from __future__ import annotations
+
+import hmac
+import sqlite3
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, current_app, make_response, redirect, render_template, request
+from werkzeug.wrappers import Response
+
+from . import oauth_state as state
+from .context import TenantContext, tenant_of
+from .oauth import Auth0Error, known_audience, oauth_server, record_login
+from .seed import iso, verify_password
+from .store import full_user_id
+
+__all__ = ["pages"]
+
+pages = Blueprint("pages", __name__)
+
+COOKIE_PREFIX = "sbx_"
+
+
+def _tenant() -> TenantContext:
+    return tenant_of(current_app)
+
+
+def _page(template: str, status: int = 200, **values: Any) -> Response:
+    response = make_response(render_template(template, **values), status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"  # a login page in someone's iframe is clickjacking
+    return response
+
+
+def _error_page(message: str, status: int = 400) -> Response:
+    return _page("error.html", status, message=message)
+
+
+def _with_cookie(response: Response, tx: state.LoginTransaction) -> Response:
+    response.set_cookie(COOKIE_PREFIX + tx.id, tx.csrf, max_age=state.TRANSACTION_SECONDS,
+                        httponly=True, samesite="Lax", path="/")
+    return response
+
+
+def _posted_transaction() -> state.LoginTransaction | None:
+    """The transaction a form names, if its CSRF token matches both the field and the cookie."""
+    tx = state.get_transaction(_tenant(), request.form.get("tx"))
+    if tx is None:
+        return None
+    field = request.form.get("csrf", "")
+    cookie = request.cookies.get(COOKIE_PREFIX + tx.id, "")
+    if not (hmac.compare_digest(field.encode(), tx.csrf.encode())
+            and hmac.compare_digest(cookie.encode(), tx.csrf.encode())):
+        return None
+    return tx
+
+
+def _client_name(client_id: str) -> str:
+    client = _tenant().store.client(client_id)
+    return client["name"] if client else client_id
+
+
+# -- /authorize --------------------------------------------------------------------------------------
+
+@pages.get("/authorize")
+def authorize() -> Response:
+    tenant = _tenant()
+    try:
+        grant = oauth_server(current_app).get_consent_grant(end_user=None)
+    except OAuth2Error as error:
+        if error.redirect_uri:  # the redirect URI was checked: the app hears of the error
+            return redirect(add_params_to_uri(error.redirect_uri, error.get_body()), code=302)
+        return _error_page(f"{error.error}: {error.description or 'invalid authorization request'}")
+    args = request.args
+    redirect_uri = grant.redirect_uri
+
+    def fail(error: str, description: str) -> Response:
+        params = [("error", error), ("error_description", description)]
+        if args.get("state"):
+            params.append(("state", args["state"]))
+        return redirect(add_params_to_uri(redirect_uri, params), code=302)
+
+    try:
+        audience = known_audience(tenant, args.get("audience"))
+    except Auth0Error as error:
+        return fail(error.error, error.description)
+    connection = args.get("connection")
+    if connection and tenant.store.connection_by_name(connection) is None:
+        return fail("invalid_request", "the connection was not found")
+    params = {
+        "client_id": grant.client.get_client_id(),
+        "redirect_uri": redirect_uri,
+        "scope": grant.request.scope or "",
+        "state": args.get("state"),
+        "nonce": args.get("nonce"),
+        "audience": audience,
+        "code_challenge": args.get("code_challenge"),
+        "code_challenge_method": args.get("code_challenge_method") or None,
+        "connection": connection,
+    }
+    tx = state.new_transaction(tenant, "authorize", params)
+    return _with_cookie(_start_login(tx), tx)
+
+
+def _start_login(tx: state.LoginTransaction) -> Response:
+    """The connection chooser, or straight to the named connection (``connection=``)."""
+    connection = tx.params.get("connection")
+    if connection:
+        found = _tenant().store.connection_by_name(connection)
+        if found and found["is_social"]:
+            return redirect(f"/simulated/{quote(connection)}/authorize?tx={tx.id}", code=302)
+    return redirect(f"/u/login?tx={tx.id}", code=302)
+
+
+# -- the login page ----------------------------------------------------------------------------------
+
+def _login_page(tx: state.LoginTransaction, error: str | None = None, status: int = 200,
+                email: str = "") -> Response:
+    connections = _tenant().store.connections()
+    only = tx.params.get("connection")
+    if only:
+        connections = [c for c in connections if c["name"] == only]
+    return _page("login.html", status, tx=tx, error=error, email=email,
+                 client_name=_client_name(tx.params["client_id"]),
+                 databases=[c for c in connections if not c["is_social"]],
+                 socials=[c for c in connections if c["is_social"]])
+
+
+@pages.get("/u/login")
+def login_page() -> Response:
+    tx = state.get_transaction(_tenant(), request.args.get("tx"))
+    if tx is None:
+        return _error_page("This login has expired or was already completed. Start again from the "
+                           "application.")
+    return _login_page(tx)
+
+
+@pages.post("/u/login")
+def login_submit() -> Response:
+    tenant = _tenant()
+    tx = _posted_transaction()
+    if tx is None:
+        return _error_page("This form has expired or did not come from this page. Start again.", 403)
+    if request.form.get("action") == "cancel":
+        return _finish(tx, None)
+    connection = tenant.store.connection_by_name(request.form.get("connection", ""))
+    if connection is None or connection["is_social"]:
+        return _login_page(tx, "Choose one of the connections shown.", 400)
+    email = request.form.get("email", "").strip()
+    password = request.form.get("password", "")
+    if not email or not password:
+        return _login_page(tx, "Enter your email and password.", 400, email=email)
+    identity = tenant.store.database_identity_by_email(connection["name"], email)
+    if identity is None or not verify_password(password, identity["password_hash"]):
+        return _login_page(tx, "Wrong email or password.", 401, email=email)
+    return _finish(tx, identity["owner"])
+
+
+# -- simulated social providers -------------------------------------------------------------------
+
+def _social(connection: str) -> dict[str, Any] | None:
+    found = _tenant().store.connection_by_name(connection)
+    return found if found and found["is_social"] else None
+
+
+@pages.get("/simulated/<connection>/authorize")
+def upstream_page(connection: str) -> Response:
+    tenant = _tenant()
+    if _social(connection) is None:
+        return _error_page(f"There is no social connection named {connection!r}.", 404)
+    tx = state.get_transaction(tenant, request.args.get("tx"))
+    if tx is None:
+        return _error_page("This login has expired or was already completed. Start again.")
+    return _page("upstream.html", tx=tx, connection=connection,
+                 accounts=tenant.store.upstream_accounts(connection),
+                 client_name=_client_name(tx.params["client_id"]))
+
+
+@pages.post("/simulated/<connection>/authorize")
+def upstream_submit(connection: str) -> Response:
+    tenant = _tenant()
+    if _social(connection) is None:
+        return _error_page(f"There is no social connection named {connection!r}.", 404)
+    tx = _posted_transaction()
+    if tx is None:
+        return _error_page("This form has expired or did not come from this page. Start again.", 403)
+    if request.form.get("action") == "deny":
+        return _finish(tx, None)
+    sub = request.form.get("sub", "")
+    account = next((a for a in tenant.store.upstream_accounts(connection) if a["sub"] == sub), None)
+    if account is None:
+        return _error_page("Choose one of the accounts listed.", 400)
+    return _finish(tx, social_user(tenant, connection, account))
+
+
+def social_user(tenant: TenantContext, connection: str, account: dict[str, Any]) -> str:
+    """The user who owns this social identity, created on first login as ``provider|sub``
+    (if the identity was linked into another user, that user is who logs in, as on Auth0)."""
+    for _ in range(2):
+        identity = tenant.store.find_identity(connection, account["sub"])
+        if identity is not None:
+            return identity["owner"]
+        profile = {
+            "email": account["email"],
+            "email_verified": account["email_verified"],
+            "name": account["name"],
+            "given_name": account["given_name"],
+            "family_name": account["family_name"],
+            "picture": account["picture"],
+            "nickname": (account["email"] or "").split("@")[0] or None,
+        }
+        try:
+            with tenant.store.transaction() as db:
+                return tenant.store.insert_user(
+                    db, provider=connection, user_id=account["sub"], connection=connection,
+                    is_social=True, profile=profile, created_at=iso(datetime.now(UTC)))
+        except sqlite3.IntegrityError:
+            continue  # a concurrent first login created it: read it again
+    return full_user_id(connection, account["sub"])
+
+
+# -- the end of a login ------------------------------------------------------------------------------
+
+def _finish(tx: state.LoginTransaction, user_id: str | None) -> Response:
+    """Approve (a user) or deny (None): a redirect to the app, or the device flow's last page."""
+    tenant = _tenant()
+    if not state.close_transaction(tenant, tx):
+        return _error_page("This login was already completed.")
+    response: Response
+    if user_id is not None:
+        record_login(tenant, user_id)
+    if tx.kind == "device":
+        finished = state.finish_device_code(tenant, tx.params["user_code"], user_id)
+        if not finished:
+            response = _error_page("This device code has expired. Start again on your device.")
+        else:
+            response = _page("device_done.html", approved=user_id is not None)
+    else:
+        params = tx.params
+        if user_id is None:
+            out = [("error", "access_denied"), ("error_description", "User did not authorize the request")]
+        else:
+            code = state.save_authorization_code(tenant, params, user_id, int(time.time()))
+            out = [("code", code)]
+        if params.get("state"):
+            out.append(("state", params["state"]))
+        response = redirect(add_params_to_uri(params["redirect_uri"], out), code=302)
+    response.delete_cookie(COOKIE_PREFIX + tx.id, path="/")
+    return response
+
+
+# -- /activate (device flow) ---------------------------------------------------------------------
+
+@pages.get("/activate")
+def activate_page() -> Response:
+    return _page("activate.html", user_code=request.args.get("user_code", "")[:20], error=None)
+
+
+@pages.post("/activate")
+def activate_submit() -> Response:
+    tenant = _tenant()
+    typed = request.form.get("user_code", "")[:20]
+    row = state.device_code_by_user(tenant, typed)
+    if row is None:
+        return _page("activate.html", 400, user_code=typed,
+                     error="That code is invalid or has expired. Check your device and try again.")
+    tx = state.new_transaction(tenant, "device", {"user_code": row["user_code"],
+                                                  "client_id": row["client_id"], "scope": row["scope"]})
+    response = _page("confirm.html", tx=tx, user_code=row["user_code"],
+                     client_name=_client_name(row["client_id"]), scopes=row["scope"].split())
+    return _with_cookie(response, tx)
+
+
+@pages.post("/activate/confirm")
+def activate_confirm() -> Response:
+    tx = _posted_transaction()
+    if tx is None or tx.kind != "device":
+        return _error_page("This form has expired or did not come from this page. Start again.", 403)
+    if request.form.get("action") == "deny":
+        return _finish(tx, None)
+    return redirect(f"/u/login?tx={tx.id}", code=303)
