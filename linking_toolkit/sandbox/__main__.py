@@ -1,0 +1,71 @@
+"""``python -m linking_toolkit.sandbox``: run a sandbox tenant from a shell.
+
+Prints one JSON line (``Sandbox.info()``: URLs, client ids, the M2M secret and the demo users'
+passwords, which is what a developer needs to log in) once the server listens, logs one access line
+per request to stderr unless ``--quiet``, and exits 0 on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .context import parse_rate_limit
+from .server import Sandbox
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m linking_toolkit.sandbox",
+                                     description="Run a local Auth0-compatible sandbox tenant.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    parser.add_argument("--db", default=":memory:",
+                        help="SQLite file, reopened if it exists (default :memory:)")
+    parser.add_argument("--seed", type=int, default=None, help="make ids, users and timestamps reproducible")
+    parser.add_argument("--users", type=int, default=0, help="add N synthetic users")
+    parser.add_argument("--rate-limit", default=None,
+                        help="Management API rate limit: free, enterprise or BURST/RATE (default off)")
+    parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        parse_rate_limit(args.rate_limit)
+    except ValueError as error:
+        _parser().error(str(error))
+    if args.users < 0:
+        _parser().error("--users must be >= 0")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    sandbox = Sandbox(seed=args.seed, users=args.users, rate_limit=args.rate_limit, db=args.db,
+                      host=args.host, port=args.port, quiet=args.quiet)
+    try:
+        sandbox.start()
+    except OSError as error:
+        print(f"cannot start the sandbox: {error}", file=sys.stderr)
+        return 1
+    try:
+        print(json.dumps(sandbox.info()), flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""``python -m linking_toolkit.sandbox`` started as a real subprocess, as a developer would."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+DATABASE = "Username-Password-Authentication"
+PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
+
+
+@contextmanager
+def cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """Start the sandbox CLI, read its JSON line, and make sure it is gone afterwards."""
+    process = subprocess.Popen([sys.executable, "-m", "linking_toolkit.sandbox", *args],  # noqa: S603
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "no output"
+        yield process, json.loads(line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def stop(process: subprocess.Popen[str], signum: int) -> tuple[int, str, str]:
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=20)
+    return process.returncode, out, err
+
+
+def login(info: dict[str, Any], email: str) -> httpx2.Response:
+    user = next(u for u in info["demo_users"] if u["email"] == email)
+    return httpx2.post(f"{info['base_url']}/oauth/token", data={
+        "grant_type": PASSWORD_REALM, "client_id": info["client_id"], "username": email,
+        "password": user["password"], "realm": DATABASE, "scope": "openid"})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_cli_prints_one_json_line_logs_requests_and_stops_cleanly(signum: int) -> None:
+    with cli("--seed", "3") as (process, info):
+        assert set(info) >= {"issuer", "domain", "base_url", "management_audience", "client_id",
+                             "m2m_client_id", "m2m_client_secret", "connections", "demo_users"}
+        assert info["base_url"].startswith("http://127.0.0.1:")
+        assert info["issuer"] == info["base_url"] + "/"
+        assert info["management_audience"] == info["base_url"] + "/api/v2/"
+        assert set(info["connections"]) == {DATABASE, "google-oauth2", "facebook", "github"}
+        assert all(set(u) == {"email", "connection", "password"} for u in info["demo_users"])
+        discovery = httpx2.get(f"{info['base_url']}/.well-known/openid-configuration")
+        assert discovery.json()["issuer"] == info["issuer"]
+        response = login(info, "ada@example.com")
+        assert response.status_code == 200
+        code, out, err = stop(process, signum)
+    assert code == 0
+    assert out == ""  # one JSON line, nothing after it
+    lines = err.splitlines()
+    assert "GET /.well-known/openid-configuration 200" in lines
+    assert "POST /oauth/token 200" in lines
+    # The access log names paths only: no password, token or query string reaches it.
+    user = next(u for u in info["demo_users"] if u["email"] == "ada@example.com")
+    assert user["password"] not in err and response.json()["access_token"] not in err
+
+
+def test_cli_quiet_logs_nothing() -> None:
+    with cli("--quiet", "--rate-limit", "free") as (process, info):
+        assert httpx2.get(f"{info['base_url']}/.well-known/jwks.json").status_code == 200
+        code, out, err = stop(process, signal.SIGTERM)
+    assert code == 0 and out == "" and err == ""
+
+
+def test_cli_refuses_bad_arguments() -> None:
+    for args in (["--rate-limit", "fast"], ["--users", "-1"], ["--port", "x"]):
+        result = subprocess.run([sys.executable, "-m", "linking_toolkit.sandbox", *args],  # noqa: S603
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and result.stdout == ""
+        assert "usage:" in result.stderr
+
+
+def test_cli_reopens_a_database_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "tenant.sqlite")
+    with cli("--quiet", "--seed", "5", "--db", db) as (process, first):
+        assert stop(process, signal.SIGTERM)[0] == 0
+    with cli("--quiet", "--db", db) as (process, second):
+        # Same tenant: clients and connections; demo users get fresh passwords (only hashes are kept).
+        for key in ("client_id", "m2m_client_id", "m2m_client_secret", "connections"):
+            assert second[key] == first[key]
+        assert [u["email"] for u in second["demo_users"]] == [u["email"] for u in first["demo_users"]]
+        assert login(second, "grace@example.com").status_code == 200
+        old = next(u for u in first["demo_users"] if u["email"] == "grace@example.com")
+        stale = httpx2.post(f"{second['base_url']}/oauth/token", data={
+            "grant_type": PASSWORD_REALM, "client_id": second["client_id"], "username": old["email"],
+            "password": old["password"], "realm": DATABASE})
+        assert stale.status_code == 403
+        assert stop(process, signal.SIGTERM)[0] == 0
