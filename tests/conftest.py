@@ -85,3 +85,35 @@ def auth0_reference() -> Path:
     """Auth0's published reference files (OpenAPI documents, recordings), kept beside the repo."""
     default = Path(__file__).resolve().parents[2] / "shared" / "auth0-reference"
     return Path(os.environ.get("LINKING_AUTH0_REFERENCE", default))
+
+
+@pytest.fixture
+def client_tenant(sandbox: Sandbox):
+    """The client toolkit's view of the sandbox (``connect(sandbox=...)``), closed after the test."""
+    from linking_toolkit import connect
+
+    tenant = connect(sandbox=sandbox)
+    yield tenant
+    tenant.close()
+
+
+@pytest.fixture
+def login_as(sandbox: Sandbox, client_tenant):
+    """Log in through the client toolkit as a demo person: ``login_as(email, connection, purpose)``.
+
+    Database users use the password-realm grant; social ones the paste flow through the sandbox's
+    own pages, as a person's browser would.
+    """
+    from linking_toolkit import login, start_login
+
+    def _login(email: str, connection: str = "Username-Password-Authentication", purpose: str = "login"):
+        if connection == "Username-Password-Authentication":
+            user = sandbox.demo_user(email, connection)
+            return login(client_tenant, method="password", email=email, password=user["password"],
+                         purpose=purpose)
+        pending = start_login(client_tenant, method="paste", connection=connection, purpose=purpose,
+                              show=lambda text, url: None)
+        redirect = sandbox.approve_browser(pending.authorize_url, connection=connection, email=email)
+        return pending.complete(redirect)
+
+    return _login
