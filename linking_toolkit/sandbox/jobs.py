@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import operator
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .context import TenantContext
@@ -144,7 +146,7 @@ class _NdjsonFields:
     """Only the asked fields, each under its ``export_as`` name."""
 
     def __init__(self, fields: list[dict[str, str]]) -> None:
-        self.fields = [(f["name"], f.get("export_as") or f["name"]) for f in fields]
+        self.fields = [(field_getter(f["name"]), f.get("export_as") or f["name"]) for f in fields]
 
     def header(self) -> bytes:
         return b""
@@ -153,8 +155,7 @@ class _NdjsonFields:
         lines = []
         for text in records:
             record = json.loads(text)
-            picked = {alias: value for name, alias in self.fields
-                      if (value := field_value(record, name)) is not None}
+            picked = {alias: value for get, alias in self.fields if (value := get(record)) is not None}
             lines.append(json.dumps(picked, separators=(",", ":")))
         return ("\n".join(lines) + "\n").encode()
 
@@ -162,7 +163,7 @@ class _NdjsonFields:
 class _Csv:
     def __init__(self, fields: list[dict[str, str]] | None) -> None:
         chosen = fields or [{"name": n} for n in DEFAULT_CSV_FIELDS]
-        self.fields = [(f["name"], f.get("export_as") or f["name"]) for f in chosen]
+        self.fields = [(field_getter(f["name"]), f.get("export_as") or f["name"]) for f in chosen]
 
     def header(self) -> bytes:
         return self._rows([[alias for _, alias in self.fields]])
@@ -171,7 +172,7 @@ class _Csv:
         rows = []
         for text in records:
             record = json.loads(text)
-            rows.append([csv_cell(field_value(record, name)) for name, _ in self.fields])
+            rows.append([csv_cell(get(record)) for get, _ in self.fields])
         return self._rows(rows)
 
     @staticmethod
@@ -191,24 +192,32 @@ def _record_writer(job: dict[str, Any]) -> _NdjsonAll | _NdjsonFields | _Csv:
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-def field_value(record: dict[str, Any], name: str) -> Any:
-    """``identities[0].connection``-style paths into an export record; None when absent."""
-    value: Any = record
-    for key, index in _STEP.findall(name):
-        if key and isinstance(value, dict):
-            value = value.get(key)
-        elif index and isinstance(value, list) and int(index) < len(value):
-            value = value[int(index)]
-        else:
-            return None
-    return value
+def field_getter(name: str) -> Callable[[dict[str, Any]], Any]:
+    """A reader of ``name`` (``email``, ``identities[0].connection``) in an export record; it
+    answers None when absent. Parsed once per job, not once per record."""
+    steps = [(key, int(index) if index else None) for key, index in _STEP.findall(name)]
+    if len(steps) == 1 and steps[0][1] is None:
+        return operator.methodcaller("get", steps[0][0])
+
+    def get(record: dict[str, Any]) -> Any:
+        value: Any = record
+        for key, index in steps:
+            if key and isinstance(value, dict):
+                value = value.get(key)
+            elif index is not None and isinstance(value, list) and index < len(value):
+                value = value[index]
+            else:
+                return None
+        return value
+
+    return get
 
 
 def csv_cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if value is True or value is False:
         return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"))
-    return str(value)
+    return value if isinstance(value, str) else str(value)
