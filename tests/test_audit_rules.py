@@ -1,0 +1,151 @@
+"""The audit's rules on plain records: normalisation, candidates, risks, primaries, metadata merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from linking_toolkit.audit import (
+    RISKS,
+    audit_records,
+    link_candidates,
+    merge_metadata,
+    normalise_email,
+    plan_links,
+)
+
+
+def user(uid: str, email: str | None, *, verified: bool = True, logins: int = 1, blocked: bool = False,
+         linked: list[dict[str, Any]] | None = None, created: str = "2025-01-01T00:00:00.000Z") -> dict:
+    provider, _, short = uid.partition("|")
+    connection = "Username-Password-Authentication" if provider == "auth0" else provider
+    record: dict[str, Any] = {
+        "user_id": uid, "email": email, "email_verified": verified, "name": email,
+        "created_at": created, "last_login": "2025-06-01T00:00:00.000Z", "logins_count": logins,
+        "identities": [{"connection": connection, "provider": provider, "user_id": short,
+                        "isSocial": provider != "auth0"}, *(linked or [])],
+    }
+    if blocked:
+        record["blocked"] = True
+    return record
+
+
+def test_normalisation_folds_case_and_compatibility_forms_and_nothing_else() -> None:
+    assert normalise_email("  Ada@Example.COM ") == "ada@example.com"
+    assert normalise_email("ａｄａ@example.com") == "ada@example.com"  # full-width letters (NFKC)
+    assert normalise_email("STRASSE@example.de") == "strasse@example.de"
+    assert normalise_email("Straße@example.de") == "strasse@example.de"  # casefold, not lower
+    # no provider-specific rules: dots and +tags are part of the address
+    assert normalise_email("a.da@gmail.com") != normalise_email("ada@gmail.com")
+    assert normalise_email("ada+x@gmail.com") != normalise_email("ada@gmail.com")
+    assert normalise_email(None) is None and normalise_email("  ") is None
+
+
+def test_every_identity_appears_once_with_its_owner_and_proper_dtypes() -> None:
+    linked = {"connection": "github", "provider": "github", "user_id": "77", "isSocial": True,
+              "profileData": {"email": "Ada@Example.com", "email_verified": False, "name": "Ada L"}}
+    result = audit_records([user("auth0|1", "ada@example.com", linked=[linked]),
+                            user("google-oauth2|2", "grace@example.com")])
+    ids = result.identities
+    assert list(zip(ids["owner"], ids["provider"].astype(str), ids["user_id"], ids["is_primary"],
+                    strict=True)) == [
+        ("auth0|1", "auth0", "1", True), ("auth0|1", "github", "77", False),
+        ("google-oauth2|2", "google-oauth2", "2", True)]
+    # a linked identity shows its own profile; the main one its owner's
+    assert ids.loc[1, "email_raw"] == "Ada@Example.com" and ids.loc[1, "email"] == "ada@example.com"
+    assert not ids.loc[1, "email_verified"] and ids.loc[0, "email_verified"]
+    assert str(ids["connection"].dtype) == "category" and str(ids["email"].dtype) == "string"
+    assert str(ids["email_verified"].dtype) == "boolean"
+    assert str(result.users["created_at"].dtype).startswith("datetime64")
+    assert result.users["identities"].tolist() == [2, 1]
+
+
+def test_candidates_group_equal_normalised_emails_and_name_the_risk() -> None:
+    result = audit_records([
+        user("auth0|a1", "ann@example.com"),
+        user("google-oauth2|a2", "ANN@example.com"),
+        user("auth0|b1", "bob@example.com", verified=False),
+        user("github|b2", "bob@example.com"),
+        user("facebook|c1", "cy@example.com", blocked=True),
+        user("github|c2", "cy@example.com"),
+        user("github|d1", "di@example.com"),
+        user("github|d2", "di@example.com"),
+        user("auth0|e1", "eve@example.com", linked=[{"provider": "github", "user_id": "e9"}]),
+        user("facebook|e2", "eve@example.com", linked=[{"provider": "google-oauth2", "user_id": "e8"}]),
+        user("auth0|f1", "f.red@gmail.com"),
+        user("google-oauth2|f2", "fred@gmail.com"),
+        user("auth0|g1", None),
+        user("github|g2", None),
+    ])
+    found = link_candidates(result).set_index("email")
+    assert set(found.index) == {"ann@example.com", "bob@example.com", "cy@example.com",
+                                "di@example.com", "eve@example.com"}
+    assert found.loc["ann@example.com", "risk"] == "safe"
+    assert found.loc["bob@example.com", "risk"] == "unverified email"
+    assert found.loc["bob@example.com", "unverified"] == ["auth0|b1"]
+    assert found.loc["cy@example.com", "risk"] == "blocked user"
+    assert found.loc["di@example.com", "risk"] == "same connection twice"
+    assert found.loc["eve@example.com", "risk"] == "several users hold links"
+    assert list(found["risk"].cat.categories) == RISKS
+    assert found.loc["ann@example.com", "providers"] == "auth0, google-oauth2"
+
+
+def test_the_proposed_primary_follows_the_documented_rule_and_can_be_overridden() -> None:
+    result = audit_records([
+        # a verified database account beats a more used social one
+        user("google-oauth2|1", "a@x.org", logins=50), user("auth0|1", "a@x.org", logins=2),
+        # an unverified account is never proposed
+        user("auth0|2", "b@x.org", verified=False, logins=90), user("github|2", "b@x.org"),
+        # a user already holding links stays primary
+        user("auth0|3", "c@x.org"),
+        user("facebook|3", "c@x.org", linked=[{"provider": "github", "user_id": "33"}]),
+    ])
+    primaries = link_candidates(result).set_index("email")["primary_id"]
+    assert primaries.to_dict() == {"a@x.org": "auth0|1", "b@x.org": "github|2", "c@x.org": "facebook|3"}
+    most_used = link_candidates(result, rank=[("logins_count", False), ("user_id", True)])
+    assert most_used.set_index("email").loc["a@x.org", "primary_id"] == "google-oauth2|1"
+
+
+def test_a_plan_has_one_row_per_secondary_naming_its_main_identity() -> None:
+    result = audit_records([user("auth0|1", "a@x.org"), user("google-oauth2|1", "a@x.org"),
+                            user("github|1", "a@x.org")])
+    candidates = link_candidates(result)
+    candidates.loc[0, "primary_id"] = "github|1"  # the analyst chooses another primary
+    plan = plan_links(candidates, result)
+    assert plan[["primary_id", "secondary_id", "provider", "user_id"]].values.tolist() == [
+        ["github|1", "auth0|1", "auth0", "1"], ["github|1", "google-oauth2|1", "google-oauth2", "1"]]
+    assert not plan["allow_unsafe"].any()
+
+
+@pytest.mark.parametrize(("primary", "secondary", "merged", "patch", "conflicts"), [
+    ({"theme": "dark"}, {"theme": "light", "locale": "fr"},
+     {"theme": "dark", "locale": "fr"}, {"locale": "fr"}, ["theme"]),
+    ({"prefs": {"a": 1}}, {"prefs": {"a": 2, "b": 3}},
+     {"prefs": {"a": 1, "b": 3}}, {"prefs": {"a": 1, "b": 3}}, ["prefs.a"]),
+    (None, {"x": {"deep": {"k": 1}}}, {"x": {"deep": {"k": 1}}}, {"x": {"deep": {"k": 1}}}, []),
+    ({"x": 1}, None, {"x": 1}, {}, []),
+    ({"x": {"a": 1}}, {"x": "flat"}, {"x": {"a": 1}}, {}, ["x"]),
+])
+def test_metadata_merge_primary_wins_secondary_adds_dicts_one_level(
+    primary: dict | None, secondary: dict | None, merged: dict, patch: dict, conflicts: list[str],
+) -> None:
+    assert merge_metadata(primary, secondary) == (merged, patch, conflicts)
+
+
+def test_summaries_count_identities_per_connection_and_users_per_identity_count() -> None:
+    result = audit_records([user("auth0|1", "a@x.org", linked=[{"connection": "github", "provider": "github",
+                                                               "user_id": "9"}]),
+                            user("auth0|2", "b@x.org")])
+    table = result.identities_per_connection()
+    assert table.loc["Username-Password-Authentication", "main"] == 2
+    assert table.loc["github", "linked"] == 1
+    assert result.users_by_identity_count()["users"].tolist() == [1, 1, 0]
+    assert isinstance(result.summary().to_html(), str)
+
+
+def test_no_candidates_is_an_empty_frame_with_the_columns() -> None:
+    found = link_candidates(audit_records([user("auth0|1", "a@x.org")]))
+    assert found.empty and "risk" in found and isinstance(found, pd.DataFrame)
+    assert plan_links(found).empty

@@ -1,0 +1,215 @@
+"""The audit over HTTP on sandbox tenants with a known set of duplicate people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from linking_toolkit import ManagementClient, Tenant, UnsafeLink
+from linking_toolkit.audit import Audit, apply_plan, audit, link_candidates, plan_links, undo
+from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.seed import DEMO_PEOPLE, SyntheticTenant
+
+
+def known_groups(sandbox: Sandbox) -> tuple[list[list[str]], list[list[str]]]:
+    """(safe, unsafe) groups: the synthetic ground truth plus the demo people's, from their seed data."""
+    assert sandbox.context is not None
+    store = sandbox.context.store
+    truth = SyntheticTenant.from_store(store) or SyntheticTenant(None, 0, 0, 0, 0, 0, [], [])
+    safe, unsafe = list(truth.safe_groups), list(truth.unsafe_groups)
+    with store.read() as db:
+        for person in DEMO_PEOPLE:
+            rows = db.execute("SELECT user_id, email_verified FROM users WHERE email = ?",
+                              (person["email"],)).fetchall()
+            if len(rows) > 1:
+                group = sorted(r["user_id"] for r in rows)
+                (safe if all(r["email_verified"] for r in rows) else unsafe).append(group)
+    return sorted(safe), sorted(unsafe)
+
+
+def tenant_identities(sandbox: Sandbox) -> list[tuple[str, str, str]]:
+    assert sandbox.context is not None
+    with sandbox.context.store.read() as db:
+        return sorted((r["owner"], r["provider"], r["user_id"])
+                      for r in db.execute("SELECT owner, provider, user_id FROM identities"))
+
+
+def snapshot(admin: ManagementClient) -> dict[str, Any]:
+    """What apply + undo must leave as it found: users, their identities, their metadata."""
+    out = {}
+    for user in admin.list_users(per_page=100):
+        out[user["user_id"]] = {
+            "identities": sorted((i["provider"], i["user_id"]) for i in user["identities"]),
+            "user_metadata": user.get("user_metadata") or {},
+            "app_metadata": user.get("app_metadata") or {},
+        }
+    return out
+
+
+def check_audit(result: Audit, sandbox: Sandbox) -> None:
+    ids = result.identities
+    got = sorted(zip(ids["owner"], ids["provider"].astype(str), ids["user_id"], strict=True))
+    assert got == tenant_identities(sandbox)  # every identity, exactly once, with its owner
+    assert len(set(got)) == len(got)
+    assert sorted(result.users["user_id"]) == sorted({owner for owner, _, _ in got})
+    candidates = link_candidates(result)
+    safe, unsafe = known_groups(sandbox)
+    by_risk = {risk: sorted(sorted(g) for g in candidates[candidates["risk"] == risk]["user_ids"])
+               for risk in ("safe", "unverified email")}
+    assert by_risk["safe"] == safe
+    assert by_risk["unverified email"] == unsafe
+    assert set(candidates["risk"]) <= {"safe", "unverified email"}
+    assert len(candidates) == len(safe) + len(unsafe)
+
+
+@pytest.fixture(scope="module")
+def small() -> Iterator[tuple[Sandbox, ManagementClient]]:
+    with Sandbox(seed=21, users=400) as sandbox:
+        tenant = Tenant.from_sandbox(sandbox)
+        with ManagementClient.from_client_credentials(tenant) as admin:
+            yield sandbox, admin
+
+
+def test_a_small_tenant_is_paged_and_every_identity_and_group_is_found(
+    small: tuple[Sandbox, ManagementClient],
+) -> None:
+    sandbox, admin = small
+    result = audit(admin, progress=False)
+    assert result.source == "paging"
+    check_audit(result, sandbox)
+
+
+def test_the_export_path_gives_the_same_audit_as_paging(small: tuple[Sandbox, ManagementClient]) -> None:
+    sandbox, admin = small
+    paged = audit(admin, progress=False)
+    exported = audit(admin, progress=False, export_above=0, poll=0.05)
+    assert exported.source == "export"
+    check_audit(exported, sandbox)
+    columns = ["user_id", "connection", "email", "email_verified", "created_at", "logins_count",
+               "identities"]
+    left = paged.users.sort_values("user_id")[columns].reset_index(drop=True)
+    right = exported.users.sort_values("user_id")[columns].reset_index(drop=True)
+    assert left.equals(right)
+
+
+def test_a_tenant_past_the_1000_cap_is_audited_through_an_export_job() -> None:
+    with Sandbox(seed=4, users=1500) as sandbox:
+        with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
+            result = audit(admin, progress=False, poll=0.05)
+        assert result.source == "export"
+        assert len(result.users) > 1000
+        check_audit(result, sandbox)
+
+
+@pytest.fixture
+def fresh() -> Iterator[tuple[Sandbox, ManagementClient]]:
+    with Sandbox(seed=8, users=120) as sandbox:
+        with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
+            yield sandbox, admin
+
+
+def test_a_dry_run_changes_nothing_and_unsafe_rows_are_refused_before_any_request(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    _, admin = fresh
+    before = snapshot(admin)
+    result = audit(admin, progress=False)
+    plan = plan_links(link_candidates(result), result)
+    shown = apply_plan(admin, plan)
+    assert set(shown["status"]) == {"would link", "would refuse: unverified email"}
+    assert snapshot(admin) == before
+    sent = admin.stats.requests
+    with pytest.raises(UnsafeLink, match="unverified email"):
+        apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
+    assert admin.stats.requests == sent and not (tmp_path / "j.jsonl").exists()
+
+
+def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    _, admin = fresh
+    before = snapshot(admin)
+    result = audit(admin, progress=False)
+    candidates = link_candidates(result)
+    plan = plan_links(candidates, result)
+    unsafe = plan[plan["risk"] != "safe"]
+    plan.loc[unsafe.index[:1], "allow_unsafe"] = True  # one unsafe row, allowed row by row
+    plan = plan[(plan["risk"] == "safe") | plan["allow_unsafe"]]
+    journal = tmp_path / "links.jsonl"
+    done = apply_plan(admin, plan, dry_run=False, journal=journal)
+    assert (done["status"] == "linked").all() and len(done) == len(plan)
+
+    after = snapshot(admin)
+    for row in plan.itertuples():
+        assert row.secondary_id not in after  # the secondary user is gone, its identity moved
+        assert (row.provider, row.user_id) in after[row.primary_id]["identities"]
+        secondary_meta = before[row.secondary_id]["user_metadata"]
+        for key in secondary_meta:  # merged: the primary now holds every key the secondary had
+            assert key in after[row.primary_id]["user_metadata"]
+    assert link_candidates(audit(admin, progress=False))["risk"].eq("safe").sum() == 0
+
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    started = [r for r in records if r["event"] == "started"]
+    assert len(started) == len(plan) and all("identities" in r["secondary_profile"] for r in started)
+
+    undo(admin, journal)
+    assert snapshot(admin) == before
+    undo(admin, journal)  # a second undo finds nothing left to do
+    assert snapshot(admin) == before
+
+
+class Killed(BaseException):
+    """The process dying right after a request left: no handler in the client may catch it."""
+
+
+def killing_transport(after_links: int) -> tuple[httpx2.MockTransport, dict[str, int]]:
+    """Forward to the sandbox; after ``after_links`` link requests have reached it, die."""
+    real = httpx2.HTTPTransport()
+    count = {"links": 0}
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        response = real.handle_request(request)
+        if request.method == "POST" and request.url.path.endswith("/identities"):
+            count["links"] += 1
+            if count["links"] == after_links:
+                response.read()
+                raise Killed  # the link was made; its answer never arrives
+        return response
+
+    return httpx2.MockTransport(handle), count
+
+
+def test_a_run_killed_halfway_resumes_from_its_journal_without_linking_twice(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    sandbox, admin = fresh
+    before = snapshot(admin)
+    result = audit(admin, progress=False)
+    plan = plan_links(link_candidates(result), result)
+    plan = plan[plan["risk"] == "safe"]
+    assert len(plan) >= 4
+    journal = tmp_path / "links.jsonl"
+    transport, _ = killing_transport(after_links=3)
+    tenant = Tenant.from_sandbox(sandbox)
+    with ManagementClient.from_client_credentials(tenant, transport=transport) as dying:
+        with pytest.raises(Killed):
+            apply_plan(dying, plan, dry_run=False, journal=journal)
+
+    counting, count = killing_transport(after_links=-1)
+    with ManagementClient.from_client_credentials(tenant, transport=counting) as resumed:
+        done = apply_plan(resumed, plan, dry_run=False, journal=journal)
+    assert count["links"] == len(plan) - 3  # the third link was found made, not sent again
+    assert done["status"].tolist()[:3] == ["already done (journal)"] * 2 + ["already linked"]
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [r for r in records if r.get("recovered")][0]["secondary_id"] == plan.iloc[2]["secondary_id"]
+    after = snapshot(admin)
+    for row in plan.itertuples():
+        assert after[row.primary_id]["identities"].count((row.provider, row.user_id)) == 1
+
+    undo(admin, journal)
+    assert snapshot(admin) == before
