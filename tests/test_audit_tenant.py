@@ -206,7 +206,7 @@ def test_a_run_killed_halfway_resumes_from_its_journal_without_linking_twice(
     assert count["links"] == len(plan) - 3  # the third link was found made, not sent again
     assert done["status"].tolist()[:3] == ["already done (journal)"] * 2 + ["already linked"]
     records = [json.loads(line) for line in journal.read_text().splitlines()]
-    assert [r for r in records if r.get("recovered")][0]["secondary_id"] == plan.iloc[2]["secondary_id"]
+    assert next(r for r in records if r.get("recovered"))["secondary_id"] == plan.iloc[2]["secondary_id"]
     after = snapshot(admin)
     for row in plan.itertuples():
         assert after[row.primary_id]["identities"].count((row.provider, row.user_id)) == 1
