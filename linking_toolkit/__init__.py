@@ -12,6 +12,19 @@ Examples
 >>> identities_frame(primary.profile)
 """
 
+from .audit import (
+    Audit,
+    Journal,
+    apply_plan,
+    audit,
+    audit_export_file,
+    candidates_by_risk,
+    link_candidates,
+    merge_metadata,
+    normalise_email,
+    plan_links,
+    undo,
+)
 from .errors import (
     AccessDenied,
     AlreadyLinked,
@@ -55,6 +68,7 @@ __all__ = [
     "SCOPE",
     "AccessDenied",
     "AlreadyLinked",
+    "Audit",
     "Auth0Error",
     "BadRequest",
     "ClientCredentials",
@@ -69,6 +83,7 @@ __all__ = [
     "InvalidState",
     "InvalidToken",
     "JobFailed",
+    "Journal",
     "LinkRefused",
     "LoginCancelled",
     "LoginError",
@@ -92,12 +107,21 @@ __all__ = [
     "TokenVerificationError",
     "UnknownSigningKey",
     "UnsafeLink",
+    "apply_plan",
+    "audit",
+    "audit_export_file",
+    "candidates_by_risk",
     "connect",
     "identities_frame",
     "link",
+    "link_candidates",
     "linked_accounts",
     "login",
+    "merge_metadata",
+    "normalise_email",
+    "plan_links",
     "start_login",
+    "undo",
     "unlink",
     "verify_id_token",
 ]
