@@ -1,0 +1,50 @@
+"""``python -m linking_toolkit audit``: a scheduled run against a tenant configured by environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.seed import SyntheticTenant
+
+
+def test_the_command_line_writes_the_frames_and_candidates_of_a_configured_tenant(tmp_path: Path) -> None:
+    with Sandbox(seed=12, users=300) as sandbox:
+        assert sandbox.context is not None
+        truth = SyntheticTenant.from_store(sandbox.context.store)
+        assert truth is not None
+        with sandbox.context.store.read() as db:
+            n_users = db.execute("SELECT count(*) FROM users").fetchone()[0]
+            n_identities = db.execute("SELECT count(*) FROM identities").fetchone()[0]
+        env = {**os.environ, "AUTH0_DOMAIN": sandbox.base_url, "AUTH0_CLIENT_ID": sandbox.client_id,
+               "AUTH0_M2M_CLIENT_ID": sandbox.m2m_client_id,
+               "AUTH0_CLIENT_SECRET": sandbox.m2m_client_secret}
+        run = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "linking_toolkit", "audit", "--out", str(tmp_path / "out"),
+             "--env-file", str(tmp_path / "none.env"), "--no-progress"],
+            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert sandbox.m2m_client_secret not in run.stdout + run.stderr
+    out = tmp_path / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    users = pd.read_csv(out / "users.csv")
+    identities = pd.read_csv(out / "identities.csv")
+    candidates = pd.read_csv(out / "candidates.csv")
+    assert summary["users"] == len(users) == n_users
+    assert summary["identities"] == len(identities) == n_identities
+    synthetic = candidates[candidates["email"].str.endswith("@example.org")]
+    assert sorted(sorted(ids.split(" ")) for ids in synthetic["user_ids"]) == sorted(
+        truth.safe_groups + truth.unsafe_groups)
+    assert f"{summary['candidate_groups']} candidate groups" in run.stdout
+
+
+def test_a_bad_option_is_a_usage_error() -> None:
+    run = subprocess.run([sys.executable, "-m", "linking_toolkit", "audit"], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert run.returncode == 2 and "--out" in run.stderr
