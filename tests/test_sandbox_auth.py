@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -21,6 +22,7 @@ from joserfc.errors import BadSignatureError, InvalidKeyIdError
 from joserfc.jwk import KeySet
 
 from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.driver import LoginPageError
 
 DATABASE = "Username-Password-Authentication"
 PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
@@ -503,3 +505,62 @@ def test_repr_never_shows_secrets_but_info_does(sandbox: Sandbox) -> None:
     for user in info["demo_users"]:
         assert user["password"] and user["password"] not in text
     assert sandbox.issuer in text
+
+
+# -- users whose state changed since they logged in -------------------------------------------------
+
+def management_token(tenant: Sandbox) -> dict[str, str]:
+    body = token(tenant, grant_type="client_credentials", client_id=tenant.m2m_client_id,
+                 client_secret=tenant.m2m_client_secret, audience=tenant.management_audience).json()
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+def browser_sub(tenant: Sandbox, connection: str, email: str) -> str:
+    verifier, challenge = pkce()
+    code = code_for(tenant, challenge, connection=connection, email=email)
+    body = token(tenant, grant_type="authorization_code", client_id=tenant.client_id, code=code,
+                 code_verifier=verifier, redirect_uri=REDIRECT).json()
+    return verify(tenant, body["id_token"])["sub"]
+
+
+def test_a_linked_identity_logs_in_as_its_primary_user(sandbox: Sandbox) -> None:
+    google = browser_sub(sandbox, "google-oauth2", "alan@example.com")
+    facebook = browser_sub(sandbox, "facebook", "alan@example.com")
+    assert google != facebook
+    linked = httpx2.post(f"{sandbox.base_url}/api/v2/users/{google}/identities",
+                         headers=management_token(sandbox),
+                         json={"provider": "facebook", "user_id": facebook.split("|", 1)[1]})
+    assert linked.status_code == 201
+    assert browser_sub(sandbox, "facebook", "alan@example.com") == google
+
+
+def test_a_blocked_user_gets_no_tokens(sandbox: Sandbox) -> None:
+    grace = sandbox.demo_user("grace@example.com")
+    refresh = password_login(sandbox, email="grace@example.com").json()["refresh_token"]
+    blocked = httpx2.patch(f"{sandbox.base_url}/api/v2/users/{grace['user_id']}",
+                           headers=management_token(sandbox), json={"blocked": True})
+    assert blocked.status_code == 200
+    refused = password_login(sandbox, email="grace@example.com")
+    assert refused.status_code == 401
+    assert refused.json() == {"error": "unauthorized", "error_description": "user is blocked"}
+    again = token(sandbox, grant_type="refresh_token", client_id=sandbox.client_id, refresh_token=refresh)
+    assert again.status_code == 401 and again.json()["error"] == "unauthorized"
+    url = authorize_url(sandbox, code_challenge=pkce()[1], code_challenge_method="S256")
+    with pytest.raises(LoginPageError, match="blocked"):
+        sandbox.approve_browser(url, connection=DATABASE, email="grace@example.com")
+
+
+def test_a_code_raced_by_two_clients_works_once(sandbox: Sandbox) -> None:
+    verifier, challenge = pkce()
+    code = code_for(sandbox, challenge)
+    form = {"grant_type": "authorization_code", "client_id": sandbox.client_id, "code": code,
+            "code_verifier": verifier, "redirect_uri": REDIRECT}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = sorted(r.status_code for r in pool.map(lambda _: token(sandbox, **form), range(6)))
+    assert statuses == [200, 403, 403, 403, 403, 403]
+
+
+def test_an_oversized_token_request_gets_a_json_413(sandbox: Sandbox) -> None:
+    response = httpx2.post(f"{sandbox.base_url}/oauth/token",
+                           data={"grant_type": "password", "junk": "x" * (2 << 20)})
+    assert response.status_code == 413 and response.json()["error"] == "invalid_request"

@@ -31,6 +31,7 @@ from authlib.oauth2.rfc8628 import DeviceCodeGrant
 from authlib.oauth2.rfc8628.errors import AuthorizationPendingError, ExpiredTokenError, SlowDownError
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import oauth_state as state
@@ -42,6 +43,7 @@ __all__ = [
     "PASSWORD_REALM",
     "Auth0Error",
     "SandboxClient",
+    "active_user",
     "auth",
     "build_token_response",
     "known_audience",
@@ -248,6 +250,16 @@ def build_token_response(
     return body
 
 
+def active_user(tenant: TenantContext, user_id: str) -> dict[str, Any]:
+    """The user who may get tokens now: a deleted user has none, a blocked one is refused."""
+    user = state.user_row(tenant, user_id)
+    if user is None:
+        raise Auth0Error("invalid_grant", "The user no longer exists.", 403)
+    if user["blocked"]:
+        raise Auth0Error("unauthorized", "user is blocked", 401)
+    return user
+
+
 def record_login(tenant: TenantContext, user_id: str) -> None:
     """A login counts in the user's ``last_login`` and ``logins_count``, as on Auth0."""
     with tenant.store.transaction() as db:
@@ -307,9 +319,7 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         row = self.request.authorization_code.row
-        user = self.authenticate_user(self.request.authorization_code)
-        if not user:
-            raise Auth0Error("invalid_grant", "The user no longer exists.", 403)
+        user = active_user(_tenant(), row["user_id"])
         body = build_token_response(_tenant(), client=self.request.client, user=user, scope=row["scope"],
                                     audience=row["audience"], nonce=row["nonce"],
                                     auth_time=row["auth_time"])
@@ -340,7 +350,7 @@ class PasswordRealmGrant(BaseGrant, TokenEndpointMixin):
         if identity is None or not verify_password(form["password"], identity["password_hash"]):
             raise Auth0Error("invalid_grant", "Wrong email or password.", 403)
         self.request.client = client
-        self.request.user = state.user_row(tenant, identity["owner"])
+        self.request.user = active_user(tenant, identity["owner"])
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         tenant = _tenant()
@@ -414,9 +424,7 @@ class RefreshGrant(RefreshTokenGrant):
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         record: _RefreshRecord = self.request.refresh_token
-        user = self.authenticate_user(record)
-        if not user:
-            raise Auth0Error("invalid_grant", "The user no longer exists.", 403)
+        user = active_user(_tenant(), record.row["user_id"])
         scope = self.request.payload.scope or record.get_scope()
         body = build_token_response(_tenant(), client=self.request.client, user=user, scope=scope,
                                     audience=record.row["audience"], auth_time=record.row["auth_time"],
@@ -456,10 +464,7 @@ class DeviceGrant(DeviceCodeGrant):
                                 "wait longer between requests.")
         if outcome == "pending":
             raise AuthorizationPendingError("User has yet to authorize device code.")
-        user = state.user_row(_tenant(), credential.row["user_id"])
-        if user is None:
-            raise Auth0Error("invalid_grant", "The user no longer exists.", 403)
-        return user
+        return active_user(_tenant(), credential.row["user_id"])
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         row = self.request.credential.row
@@ -518,6 +523,11 @@ def _install(setup: Any) -> None:
 
 
 # -- endpoints ---------------------------------------------------------------------------------------
+
+@auth.errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge) -> Response:
+    return token_error("invalid_request", "The request body is too large.", 413)
+
 
 @auth.post("/oauth/token")
 def token() -> Response:

@@ -17,11 +17,12 @@ from urllib.parse import quote
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, current_app, make_response, redirect, render_template, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from . import oauth_state as state
 from .context import TenantContext, tenant_of
-from .oauth import Auth0Error, known_audience, oauth_server, record_login
+from .oauth import Auth0Error, active_user, known_audience, oauth_server, record_login
 from .seed import iso, verify_password
 from .store import full_user_id
 
@@ -69,6 +70,11 @@ def _posted_transaction() -> state.LoginTransaction | None:
 def _client_name(client_id: str) -> str:
     client = _tenant().store.client(client_id)
     return client["name"] if client else client_id
+
+
+@pages.errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge) -> Response:
+    return _error_page("The form sent is too large.", 413)
 
 
 # -- /authorize --------------------------------------------------------------------------------------
@@ -239,6 +245,13 @@ def _finish(tx: state.LoginTransaction, user_id: str | None) -> Response:
         return _error_page("This login was already completed.")
     response: Response
     if user_id is not None:
+        try:
+            active_user(tenant, user_id)
+        except Auth0Error as error:  # blocked (or deleted meanwhile): no code, no approval
+            response = _error_page("Your account is blocked. Contact the administrator."
+                                   if error.error == "unauthorized" else error.description, 401)
+            response.delete_cookie(COOKIE_PREFIX + tx.id, path="/")
+            return response
         record_login(tenant, user_id)
     if tx.kind == "device":
         finished = state.finish_device_code(tenant, tx.params["user_code"], user_id)
