@@ -462,6 +462,9 @@ def create_user() -> Response:
         )
         if body.get("blocked"):
             db.execute("UPDATE users SET blocked = 1 WHERE user_id = ?", (user_id,))
+        if "name" not in body:  # the email stands in for the name, but not in profileData (recordings)
+            db.execute("UPDATE identities SET profile_data = json_remove(profile_data, '$.name')"
+                       " WHERE owner = ?", (user_id,))
         doc = store.user_document(db, user_id)
     return json_response(doc, 201)
 

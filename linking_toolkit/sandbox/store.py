@@ -604,7 +604,8 @@ def user_json(row: sqlite3.Row, identities: list[sqlite3.Row]) -> dict[str, Any]
         "user_id": row["user_id"],
         "username": row["username"],
         "last_login": row["last_login"],
-        "logins_count": row["logins_count"],
+        # Auth0 shows logins_count only once the user has logged in (see the recordings).
+        "logins_count": row["logins_count"] or None,
     }
     out = {k: v for k, v in out.items() if v is not None}
     if row["blocked"]:
