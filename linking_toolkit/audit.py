@@ -492,7 +492,7 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
             if secondary in main:
                 provider, short, connection = main[secondary]
             rows.append((group.primary_id, secondary, provider, short, connection, group.risk,
-                         group.reasons, False))
+                         getattr(group, "reasons", str(group.risk)), False))
     plan = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     plan = plan.astype({"primary_id": "string", "secondary_id": "string", "provider": "string",
                         "user_id": "string", "connection": "string", "reasons": "string",
