@@ -47,10 +47,14 @@ def mint(sandbox: Sandbox):
 
 
 @pytest.fixture
-def m2m_token(sandbox: Sandbox, mint) -> str:
-    """A Management API token of the demo machine-to-machine client (all its granted scopes)."""
-    return mint("read:users update:users delete:users create:users read:user_idp_tokens",
-                gty="client-credentials")
+def m2m_token(sandbox: Sandbox) -> str:
+    """A Management API token of the demo machine-to-machine client (all its granted scopes),
+    from the sandbox's token endpoint with client credentials, as an analyst would get one."""
+    response = httpx2.post(sandbox.base_url + "/oauth/token", json={
+        "grant_type": "client_credentials", "client_id": sandbox.m2m_client_id,
+        "client_secret": sandbox.m2m_client_secret, "audience": sandbox.management_audience})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
 
 
 @pytest.fixture
