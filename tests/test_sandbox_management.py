@@ -329,6 +329,12 @@ def test_patch_merges_metadata_one_level_deep(api: httpx2.Client, sandbox: Sandb
                  "Cannot update email for non-database user.")
     assert_error(api.patch(f"/users/{ada}", json={"email": "a@b.example", "password": "x"}), 400,
                  "Cannot update password and email simultaneously.")
+    katherine = enc(sandbox.demo_user("katherine@example.com")["user_id"])
+    assert_error(api.patch(f"/users/{katherine}", json={"email": "Grace@example.com"}), 400,
+                 "The specified new email already exists")
+    moved = api.patch(f"/users/{katherine}", json={"email": "K.Johnson@Example.com", "email_verified": False})
+    assert moved.status_code == 200
+    assert moved.json()["email"] == "k.johnson@example.com" and moved.json()["email_verified"] is False
     assert_error(api.patch(f"/users/{ada}", json={"user_metadata": []}), 400, error_code="invalid_body")
     assert_error(api.patch(f"/users/{ada}", json={"favourite": "x"}), 400,
                  "Payload validation error: 'Additional properties not allowed: favourite'.")

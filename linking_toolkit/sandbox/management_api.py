@@ -563,6 +563,10 @@ def patch_user(user_id: str) -> Response:
                if k not in ("verify_email", "connection", "client_id", "password")}
     if isinstance(changes.get("email"), str):
         changes["email"] = changes["email"].strip().lower()
+        other = store.database_identity_by_email(main["connection"], changes["email"])
+        if other is not None and other["owner"] != user_id:
+            # Two database accounts with one email would make the password login ambiguous.
+            bad_body("The specified new email already exists")
     password_hash = hash_password(body["password"]) if body.get("password") else None
     doc = store.update_user(user_id, changes, password_hash)
     if doc is None:
