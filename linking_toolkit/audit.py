@@ -266,9 +266,22 @@ class Audit:
 
 
 def _bars(table: pd.DataFrame, caption: str) -> Styler:
-    numeric = table.select_dtypes("number").columns
-    return (table.style.bar(subset=list(numeric), color="#8fb8de", vmin=0)
-            .format("{:,}", subset=list(numeric)).set_caption(caption))
+    from pandas.io.formats.style import Styler
+
+    class SummaryStyler(Styler):
+        """A Styler whose plain-text form is the table itself (not a memory address), so a
+        notebook's saved output repeats from run to run."""
+
+        def __repr__(self) -> str:
+            return f"{caption}\n{self.data.to_string()}"
+
+    numeric = list(table.select_dtypes("number").columns)
+    # A fixed uuid (from the caption) instead of a random one, for the same reason.
+    uuid = "".join(ch if ch.isalnum() else "_" for ch in caption.lower())
+    # One scale for every column, never empty (an all-zero column would divide by zero).
+    top = max(1.0, float(table[numeric].to_numpy().max())) if numeric and len(table) else 1.0
+    return (SummaryStyler(table, uuid=uuid).bar(subset=numeric, color="#8fb8de", vmin=0, vmax=top)
+            .format("{:,}", subset=numeric).set_caption(caption))
 
 
 def candidates_by_risk(candidates: pd.DataFrame) -> Styler:

@@ -10,6 +10,7 @@ import pytest
 from linking_toolkit.audit import (
     RISKS,
     audit_records,
+    candidates_by_risk,
     link_candidates,
     merge_metadata,
     normalise_email,
@@ -149,3 +150,5 @@ def test_no_candidates_is_an_empty_frame_with_the_columns() -> None:
     found = link_candidates(audit_records([user("auth0|1", "a@x.org")]))
     assert found.empty and "risk" in found and isinstance(found, pd.DataFrame)
     assert plan_links(found).empty
+    styled = candidates_by_risk(found)  # all zeros: no division warning, a plain-text form that repeats
+    assert "<table" in styled.to_html() and repr(styled).startswith("Link candidates by risk")
