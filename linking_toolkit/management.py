@@ -27,6 +27,7 @@ import httpx2
 from .errors import (
     Auth0Error,
     BadRequest,
+    InvalidToken,
     LinkRefused,
     NotFound,
     ServerError,
@@ -278,7 +279,10 @@ class ManagementClient:
     def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         """One request, paced; transport failures surface as httpx2 errors for the caller."""
         self._sleep(self._pacer.delay(time.time()))
-        headers = {"Authorization": f"Bearer {self._token_source()}"}
+        token = self._token_source()
+        if not token or not token.isprintable() or " " in token:
+            raise InvalidToken("no usable access token: log in again (or check the client credentials)")
+        headers = {"Authorization": f"Bearer {token}"}
         self.stats.requests += 1
         sent = time.time()
         response = self._http.request(method, path, headers=headers, **kwargs)

@@ -15,6 +15,7 @@ from linking_toolkit import (
     BadRequest,
     ClientCredentials,
     Forbidden,
+    InvalidToken,
     ManagementClient,
     NotFound,
     ServerError,
@@ -302,3 +303,35 @@ def test_a_429_is_waited_out_until_the_reset() -> None:
             other.get_user(ada)  # another client emptied the bucket; this one does not know
             assert client.get_user(ada)["user_id"] == ada
             assert client.stats.rate_limited >= 1 and client.stats.waited_seconds > 0
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def test_an_unknown_provider_is_a_bad_request_and_changes_nothing(sandbox: Sandbox,
+                                                                  admin: ManagementClient) -> None:
+    primary = user_id_of(sandbox, "ada@example.com")
+    with pytest.raises(BadRequest) as caught:
+        admin.unlink(primary, "no-such-provider", "1")
+    assert caught.value.error_code == "invalid_uri" and "provider" in str(caught.value)
+    with pytest.raises(BadRequest) as caught:
+        admin.link(primary, provider="no-such-provider", user_id="1")
+    assert caught.value.error_code == "invalid_body"
+    assert len(admin.get_user(primary)["identities"]) == 1
+
+
+@pytest.mark.parametrize(("token", "status"), [("garbage", 401), ("a.b.c", 401), ("", None), ("a\nb", None)])
+def test_a_malformed_bearer_token_is_invalid_token(sandbox: Sandbox, client_tenant: Tenant,
+                                                   token: str, status: int | None) -> None:
+    """The tenant refuses a malformed token; an empty or unprintable one is refused before sending."""
+    with ManagementClient(client_tenant, lambda: token) as client, pytest.raises(InvalidToken) as caught:
+        client.get_user(user_id_of(sandbox, "ada@example.com"))
+    assert caught.value.status_code == status and str(caught.value)
+    assert client.stats.requests == (1 if status else 0)
+
+
+def test_a_token_of_another_tenant_is_invalid_token(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    with Sandbox(seed=7) as other, connect(sandbox=other) as other_tenant:
+        foreign = ClientCredentials(other_tenant, other.m2m_client_id, other.m2m_client_secret)()
+    with ManagementClient(client_tenant, lambda: foreign) as client, pytest.raises(InvalidToken):
+        client.get_user(user_id_of(sandbox, "ada@example.com"))
