@@ -149,7 +149,8 @@ class _Columns:
         verified = pd.array(self.verified, dtype="boolean")
         created = _timestamps(self.created)
         last_login = _timestamps(self.last_login)
-        logins = pd.array(self.logins, dtype="Int64")
+        # Auth0 leaves logins_count out until a first login: no count means zero logins.
+        logins = pd.array([v or 0 for v in self.logins], dtype="Int64")
         main = np.cumsum(counts) - counts  # position of each user's main identity
         has_main = counts > 0
         connection = pd.Categorical(self.i_connection)
