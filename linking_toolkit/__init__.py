@@ -25,6 +25,7 @@ from .audit import (
     plan_links,
     undo,
 )
+from .audit_widgets import AuditTable
 from .errors import (
     AccessDenied,
     AlreadyLinked,
@@ -63,17 +64,20 @@ from .login import SCOPE, PendingLogin, login, start_login
 from .management import ClientCredentials, JobFailed, ManagementClient, ManagementStats, link, unlink
 from .tenant import Tenant, connect
 from .tokens import Session, verify_id_token
+from .widgets import IdentityTable, LoginPrompt
 
 __all__ = [
     "SCOPE",
     "AccessDenied",
     "AlreadyLinked",
     "Audit",
+    "AuditTable",
     "Auth0Error",
     "BadRequest",
     "ClientCredentials",
     "Forbidden",
     "Identity",
+    "IdentityTable",
     "InvalidAlgorithm",
     "InvalidAudience",
     "InvalidAuthorizedParty",
@@ -88,6 +92,7 @@ __all__ = [
     "LoginCancelled",
     "LoginError",
     "LoginExpired",
+    "LoginPrompt",
     "LoginTimeout",
     "MalformedToken",
     "ManagementClient",
