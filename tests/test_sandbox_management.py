@@ -379,6 +379,12 @@ def test_form_encoded_bodies_are_accepted(api: httpx2.Client, sandbox: Sandbox) 
 
 def test_unknown_routes_answer_json(sandbox: Sandbox, api: httpx2.Client) -> None:
     for method, path in (("GET", "/nope"), ("PUT", "/users"), ("GET", "/"), ("POST", "/users/x/roles"),
-                         ("GET", "/users/x/identities"), ("GET", "/jobs/a/b")):
-        assert_error(api.request(method, path), 404)
+                         ("GET", "/users/x/identities"), ("GET", "/jobs/a/b"), ("GET", "//users"),
+                         ("POST", "//users"), ("OPTIONS", "/users"), ("OPTIONS", "/users/x"),
+                         ("GET", "/users//identities"), ("DELETE", "/users/auth0%7Cx//"), ("GET", "/jobs/"),
+                         ("GET", "/jobs//x"), ("HEAD", "/nope")):
+        response = api.request(method, path)
+        assert response.status_code == 404, (method, path)
+        if method != "HEAD":
+            assert_error(response, 404)
     assert_error(httpx2.get(sandbox.base_url + "/api/v2"), 404)

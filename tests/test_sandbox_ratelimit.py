@@ -46,6 +46,8 @@ def test_every_response_carries_the_headers_until_the_bucket_is_empty(
     assert refused.headers["x-ratelimit-remaining"] == "0"
     # Unknown routes are throttled like the rest, and the OAuth endpoints are not this bucket's.
     assert api.get("/nope").status_code == 429
+    unrouted = api.get("//users")  # matches no rule at all, still the API's answer
+    assert unrouted.status_code == 429 and unrouted.headers["x-ratelimit-limit"] == "3"
 
 
 def test_a_refused_request_changes_nothing(limited: tuple[Sandbox, httpx2.Client]) -> None:

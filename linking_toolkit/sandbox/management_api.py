@@ -131,6 +131,12 @@ def tenant() -> TenantContext:
     return tenant_of(current_app)
 
 
+def route(rule: str, **options: Any) -> Any:
+    """A blueprint route that never answers werkzeug's HTML: no redirect merging ``//`` (and no
+    trailing-slash redirect on the catch-all), no automatic OPTIONS page; those go to the JSON 404."""
+    return management.route(rule, merge_slashes=False, provide_automatic_options=False, **options)
+
+
 # -- rate limiting and errors ---------------------------------------------------------------------
 
 @management.before_request
@@ -166,6 +172,18 @@ def render_http_error(error: HTTPException) -> Response:
     if status == 400:
         return ApiError(400, "Invalid request payload JSON format", "invalid_body").response()
     return ApiError(status, STATUS_NAMES.get(status, error.name)).response()
+
+
+@management.app_errorhandler(404)
+@management.app_errorhandler(405)
+def render_unrouted(error: HTTPException) -> ResponseReturnValue:
+    """A path under /api/v2 that matched no rule at all (e.g. ``//users``): JSON, throttled like
+    the rest. Any other path keeps Flask's own answer."""
+    if not (request.path == "/api/v2" or request.path.startswith("/api/v2/")):
+        return error
+    refused = take_rate_limit_token()
+    response = refused if isinstance(refused, Response) else ApiError(404, "Not Found").response()
+    return add_rate_limit_headers(response)
 
 
 @management.errorhandler(Exception)
@@ -363,7 +381,7 @@ SORTABLE = {"created_at", "updated_at", "last_login", "logins_count", "email", "
             "user_id", "username", "given_name", "family_name"}
 
 
-@management.get("/users")
+@route("/users", methods=["GET"])
 def list_users() -> Response:
     """``GET /users``: paging (the first 1000 results only), totals, sort, fields and ``q``."""
     authorize("get_users", any_user=("read:users",))
@@ -414,7 +432,7 @@ CREATE_USER_SCHEMA: dict[str, tuple[str, ...]] = {
 }
 
 
-@management.post("/users")
+@route("/users", methods=["POST"])
 def create_user() -> Response:
     """``POST /users`` on a database connection (Auth0 creates no social users through the API)."""
     from .seed import hash_password  # the one password hash of the sandbox
@@ -469,7 +487,7 @@ def create_user() -> Response:
     return json_response(doc, 201)
 
 
-@management.get("/users-by-email")
+@route("/users-by-email", methods=["GET"])
 def users_by_email() -> Response:
     """``GET /users-by-email``: immediately consistent; the OAS calls the match case-sensitive."""
     authorize("users_by_email", any_user=("read:users",))
@@ -481,7 +499,7 @@ def users_by_email() -> Response:
     return json_response([project(u, request.args.get("fields"), include_fields) for u in users])
 
 
-@management.route("/users/<path:_rest>", methods=["GET", "PATCH", "DELETE", "POST"])
+@route("/users/<path:_rest>", methods=["GET", "PATCH", "DELETE", "POST"])
 def user_routes(_rest: str) -> Response:
     """Dispatch on the raw path segments (see the module docstring about ``%2F``)."""
     segments = path_segments()
@@ -723,7 +741,7 @@ EXPORT_SCHEMA: dict[str, tuple[str, ...]] = {
 }
 
 
-@management.post("/jobs/users-exports")
+@route("/jobs/users-exports", methods=["POST"])
 def create_export() -> Response:
     """``POST /jobs/users-exports``: a background job writing a gzipped file (NDJSON or CSV)."""
     authorize("post_export", any_user=("read:users",))
@@ -775,7 +793,7 @@ def create_export() -> Response:
     return json_response(out)
 
 
-@management.route("/jobs/<path:_rest>", methods=["GET"])
+@route("/jobs/<path:_rest>", methods=["GET"])
 def get_job(_rest: str) -> Response:
     """``GET /jobs/{id}``: status, progress, and the download ``location`` once completed."""
     segments = path_segments()
@@ -804,8 +822,8 @@ def get_job(_rest: str) -> Response:
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-@management.route("/", methods=ALL_METHODS, strict_slashes=False)  # no redirect (it would be HTML)
-@management.route("/<path:_rest>", methods=ALL_METHODS, strict_slashes=False)
+@route("/", methods=ALL_METHODS, strict_slashes=False)
+@route("/<path:_rest>", methods=ALL_METHODS, strict_slashes=False)
 def not_found(_rest: str = "") -> Response:
     raise ApiError(404, "Not Found")
 
