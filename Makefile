@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test lint venv sandbox bench clean
+.PHONY: lab test lint venv sandbox bench clean notebooks
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -15,8 +15,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Jupyter refuses to run as root without --allow-root (CI containers and sandboxes run as root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --no-browser
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
+
+# Re-run the tutorials in place after changing them: outputs are committed, widget state is not.
+notebooks: $(STAMP)
+	$(VENV)/bin/jupyter nbconvert --execute --to notebook --inplace \
+		--ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False \
+		$(or $(NOTEBOOKS),notebooks/*.ipynb)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linking_toolkit tests bench
