@@ -564,3 +564,31 @@ def test_an_oversized_token_request_gets_a_json_413(sandbox: Sandbox) -> None:
     response = httpx2.post(f"{sandbox.base_url}/oauth/token",
                            data={"grant_type": "password", "junk": "x" * (2 << 20)})
     assert response.status_code == 413 and response.json()["error"] == "invalid_request"
+
+
+ODD_VALUES = ["http://[::1/callback", "http://127.0.0.1:abc/callback", "\u2603 snow", "%00\x01", "a" * 3000]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_odd_input_never_gets_a_500(shared_sandbox: Sandbox, value: str) -> None:
+    tenant = shared_sandbox
+    authorize_keys = ("redirect_uri", "client_id", "audience", "connection", "code_challenge",
+                      "code_challenge_method", "response_type")
+    with httpx2.Client(base_url=tenant.base_url) as http:
+        for key in authorize_keys:
+            params = {"code_challenge": "a" * 43, "code_challenge_method": "S256", key: value}
+            response = http.get(authorize_url(tenant, **params))
+            assert response.status_code in (302, 400), (key, response.status_code)
+        for grant_type in ("authorization_code", "refresh_token", "client_credentials", PASSWORD_REALM,
+                           DEVICE_CODE, value):
+            for key in ("code", "client_id", "refresh_token", "device_code", "realm", "audience",
+                        "redirect_uri"):
+                form = {"grant_type": grant_type, "client_id": tenant.client_id, "username": "a@b.c",
+                        "password": "x", key: value}
+                response = http.post("/oauth/token", data=form)
+                assert 400 <= response.status_code < 500, (grant_type, key, response.status_code)
+                assert set(response.json()) == {"error", "error_description"}
+        device = http.post("/oauth/device/code", data={"client_id": tenant.client_id, "audience": value})
+        assert device.status_code == 403
+        assert http.get("/v2/logout", params={"returnTo": value}).status_code == 200
+        assert http.post("/activate", data={"user_code": value}).status_code == 400

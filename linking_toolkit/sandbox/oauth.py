@@ -49,6 +49,7 @@ __all__ = [
     "known_audience",
     "loopback_match",
     "oauth_server",
+    "printable",
     "query_client",
     "record_login",
     "token_error",
@@ -79,8 +80,14 @@ class Auth0Error(OAuth2Error):
     """An error with Auth0's code, message and status (authlib's classes carry RFC wording)."""
 
     def __init__(self, error: str, description: str, status_code: int = 400) -> None:
-        super().__init__(description=description, status_code=status_code)
+        super().__init__(description=printable(description), status_code=status_code)
         self.error = error
+
+
+def printable(text: str) -> str:
+    """RFC 6749 §5.2 allows only printable ASCII but quote and backslash in an error description,
+    and authlib enforces it; echoed input (an audience, say) may hold anything."""
+    return "".join(c if (" " <= c <= "~" and c not in '"\\') else "?" for c in text)
 
 
 def token_error(error: str, description: str, status: int | None = None) -> Response:
@@ -95,12 +102,12 @@ def token_error(error: str, description: str, status: int | None = None) -> Resp
 
 def loopback_match(registered: str, given: str) -> bool:
     """RFC 8252 §7.3: a loopback redirect matches whatever port the app listens on."""
-    a, b = urlsplit(registered), urlsplit(given)
-    if a.scheme != "http" or a.hostname not in LOOPBACK_HOSTS:
-        return False
     try:
+        a, b = urlsplit(registered), urlsplit(given)
         b.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
+    except ValueError:  # e.g. "http://[::1/callback": not a URL at all
+        return False
+    if a.scheme != "http" or a.hostname not in LOOPBACK_HOSTS:
         return False
     return (b.scheme, b.hostname, b.path or "/", b.query) == (a.scheme, a.hostname, a.path or "/", a.query)
 
@@ -535,6 +542,8 @@ def token() -> Response:
         return oauth_server(current_app).create_token_response()
     except Auth0Error as error:
         return token_error(error.error, error.description, error.status_code)
+    except ValueError:  # authlib refuses to build an error whose text echoes non-ASCII input
+        return token_error("invalid_request", "The request has invalid characters.")
 
 
 @auth.post("/oauth/device/code")
@@ -645,7 +654,11 @@ def logout() -> WerkzeugResponse | tuple[str, int]:
 
 
 def _allowed_logout_url(client: SandboxClient, url: str) -> bool:
-    given = urlsplit(url)
+    try:
+        given = urlsplit(url)
+        given.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
     if given.scheme != "http" or given.hostname not in LOOPBACK_HOSTS:
         return False
     return any(urlsplit(uri).hostname == given.hostname for uri in client.row["redirect_uris"])

@@ -88,6 +88,8 @@ def authorize() -> Response:
         if error.redirect_uri:  # the redirect URI was checked: the app hears of the error
             return redirect(add_params_to_uri(error.redirect_uri, error.get_body()), code=302)
         return _error_page(f"{error.error}: {error.description or 'invalid authorization request'}")
+    except ValueError:  # authlib refuses to build an error whose text echoes non-ASCII input
+        return _error_page("invalid_request: the request has invalid characters.")
     args = request.args
     redirect_uri = grant.redirect_uri
 
