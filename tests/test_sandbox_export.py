@@ -143,3 +143,26 @@ def test_export_files_are_removed_when_the_sandbox_stops(fmt: str) -> None:
         directory = ctx.extras["exports"].directory
         assert any(name.endswith(f".{fmt}.gz") for name in os.listdir(directory))
     assert not os.path.exists(directory)
+
+
+def test_export_of_a_synthetic_tenant_matches_the_database() -> None:
+    """A seeded synthetic tenant (with linked users): every user once, every identity in place."""
+    with Sandbox(seed=5, users=2500) as sandbox:
+        ctx = sandbox.context
+        assert ctx is not None
+        response = httpx2.post(sandbox.base_url + "/oauth/token", json={
+            "grant_type": "client_credentials", "client_id": sandbox.m2m_client_id,
+            "client_secret": sandbox.m2m_client_secret, "audience": sandbox.management_audience})
+        token = response.json()["access_token"]
+        with httpx2.Client(base_url=sandbox.base_url + "/api/v2",
+                           headers={"Authorization": f"Bearer {token}"}) as api:
+            _, data = run_export(api, {"format": "json"})
+        records = {r["user_id"]: r for r in map(json.loads, data.decode().splitlines())}
+        with ctx.store.read() as db:
+            expected: dict[str, list[tuple[str, str]]] = {}
+            for row in db.execute("SELECT owner, provider, user_id FROM identities ORDER BY owner, position"):
+                expected.setdefault(row["owner"], []).append((row["provider"], row["user_id"]))
+        assert len(records) == len(expected) >= 2500
+        assert {uid: [(i["provider"], i["user_id"]) for i in r["identities"]]
+                for uid, r in records.items()} == expected
+        assert any(len(ids) > 1 for ids in expected.values())  # the tenant has linked users
