@@ -335,3 +335,12 @@ def test_a_token_of_another_tenant_is_invalid_token(sandbox: Sandbox, client_ten
         foreign = ClientCredentials(other_tenant, other.m2m_client_id, other.m2m_client_secret)()
     with ManagementClient(client_tenant, lambda: foreign) as client, pytest.raises(InvalidToken):
         client.get_user(user_id_of(sandbox, "ada@example.com"))
+
+
+def test_a_revoked_machine_token_is_renewed_once(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    source = ClientCredentials(client_tenant, sandbox.m2m_client_id, sandbox.m2m_client_secret)
+    source()
+    source._token = "revoked"  # the tenant no longer accepts the cached token
+    with ManagementClient(client_tenant, source) as client:
+        assert client.get_user(user_id_of(sandbox, "ada@example.com"))["email"] == "ada@example.com"
+        assert client.stats.requests == 2  # the 401, then the same call with a fresh token
