@@ -216,10 +216,8 @@ class PendingLogin:
         """Stop waiting: the device poller and the loopback server stop, ``result()`` raises
         :class:`LoginCancelled`."""
         self._cancel.set()
+        # The loopback server's loop sees the login is done within its 0.2 s poll and closes.
         self._finish(error=LoginCancelled(f"the {self.method} login was cancelled"))
-        server = self._server
-        if server is not None:
-            threading.Thread(target=server.shutdown, daemon=True).start()
 
     # -- authorization code (browser and paste) -------------------------------------------------
 

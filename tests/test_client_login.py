@@ -181,6 +181,11 @@ def test_browser_login_shows_the_link_when_no_browser_opens(tenant: Tenant) -> N
     with pytest.raises(LoginCancelled):
         pending.result(timeout=30)
     assert pending.status == "cancelled"
+    assert pending._thread is not None
+    pending._thread.join(timeout=10)
+    assert not pending._thread.is_alive()
+    with pytest.raises(httpx2.ConnectError):  # the loopback server is closed, nothing listens
+        httpx2.get(query(pending.authorize_url or "")["redirect_uri"], timeout=5)
 
 
 # -- device -----------------------------------------------------------------------------------
