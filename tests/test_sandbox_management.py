@@ -388,3 +388,29 @@ def test_unknown_routes_answer_json(sandbox: Sandbox, api: httpx2.Client) -> Non
         if method != "HEAD":
             assert_error(response, 404)
     assert_error(httpx2.get(sandbox.base_url + "/api/v2"), 404)
+
+
+NASTY_BODIES = [b"[" * 100_000, b'{"a":' * 5000 + b"1" + b"}" * 5000, b"\x00\xff" * 100, b"null", b"1e999999",
+                b'"\\ud800"', b'{"user_id": {"$gt": ""}}', b'{"link_with": "' + b"A" * 500_000 + b'"}',
+                b"NaN", b"{}" * 1000]
+NASTY_TOKENS = ["x" * 10_000, "a.b", "...", "e30.e30.", "W10.W10.W10", "bnVsbA.bnVsbA.bnVsbA",
+                "eyJhbGciOiJSUzI1NiJ9." + "W" * 5000 + ".sig", "\u00e9t\u00e9"]
+
+
+def test_nasty_input_never_answers_500(sandbox: Sandbox, api: httpx2.Client) -> None:
+    ada = enc(sandbox.demo_user("ada@example.com")["user_id"])
+    routes = [("POST", "/users"), ("PATCH", f"/users/{ada}"), ("POST", f"/users/{ada}/identities"),
+              ("POST", "/jobs/users-exports")]
+    for method, path in routes:
+        for body in NASTY_BODIES:
+            response = api.request(method, path, content=body, headers={"Content-Type": "application/json"})
+            assert 400 <= response.status_code < 500, (method, path, body[:20], response.text)
+            assert_error(response, response.status_code)
+        for token in NASTY_TOKENS:
+            headers = {"Authorization": f"Bearer {token}".encode()}  # raw UTF-8 bytes on the wire
+            response = httpx2.request(method, sandbox.base_url + "/api/v2" + path, headers=headers, json={})
+            assert_error(response, 401)
+            linked = api.post(f"/users/{ada}/identities", json={"link_with": token})
+            assert assert_error(linked, 400)["message"] in ("Invalid token (link_with).",
+                                                            "JWT (link_with) must have an alg of RS256.")
+    assert user_count(api) == 10

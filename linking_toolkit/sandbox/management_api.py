@@ -238,7 +238,7 @@ def authenticate() -> Caller:
         claims = ctx.keys.decode(token)
     except BadSignatureError:
         unauthorized("Invalid signature received for JSON Web Token validation")
-    except (JoseError, ValueError, UnicodeError):
+    except (JoseError, ValueError, UnicodeError, RecursionError):
         unauthorized("Invalid token")
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or exp <= time.time():
@@ -300,7 +300,7 @@ def read_body(*, form_allowed: bool = True) -> dict[str, Any]:
             return {}
         try:
             body = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
         if not isinstance(body, dict):
             bad_body(f"Payload validation error: 'Expected type object but found type {json_type(body)}'.")
@@ -686,13 +686,13 @@ def secondary_from_token(link_with: str, caller: Caller) -> tuple[str, str]:
     ctx = tenant()
     try:
         header = token_header(link_with)
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
         bad_body(LINK_MESSAGES["invalid_token"])
     if header.get("alg") != "RS256":
         bad_body(LINK_MESSAGES["alg"])
     try:
         claims = ctx.keys.decode(link_with)
-    except (JoseError, ValueError, UnicodeError):
+    except (JoseError, ValueError, UnicodeError, RecursionError):
         bad_body(LINK_MESSAGES["invalid_token"])
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or exp <= time.time():
