@@ -133,8 +133,9 @@ def _show(text: str, url: str | None = None) -> None:
     if shell is not None and "IPKernelApp" in getattr(shell, "config", {}) and url:
         import html
 
-        display(HTML(f"<p>{html.escape(text)}<br><a href='{html.escape(url)}' target='_blank'>"
-                     f"{html.escape(url)}</a></p>"))
+        link = (f"<p>{html.escape(text)}<br><a href='{html.escape(url)}' target='_blank'>"
+                f"{html.escape(url)}</a></p>")
+        display(HTML(link))  # type: ignore[no-untyped-call]
     else:
         print(f"{text} {url or ''}".rstrip(), file=sys.stderr)
 

@@ -367,16 +367,30 @@ class ManagementClient:
     def _call(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> Any:
         return self._decode(self._request(method, path, safe=safe, **kwargs))
 
+    def _object(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> dict[str, Any]:
+        """A call whose answer must be a JSON object (a user, a job): anything else is garbage."""
+        body = self._call(method, path, safe=safe, **kwargs)
+        if not isinstance(body, dict):
+            raise TenantError(f"{method} {path.split('?')[0]}: the tenant's answer is not a JSON object")
+        return body
+
+    def _array(self, method: str, path: str, *, safe: bool, **kwargs: Any) -> list[dict[str, Any]]:
+        """A call whose answer must be a JSON array of objects (users, identities)."""
+        body = self._call(method, path, safe=safe, **kwargs)
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise TenantError(f"{method} {path.split('?')[0]}: the tenant's answer is not a JSON array")
+        return body
+
     # -- users -----------------------------------------------------------------------------------
 
     def get_user(self, user_id: str, *, fields: list[str] | None = None) -> dict[str, Any]:
         """``GET /users/{id}``: the whole profile, identities included."""
         params = {"fields": ",".join(fields), "include_fields": "true"} if fields else None
-        return self._call("GET", f"/users/{_path_id(user_id)}", safe=True, params=params)
+        return self._object("GET", f"/users/{_path_id(user_id)}", safe=True, params=params)
 
     def users_by_email(self, email: str) -> list[dict[str, Any]]:
         """``GET /users-by-email``: immediately consistent, unlike search, so the one to link with."""
-        return self._call("GET", "/users-by-email", safe=True, params={"email": email})
+        return self._array("GET", "/users-by-email", safe=True, params={"email": email})
 
     def list_users(
         self,
@@ -421,16 +435,16 @@ class ManagementClient:
         params: dict[str, Any] = {"page": 0, "per_page": 1, "include_totals": "true"}
         if q:
             params.update(q=q, search_engine="v3")
-        body = self._call("GET", "/users", safe=True, params=params)
+        body = self._object("GET", "/users", safe=True, params=params)
         return int(body["total"])
 
     def create_user(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /users`` (not retried: a second attempt could create a second user)."""
-        return self._call("POST", "/users", safe=False, json=dict(body))
+        return self._object("POST", "/users", safe=False, json=dict(body))
 
     def update_user(self, user_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """``PATCH /users/{id}``; metadata objects are merged by the tenant, key by key."""
-        return self._call("PATCH", f"/users/{_path_id(user_id)}", safe=False, json=dict(body))
+        return self._object("PATCH", f"/users/{_path_id(user_id)}", safe=False, json=dict(body))
 
     def update_user_metadata(self, user_id: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``metadata`` into the user's ``user_metadata`` (a key set to None is removed)."""
@@ -481,7 +495,7 @@ class ManagementClient:
         attempt = 0
         while True:
             try:
-                return self._call("POST", path, safe=False, json=body)
+                return self._array("POST", path, safe=False, json=body)
             except TenantError as exc:  # includes ServerError: the outcome is unknown
                 if target is None or attempt >= self.max_retries:
                     raise
@@ -540,10 +554,10 @@ class ManagementClient:
             body["fields"] = [{"name": name} for name in fields]
         if connection_id:
             body["connection_id"] = connection_id
-        return self._call("POST", "/jobs/users-exports", safe=False, json=body)
+        return self._object("POST", "/jobs/users-exports", safe=False, json=body)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/jobs/{_path_id(job_id)}", safe=True)
+        return self._object("GET", f"/jobs/{_path_id(job_id)}", safe=True)
 
     def wait_for_job(
         self,
@@ -614,7 +628,7 @@ class ManagementClient:
 
 def _client_of(session: Session) -> ManagementClient:
     """The session's own client (one pool per session), made on first use."""
-    if session._management is None:
+    if not isinstance(session._management, ManagementClient):
         session._management = ManagementClient.from_session(session)
     return session._management
 

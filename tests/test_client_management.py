@@ -230,6 +230,12 @@ def test_an_html_answer_is_a_tenant_error(sandbox: Sandbox, faults: Faults, faul
     faults.plan.append(("GET", "/users-by-email", answer(200, "{garbage")))
     with pytest.raises(TenantError):
         faulty.users_by_email("ada@example.com")
+    faults.plan.append(("GET", "/users/", answer(200, '"a JSON string, not a user"')))
+    with pytest.raises(TenantError, match="not a JSON object"):
+        faulty.get_user("auth0|x")
+    faults.plan.append(("GET", "/users-by-email", answer(200, '{"users": []}')))
+    with pytest.raises(TenantError, match="not a JSON array"):
+        faulty.users_by_email("ada@example.com")
     faults.plan.append(("PATCH", "/users/", answer(404, "<html>nope</html>")))
     with pytest.raises(TenantError):
         faulty.update_user_metadata("auth0|x", {"a": 1})
