@@ -17,6 +17,7 @@ already linked, and those are already one user anyway.
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import json
 import os
@@ -145,7 +146,7 @@ class _Columns:
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         counts = np.asarray(self.n_identities, dtype=np.int64)
         email_raw = pd.array(self.email, dtype="string")
-        email = pd.array([normalise_email(e) for e in self.email], dtype="string")
+        email = pd.array(_normalise_all(self.email), dtype="string")
         verified = pd.array(self.verified, dtype="boolean")
         created = _timestamps(self.created)
         last_login = _timestamps(self.last_login)
@@ -204,8 +205,21 @@ class _Columns:
         return users, identities
 
 
+def _normalise_all(emails: list[str | None]) -> list[str | None]:
+    """``normalise_email`` over a column, with the ASCII case inlined (a million calls cost)."""
+    out = [(e.strip().lower() if e.isascii() else normalise_email(e)) if e else None for e in emails]
+    return [e or None for e in out] if "" in out else out
+
+
 def _timestamps(values: list[str | None]) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype="string"), utc=True, format="ISO8601"))
+    """Auth0's ``2023-01-26T14:51:52.123Z`` strings as UTC datetimes; numpy parses that form in C,
+    several times faster than ``pd.to_datetime``; anything else goes through pandas."""
+    try:
+        parsed = np.array([v[:-1] if v and v[-1] == "Z" else (v or "NaT") for v in values],
+                          dtype="datetime64[ms]")
+    except ValueError:  # an offset other than Z, or another format
+        return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype="string"), utc=True, format="ISO8601"))
+    return pd.DatetimeIndex(parsed).tz_localize("UTC")
 
 
 @dataclass
@@ -310,6 +324,19 @@ def audit_records(records: Iterable[Mapping[str, Any]], *, source: str = "record
     return Audit(users=users, identities=identities, source=source, issuer=issuer)
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cycle collector while millions of acyclic dicts and strings are made: it would
+    otherwise walk the growing columns again and again (a third of the time at a million users)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _ndjson_chunks(stream: IO[bytes], lines: int = _CHUNK_LINES,
                    block: int = 1 << 22) -> Iterator[list[dict[str, Any]]]:
     """Parsed records, about ``lines`` at a time: the stream is read in blocks and each batch of
@@ -342,12 +369,12 @@ def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None
     opener: Callable[[], IO[bytes]] = ((lambda: gzip.open(path, "rb")) if gzipped  # type: ignore[assignment]
                                        else (lambda: path.open("rb")))
     columns = _Columns()
-    with opener() as stream:
+    with opener() as stream, _no_gc():
         for chunk in _ndjson_chunks(stream):
             columns.add(chunk)
             if progress is not None:
                 progress(len(chunk))
-    users, identities = columns.frames()
+        users, identities = columns.frames()
     return Audit(users=users, identities=identities, source="file", issuer=issuer)
 
 
@@ -428,7 +455,7 @@ def link_candidates(result: Audit, *,
     ver_l = members["email_verified"].fillna(False).tolist()
     blocked_l = members["blocked"].tolist()
     links_l = members["identities"].tolist()
-    login_l = members["last_login"].tolist()
+    login_l = members["last_login"].to_numpy(dtype="datetime64[ms]").tolist()  # not Timestamps: faster
     start = 0
     n = len(email_l)
     while start < n:
