@@ -18,6 +18,7 @@ from linking_toolkit import (
     InvalidToken,
     ManagementClient,
     NotFound,
+    RateLimited,
     ServerError,
     Tenant,
     TenantError,
@@ -350,3 +351,26 @@ def test_a_revoked_machine_token_is_renewed_once(sandbox: Sandbox, client_tenant
     with ManagementClient(client_tenant, source) as client:
         assert client.get_user(user_id_of(sandbox, "ada@example.com"))["email"] == "ada@example.com"
         assert client.stats.requests == 2  # the 401, then the same call with a fresh token
+
+
+def test_list_users_stops_at_the_paging_cap_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    with Sandbox(seed=3, users=1100) as big, connect(sandbox=big) as tenant, \
+            ManagementClient.from_client_credentials(tenant) as client:
+        total = client.count_users()
+        assert total > 1000  # counting goes past the cap; paging cannot
+        users = list(client.list_users())
+        assert len(users) == 1000 == len({u["user_id"] for u in users})
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("create_users_export" in message for message in warnings)
+
+
+def test_rate_limited_when_the_waits_run_out() -> None:
+    with Sandbox(seed=7, rate_limit=(1, 0.5)) as limited, connect(sandbox=limited) as tenant:
+        ada = limited.demo_user("ada@example.com")["user_id"]
+        with ManagementClient.from_client_credentials(tenant, max_rate_limit_waits=0) as client, \
+                ManagementClient.from_client_credentials(tenant) as other:
+            other.get_user(ada)  # the only token of the bucket
+            with pytest.raises(RateLimited) as caught:
+                client.get_user(ada)
+            assert caught.value.status_code == 429 and caught.value.error_code == "too_many_requests"
+            assert caught.value.reset_at is not None and client.stats.rate_limited == 1
