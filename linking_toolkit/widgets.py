@@ -84,8 +84,10 @@ class LoginPrompt(widgets.VBox):
         who = "the account to link" if pending.purpose == "linking" else "your account"
         self.title.value = f"<b>Log in to {html.escape(who)}</b>"
         url = pending.verification_uri_complete or pending.verification_uri or pending.authorize_url or ""
+        # An authorization URL is a screenful of parameters: name it instead of printing it.
+        text = "the tenant's login page" if url == pending.authorize_url else url
         self.link.value = (f"Open <a href='{html.escape(url)}' target='_blank' rel='noopener'>"
-                           f"{html.escape(url)}</a>")
+                           f"{html.escape(text)}</a>")
         parts: list[widgets.Widget] = [self.title, self.link]
         if pending.user_code:
             self.code.value = (f"and check that the page shows the code "
@@ -518,6 +520,22 @@ class IdentityTable(widgets.VBox):
         self._message = text
         style = _ERROR_STYLE if error else ""
         self.message_area.value = f"<span style='{style}'>{html.escape(text)}</span>" if text else ""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The live widget, plus the table as plain HTML for wherever widgets do not render
+        (a notebook read on GitHub, nbconvert): the same rows, without buttons."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/html"] = self.to_html()
+        return bundle
+
+    def to_html(self) -> str:
+        """The rows as a static HTML table (what a notebook viewer shows without widgets)."""
+        frame = pd.DataFrame(self.rows, columns=list(_ROW_KEYS)).drop(columns="user_id")
+        email = self.session.profile.get("email") or self.session.claims.get("email") or ""
+        caption = (f"<p><b>Identities of {html.escape(str(email))}</b> "
+                   f"<code>{html.escape(self.session.user_id)}</code></p>")
+        return caption + frame.to_html(index=False, na_rep="—")
 
     def __repr__(self) -> str:
         # The plain-text form lands in notebook outputs: who and how many, nothing that varies.

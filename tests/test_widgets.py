@@ -4,6 +4,7 @@ unlink through a row's button with its confirmation, errors in the message area.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 
@@ -284,3 +285,30 @@ def test_login_prompt_shows_who_logged_in(tenant):
     assert session.profile["email"] == ADA
     assert f"Logged in as {ADA}." in prompt.status.value
     assert prompt.countdown.value == ""
+
+
+def test_cancelling_the_tables_login_links_nothing(tenant):
+    table = IdentityTable(ada_login(tenant))
+    table.press_link("google-oauth2")
+    table.wait_for_login(WAIT)
+
+    table.prompt_area.children[0].cancel_button.click()
+
+    assert table.wait_idle(WAIT)
+    assert table.message == "The login was cancelled: nothing was linked."
+    assert [r["connection"] for r in table.rows] == [DATABASE]
+    assert table.prompt_area.children == () and not table.link_button.disabled
+
+
+def test_a_paste_login_finishes_with_the_address_pasted_into_the_prompt(tenant):
+    prompt = LoginPrompt.start(tenant, method="paste", purpose="linking", connection="github")
+    assert f"href='{html.escape(prompt.pending.authorize_url)}'" in prompt.link.value
+    address = tenant.sandbox.approve_browser(prompt.pending.authorize_url, connection="github", email=ADA)
+
+    prompt.paste_box.value = address
+    prompt.paste_button.click()
+
+    session = prompt.result(WAIT)
+    assert session.purpose == "linking" and session.user_id.startswith("github|")
+    assert prompt.paste_box.value == ""  # the one-time code is not kept in the widget's state
+    assert prompt.paste_button.disabled
