@@ -184,7 +184,6 @@ class LoginPrompt(widgets.VBox):
 
 
 _COLUMNS = ("connection", "provider", "name", "email", "verified", "primary")
-_ROW_KEYS = ("connection", "provider", "user_id", "name", "email", "verified", "primary")
 
 
 def _cell_text(value: Any) -> str:
@@ -520,22 +519,6 @@ class IdentityTable(widgets.VBox):
         self._message = text
         style = _ERROR_STYLE if error else ""
         self.message_area.value = f"<span style='{style}'>{html.escape(text)}</span>" if text else ""
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        """The live widget, plus the table as plain HTML for wherever widgets do not render
-        (a notebook read on GitHub, nbconvert): the same rows, without buttons."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            bundle["text/html"] = self.to_html()
-        return bundle
-
-    def to_html(self) -> str:
-        """The rows as a static HTML table (what a notebook viewer shows without widgets)."""
-        frame = pd.DataFrame(self.rows, columns=list(_ROW_KEYS)).drop(columns="user_id")
-        email = self.session.profile.get("email") or self.session.claims.get("email") or ""
-        caption = (f"<p><b>Identities of {html.escape(str(email))}</b> "
-                   f"<code>{html.escape(self.session.user_id)}</code></p>")
-        return caption + frame.to_html(index=False, na_rep="—")
 
     def __repr__(self) -> str:
         # The plain-text form lands in notebook outputs: who and how many, nothing that varies.
