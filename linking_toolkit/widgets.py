@@ -42,8 +42,9 @@ def _describe_error(exc: BaseException) -> str:
     """An exception as one line for a person: the tenant's own words, never a traceback."""
     if isinstance(exc, Auth0Error):
         return str(exc)
-    # Not expected; the log keeps the traceback for whoever debugs, the person gets one line.
-    logger.error("unexpected error in a widget action", exc_info=exc)
+    # Not expected. Debug level: Python's last-resort handler would print WARNING and above, with
+    # the traceback, into the notebook.
+    logger.debug("unexpected error in a widget action", exc_info=exc)
     return f"Something went wrong: {type(exc).__name__}: {exc}"
 
 
@@ -287,6 +288,8 @@ class IdentityTable(widgets.VBox):
         choices = list(connections if connections is not None else session.tenant.connections)
         self.connection_picker = widgets.Dropdown(options=choices, value=choices[0] if choices else None,
                                                   description="Connection:")
+        if not choices:  # a real tenant whose connections were not given: the login page lists them
+            self.connection_picker.layout.display = "none"
         self.link_button = widgets.Button(description="Link another account", icon="link",
                                           button_style="primary", layout=widgets.Layout(width="auto"))
         self.link_button.on_click(lambda _button: self.press_link())
@@ -454,6 +457,8 @@ class IdentityTable(widgets.VBox):
             message, error = _describe_error(exc), True
         try:
             self.refresh()
+        except Exception as exc:  # a profile the table cannot show: say so, keep the thread quiet
+            message, error = _describe_error(exc), True
         finally:
             with self._lock:
                 self._busy = False

@@ -312,3 +312,17 @@ def test_a_paste_login_finishes_with_the_address_pasted_into_the_prompt(tenant):
     assert session.purpose == "linking" and session.user_id.startswith("github|")
     assert prompt.paste_box.value == ""  # the one-time code is not kept in the widget's state
     assert prompt.paste_button.disabled
+
+
+def test_an_unexpected_failure_is_one_line_in_the_message_area(tenant):
+    table = IdentityTable(ada_login(tenant))
+    table.session.profile["identities"] = [{"provider": "google-oauth2"}]  # a profile that makes no sense
+
+    table.press_link("google-oauth2")
+    pending = table.wait_for_login(WAIT)
+    tenant.sandbox.approve_device(pending.user_code, connection="google-oauth2", email=ADA)
+    assert table.wait_idle(WAIT)
+
+    assert table.message.startswith("Something went wrong: KeyError")
+    assert "Traceback" not in table.message and "\n" not in table.message
+    assert not table.busy
