@@ -439,66 +439,102 @@ def link_candidates(result: Audit, *,
     every email in the group is verified and nothing else below applies; otherwise the first
     reason of ``RISKS``) and ``reasons`` (every reason that applies).
     """
-    users = result.users
-    members = users[users["email"].notna()]
-    members = members[members["email"].duplicated(keep=False)].copy()
-    members["is_database"] = (members["provider"] == DATABASE_PROVIDER).to_numpy(dtype=bool)
-    keys = [("email", True), *rank]
-    members = members.sort_values([k for k, _ in keys], ascending=[a for _, a in keys],
-                                  na_position="last", kind="stable")
+    with _no_gc():
+        return _candidates(result.users, rank)
 
-    rows: list[dict[str, Any]] = []
-    email_l = members["email"].tolist()
+
+def _sort_key(column: pd.Series, ascending: bool) -> np.ndarray:
+    """A float key that sorts like ``column`` (``ascending`` or not), missing values last."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column.dtype):
+        values = column.dt.tz_localize(None) if isinstance(column.dtype, pd.DatetimeTZDtype) else column
+        key = values.to_numpy().view(np.int64).astype(np.float64)
+        missing = values.isna().to_numpy()
+    elif pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype):
+        key = column.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(key)
+    else:  # text or categories: their sorted order
+        key = pd.factorize(column, sort=True)[0].astype(np.float64)
+        missing = key < 0
+    key = key if ascending else -key
+    key[missing] = np.inf
+    return key
+
+
+def _candidates(users: pd.DataFrame, rank: Sequence[tuple[str, bool]]) -> pd.DataFrame:
+    # Factorising the emails once gives both the duplicates and integer group keys to sort on
+    # (sorting strings is what made this slow at a million users).
+    codes, uniques = pd.factorize(users["email"].array)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    shared = (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
+    members = users[shared].copy()
+    members["is_database"] = (members["provider"] == DATABASE_PROVIDER).to_numpy(dtype=bool)
+    member_codes = codes[shared]
+    groups = np.unique(member_codes)
+    alphabetical = np.empty(len(uniques), dtype=np.int64)
+    alphabetical[groups] = np.argsort(np.argsort(np.asarray(uniques, dtype=object)[groups]))
+    keys = [_sort_key(members[column], ascending) for column, ascending in reversed(rank)]
+    members = members.iloc[np.lexsort([*keys, alphabetical[member_codes]])]
+
+    # Groups are contiguous after the sort: every aggregate is a numpy reduceat over their starts.
+    n = len(members)
+    email = members["email"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, email[1:] != email[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], n].astype(np.int64) if n else starts
     uid_l = members["user_id"].tolist()
-    conn_l = members["connection"].astype(object).tolist()
-    prov_l = members["provider"].astype(object).tolist()
-    ver_l = members["email_verified"].fillna(False).tolist()
-    blocked_l = members["blocked"].tolist()
-    links_l = members["identities"].tolist()
-    login_l = members["last_login"].to_numpy(dtype="datetime64[ms]").tolist()  # not Timestamps: faster
-    start = 0
-    n = len(email_l)
-    while start < n:
-        end = start + 1
-        while end < n and email_l[end] == email_l[start]:
-            end += 1
-        span = range(start, end)
-        connections = [conn_l[i] for i in span]
-        unverified = [uid_l[i] for i in span if not ver_l[i]]
-        reasons = []
-        if unverified:
-            reasons.append("unverified email")
-        if any(blocked_l[i] for i in span):
-            reasons.append("blocked user")
-        if sum(links_l[i] > 1 for i in span) > 1:
-            reasons.append("several users hold links")
-        if len(set(connections)) < len(connections):
-            reasons.append("same connection twice")
-        logins = [login_l[i] for i in span if not pd.isna(login_l[i])]
-        rows.append({
-            "email": email_l[start],
-            "users": end - start,
-            "primary_id": uid_l[start],
-            "user_ids": [uid_l[i] for i in span],
-            "connections": ", ".join(sorted({str(c) for c in connections})),
-            "providers": ", ".join(sorted({str(prov_l[i]) for i in span})),
-            "all_verified": not unverified,
-            "unverified": unverified,
-            "last_login": max(logins) if logins else pd.NaT,
-            "primary_last_login": login_l[start],
-            "risk": reasons[0] if reasons else "safe",
-            "reasons": ", ".join(reasons) if reasons else "safe",
-        })
-        start = end
-    frame = pd.DataFrame(rows, columns=["email", "users", "primary_id", "user_ids", "connections",
-                                        "providers", "all_verified", "unverified", "last_login",
-                                        "primary_last_login", "risk", "reasons"])
-    frame = frame.astype({"email": "string", "users": "int64", "primary_id": "string",
-                          "connections": "string", "providers": "string", "all_verified": "boolean",
-                          "reasons": "string"})
-    frame["risk"] = pd.Categorical(frame["risk"], categories=RISKS)
+    verified = members["email_verified"].fillna(False).to_numpy(dtype=bool)
+    blocked = members["blocked"].to_numpy(dtype=bool)
+    holds_links = (members["identities"].to_numpy() > 1).astype(np.int64)
+    login_times = members["last_login"].dt.tz_convert(None).to_numpy()
+    login = login_times.view(np.int64)  # NaT is the smallest int64: maximum() skips it
+    conn_code = members["connection"].cat.codes.to_numpy().astype(np.int64)
+    prov_code = members["provider"].cat.codes.to_numpy().astype(np.int64)
+
+    def reduce(ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
+        return ufunc.reduceat(values, starts) if n else values[:0]
+
+    all_verified = reduce(np.logical_and, verified)
+    any_blocked = reduce(np.logical_or, blocked)
+    linked_users = reduce(np.add, holds_links)
+    group_of = np.repeat(np.arange(len(starts)), ends - starts)
+    distinct_connections = np.bincount(
+        np.unique(group_of * 64 + conn_code) // 64, minlength=len(starts)) if n else np.zeros(0, int)
+    sizes = ends - starts
+
+    def names(codes: np.ndarray, categories: pd.Index) -> list[str]:
+        # The set of categories in each group as a bit mask, each mask spelt out once.
+        masks = reduce(np.bitwise_or, np.left_shift(1, np.maximum(codes, 0)).astype(np.int64))
+        cats = [str(c) for c in categories]
+        spelt = {m: ", ".join(sorted(c for i, c in enumerate(cats) if m >> i & 1))
+                 for m in set(masks.tolist())}
+        return [spelt[m] for m in masks.tolist()]
+
+    flags = np.stack([~all_verified, any_blocked, linked_users > 1, distinct_connections < sizes]) \
+        if n else np.zeros((4, 0), dtype=bool)
+    codes = (flags * (1 << np.arange(4))[:, None]).sum(axis=0)
+    reason_names = RISKS[1:]
+    reasons_of = {c: ", ".join(r for i, r in enumerate(reason_names) if c >> i & 1) or "safe"
+                  for c in range(16)}
+    first_reason = {c: next((r for i, r in enumerate(reason_names) if c >> i & 1), "safe") for c in range(16)}
+    unverified: list[list[str]] = [[] for _ in range(len(starts))]
+    for position in np.flatnonzero(~verified).tolist():
+        unverified[group_of[position]].append(uid_l[position])
+    last = reduce(np.maximum, login)
+    frame = pd.DataFrame({
+        "email": pd.array(email[starts].tolist(), dtype="string"),
+        "users": sizes.astype(np.int64),
+        "primary_id": pd.array([uid_l[i] for i in starts.tolist()], dtype="string"),
+        "user_ids": [uid_l[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)],
+        "connections": pd.array(names(conn_code, members["connection"].cat.categories), dtype="string"),
+        "providers": pd.array(names(prov_code, members["provider"].cat.categories), dtype="string"),
+        "all_verified": pd.array(all_verified, dtype="boolean"),
+        "unverified": unverified,
+        "last_login": last.view(login_times.dtype),
+        "primary_last_login": login[starts].view(login_times.dtype),
+        "risk": pd.Categorical([first_reason[c] for c in codes.tolist()], categories=RISKS),
+        "reasons": pd.array([reasons_of[c] for c in codes.tolist()], dtype="string"),
+    })
     for column in ("last_login", "primary_last_login"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame[column] = frame[column].dt.tz_localize("UTC")
     return frame
 
 
