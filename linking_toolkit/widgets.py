@@ -87,8 +87,9 @@ class LoginPrompt(widgets.VBox):
         url = pending.verification_uri_complete or pending.verification_uri or pending.authorize_url or ""
         # An authorization URL is a screenful of parameters: name it instead of printing it.
         text = "the tenant's login page" if url == pending.authorize_url else url
-        self.link.value = (f"Open <a href='{html.escape(url)}' target='_blank' rel='noopener'>"
-                           f"{html.escape(text)}</a>")
+        # Styled inline: JupyterLab's widget HTML does not make links look like links.
+        self.link.value = (f"Open <a href='{html.escape(url)}' target='_blank' rel='noopener' "
+                           f"style='color:#1565c0;text-decoration:underline'>{html.escape(text)}</a>")
         parts: list[widgets.Widget] = [self.title, self.link]
         if pending.user_code:
             self.code.value = (f"and check that the page shows the code "

@@ -197,6 +197,10 @@ def test_unlink_in_the_browser_removes_the_row_on_the_page_and_at_the_tenant(lab
         errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
         assert errors == [], errors
 
+        prompt = page.locator(".widget-vbox", has=page.get_by_text("Log in to your account")).first
+        assert "Logged in as ada@example.com." in prompt.inner_text()
+        prompt.screenshot(path=str(ARTIFACTS / "login-prompt.png"))
+
         base_url, client_id = sandbox_of_notebook(page.locator(".jp-Notebook").inner_text())
         ada = google_login_as_ada(base_url, client_id)
         assert ada.user_id.startswith("auth0|"), "before the click, Google logs Ada in to her main account"
