@@ -213,3 +213,15 @@ def test_a_run_killed_halfway_resumes_from_its_journal_without_linking_twice(
 
     undo(admin, journal)
     assert snapshot(admin) == before
+
+
+def test_the_audit_and_a_plan_run_unchanged_under_auth0s_free_tier_rate_limit(tmp_path: Path) -> None:
+    with Sandbox(seed=6, users=150, rate_limit="free") as sandbox:  # burst 2, 2 requests a second
+        with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
+            result = audit(admin, progress=False)
+            check_audit(result, sandbox)
+            plan = plan_links(link_candidates(result), result)
+            plan = plan[plan["risk"] == "safe"].head(2)
+            done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
+            assert (done["status"] == "linked").all()
+            assert admin.stats.waited_seconds > 0  # it paced itself instead of failing
