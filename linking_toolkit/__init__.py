@@ -25,7 +25,6 @@ from .audit import (
     plan_links,
     undo,
 )
-from .audit_widgets import AuditTable
 from .errors import (
     AccessDenied,
     AlreadyLinked,
@@ -64,7 +63,7 @@ from .login import SCOPE, PendingLogin, login, start_login
 from .management import ClientCredentials, JobFailed, ManagementClient, ManagementStats, link, unlink
 from .tenant import Tenant, connect
 from .tokens import Session, verify_id_token
-from .widgets import IdentityTable, LoginPrompt
+from .widgets import AuditTable, IdentityTable, LoginPrompt
 
 __all__ = [
     "SCOPE",

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from linking_toolkit import ManagementClient, Tenant, audit, link_candidates, undo
+from linking_toolkit import AuditTable, ManagementClient, Tenant, audit, link_candidates, undo
 from linking_toolkit.audit import RISKS
-from linking_toolkit.audit_widgets import AuditTable
 from linking_toolkit.sandbox import Sandbox
 
 
