@@ -589,9 +589,10 @@ class AuditTable(widgets.VBox):
         self._idle.set()
         self._page = 0
         self._positions = _np().arange(len(candidates))
-        self._labels = candidates.index.to_numpy()
-        connections = sorted({c.strip() for text in candidates["connections"].dropna().unique()
-                              for c in str(text).split(",")})
+        # Factorised once: a filter is then an isin() on integer codes, not a pass over the strings.
+        self._risk_codes, self._risks = pd.factorize(candidates["risk"].astype(str).to_numpy())
+        self._connection_codes, self._connection_sets = pd.factorize(candidates["connections"].to_numpy())
+        connections = sorted({c.strip() for text in self._connection_sets for c in str(text).split(",")})
         risks = [str(r) for r in candidates["risk"].cat.categories] if hasattr(
             candidates["risk"], "cat") else sorted(candidates["risk"].dropna().unique())
         self.risk_picker = widgets.Dropdown(options=[_ALL, *risks], value=_ALL, description="Risk:")
@@ -673,8 +674,7 @@ class AuditTable(widgets.VBox):
         """The selected groups as a link plan (``plan_links``), in the frame's order."""
         from .audit import plan_links
 
-        chosen = self.candidates.loc[[label for label in self._labels if label in self.selected]] \
-            if len(self.selected) < 1000 else self.candidates[self.candidates.index.isin(self.selected)]
+        chosen = self.candidates[self.candidates.index.isin(list(self.selected))]
         plan = plan_links(chosen, self.audit)
         if self.allow_unsafe_box.value:
             plan["allow_unsafe"] = True
@@ -801,11 +801,12 @@ class AuditTable(widgets.VBox):
         np = _np()
         mask = np.ones(len(self.candidates), dtype=bool)
         if self.risk_picker.value != _ALL:
-            mask &= (self.candidates["risk"].astype(str) == self.risk_picker.value).to_numpy()
+            wanted = [i for i, risk in enumerate(self._risks) if risk == self.risk_picker.value]
+            mask &= np.isin(self._risk_codes, wanted)
         if self.connection_picker.value != _ALL:
-            wanted = self.connection_picker.value
-            mask &= self.candidates["connections"].map(
-                lambda text: wanted in str(text).split(", ")).to_numpy(dtype=bool)
+            wanted = [i for i, text in enumerate(self._connection_sets)
+                      if self.connection_picker.value in str(text).split(", ")]
+            mask &= np.isin(self._connection_codes, wanted)
         self._positions = np.flatnonzero(mask)
         self._page = 0
         self._render()
