@@ -10,11 +10,13 @@
 Every flow asks for the Management API audience and :data:`SCOPE`; the interactive ones send a
 ``state`` that carries the purpose (``linking.<random>``, as the seed's ``state: "linking"``) and a
 ``nonce``, and check both. ``start_login`` runs the waiting in a background thread and returns a
-:class:`PendingLogin` at once, so a notebook cell or a widget callback never blocks.
+:class:`PendingLogin` at once, so a notebook cell or a widget callback never blocks; in a notebook,
+``session = await start_login(tenant)`` waits for it with the kernel's event loop left running.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import http.server
 import logging
@@ -22,7 +24,7 @@ import secrets
 import sys
 import threading
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -203,6 +205,30 @@ class PendingLogin:
             assert self.error is not None
             raise self.error
         return self._session
+
+    def __await__(self) -> Generator[Any, None, Session]:
+        """``session = await pending``: waits without blocking the running event loop, so a notebook
+        cell (top-level ``await``) leaves the kernel, and its widgets' callbacks, free meanwhile.
+        Cancelling the awaiting task cancels the login."""
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+
+        def set_woken() -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        def wake(_pending: PendingLogin) -> None:
+            # Called from the login's worker thread: hand over to the loop's own thread.
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(set_woken)
+
+        self.add_done_callback(wake)
+        try:
+            yield from woken.__await__()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        return self.result(0)
 
     def add_done_callback(self, fn: Callable[[PendingLogin], object]) -> None:
         """Call ``fn(pending)`` when the login ends (at once if it already has), from the worker
@@ -447,8 +473,11 @@ def login(
     timeout: float = 300.0,
     open_browser: bool = True,
 ) -> Session:
-    """Log in and return a verified :class:`Session` (blocking: for scripts; notebooks and widgets
-    use :func:`start_login`).
+    """Log in and return a verified :class:`Session`, blocking until the person has logged in.
+
+    For scripts and a notebook cell that simply waits. Where the event loop must stay free (a
+    widget callback, a cell while widgets are live) use ``await start_login(...)`` or
+    :class:`~linking_toolkit.widgets.LoginPrompt`: they return at once.
 
     ``purpose="linking"`` marks the session as the account to link in (the second login of the
     tutorial); ``link()`` refuses any other session as its secondary. ``password`` logs in a

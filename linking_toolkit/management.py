@@ -232,6 +232,7 @@ class ManagementClient:
         self._pacer = _Pacer()
         self._http = httpx2.Client(base_url=tenant.base_url + "/api/v2", timeout=timeout,
                                    transport=transport)
+        tenant._clients.add(self)  # Tenant.close() closes this pool too, not only garbage collection
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -258,7 +259,12 @@ class ManagementClient:
         return cls(tenant, ClientCredentials(tenant, client_id, client_secret, scope=scope), **kwargs)
 
     def close(self) -> None:
+        """Close the connection pool (again is harmless)."""
         self._http.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._http.is_closed
 
     def __enter__(self) -> ManagementClient:
         return self
@@ -278,6 +284,8 @@ class ManagementClient:
 
     def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         """One request, paced; transport failures surface as httpx2 errors for the caller."""
+        if self._http.is_closed:
+            raise TenantError("this client is closed (by close() or Tenant.close()): make a new one")
         self._sleep(self._pacer.delay(time.time()))
         token = self._token_source()
         if not token or not token.isprintable() or " " in token:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,8 @@ class Tenant:
     _http: httpx2.Client | None = None
     _jwks_lock: threading.Lock = field(default_factory=threading.Lock)
     _jwks: dict[str, Any] = field(default_factory=dict)
+    # Management clients made for this tenant (sessions' and machine ones): close() closes their pools.
+    _clients: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -151,7 +154,10 @@ class Tenant:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection pool, and stop the sandbox if ``connect()`` started it."""
+        """Close the connection pools (the tenant's and those of every ``ManagementClient`` made for
+        it, sessions' included), and stop the sandbox if ``connect()`` started it."""
+        for client in list(self._clients):
+            client.close()
         if self._http is not None:
             self._http.close()
             self._http = None

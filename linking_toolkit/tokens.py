@@ -224,6 +224,17 @@ class Session:
         """The verified ID token (sensitive: it is what ``link_with`` sends for a linking session)."""
         return self._id_token
 
+    def close(self) -> None:
+        """Close the session's Management API connection pool (``Tenant.close()`` does it too)."""
+        if self._management is not None:
+            self._management.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _who(self) -> tuple[str, str | None, str | None]:
         email = self.profile.get("email") or self.claims.get("email")
         name = self.profile.get("name") or self.claims.get("name")

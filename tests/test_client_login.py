@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -17,8 +18,11 @@ from linking_toolkit import (
     LoginError,
     LoginExpired,
     LoginTimeout,
+    ManagementClient,
+    PendingLogin,
     Session,
     Tenant,
+    TenantError,
     connect,
     login,
     start_login,
@@ -247,3 +251,101 @@ def test_device_login_honours_slow_down(sandbox: Sandbox, tenant: Tenant) -> Non
     sandbox.approve_device(pending.user_code, connection=GOOGLE, email="alan@example.com")
     session = pending.result(timeout=60)
     assert session.profile["email"] == "alan@example.com"
+
+
+# -- the event loop stays free ----------------------------------------------------------------
+
+
+def test_awaiting_a_device_login_leaves_the_event_loop_running(sandbox: Sandbox, tenant: Tenant) -> None:
+    """As in a notebook cell with top-level await: the approval below runs on the same loop, so if
+    awaiting the login blocked the loop the login could only end by timing out."""
+
+    async def cell() -> Session:
+        pending = start_login(tenant, method="device", show=quiet, timeout=20)
+        assert pending.user_code
+
+        async def person_approves() -> None:
+            await asyncio.to_thread(sandbox.approve_device, pending.user_code or "", connection=GOOGLE,
+                                    email="alan@example.com")
+
+        approval = asyncio.create_task(person_approves())
+        session = await pending
+        await approval
+        return session
+
+    session = asyncio.run(cell())
+    assert_logged_in(session, "alan@example.com", "login")
+
+
+def test_cancelling_the_awaiting_task_cancels_the_login(tenant: Tenant) -> None:
+    pending = start_login(tenant, method="device", show=quiet, timeout=20)
+
+    async def cell() -> None:
+        waiting = asyncio.create_task(_wait(pending))
+        await asyncio.sleep(0)  # let the task start waiting
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(cell())
+    with pytest.raises(LoginCancelled):
+        pending.result(timeout=10)
+    assert pending.status == "cancelled"
+
+
+async def _wait(pending: PendingLogin) -> Session:
+    return await pending
+
+
+def test_awaiting_a_failed_login_raises_its_error(sandbox: Sandbox, tenant: Tenant) -> None:
+    pending = start_login(tenant, method="device", show=quiet, timeout=20)
+    sandbox.approve_device(pending.user_code or "", connection=GOOGLE, email="alan@example.com", deny=True)
+    with pytest.raises(AccessDenied):
+        asyncio.run(_wait(pending))
+
+
+# -- closing ----------------------------------------------------------------------------------
+
+
+def test_tenant_close_closes_the_sessions_connection_pools(sandbox: Sandbox) -> None:
+    user = sandbox.demo_users[0]
+    tenant = connect(sandbox=sandbox)
+    session = login(tenant, method="password", email=user["email"], password=user["password"])
+    with ManagementClient.from_client_credentials(tenant) as admin:
+        assert not session._management.closed and not admin.closed
+        tenant.close()
+        assert session._management.closed and admin.closed
+        with pytest.raises(TenantError, match="closed"):
+            admin.get_user(session.user_id)
+
+
+def test_a_session_closes_its_own_pool(sandbox: Sandbox, tenant: Tenant) -> None:
+    user = sandbox.demo_users[0]
+    with login(tenant, method="password", email=user["email"], password=user["password"]) as session:
+        client = session._management
+        assert not client.closed
+    assert client.closed
+
+
+# -- a tenant that answers garbage or drops the connection ------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["html", "garbage", "drop"])
+def test_a_token_endpoint_answering_garbage_is_a_tenant_error(sandbox: Sandbox, fault: str) -> None:
+    real = httpx2.HTTPTransport()
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path != "/oauth/token":
+            response = real.handle_request(request)
+            response.read()
+            return response
+        if fault == "drop":
+            raise httpx2.ReadError("connection reset by peer", request=request)
+        body = "<html><body>Service unavailable</body></html>" if fault == "html" else "{not json"
+        return httpx2.Response(200 if fault == "garbage" else 503, text=body)
+
+    user = sandbox.demo_users[0]
+    with Tenant.from_sandbox(sandbox, transport=httpx2.MockTransport(handle)) as tenant:
+        with pytest.raises(TenantError) as caught:
+            login(tenant, method="password", email=user["email"], password=user["password"])
+    assert "token_endpoint" in str(caught.value) and user["password"] not in repr(caught.value)
