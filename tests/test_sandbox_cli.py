@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,11 +76,49 @@ def test_cli_prints_one_json_line_logs_requests_and_stops_cleanly(signum: int) -
     assert user["password"] not in err and response.json()["access_token"] not in err
 
 
+def machine_token(info: dict[str, Any]) -> str:
+    response = httpx2.post(f"{info['base_url']}/oauth/token", json={
+        "grant_type": "client_credentials", "client_id": info["m2m_client_id"],
+        "client_secret": info["m2m_client_secret"], "audience": info["management_audience"]})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def list_users(info: dict[str, Any], **params: str) -> httpx2.Response:
+    return httpx2.get(f"{info['base_url']}/api/v2/users", params=params,
+                      headers={"Authorization": f"Bearer {machine_token(info)}"})
+
+
 def test_cli_quiet_logs_nothing() -> None:
     with cli("--quiet", "--rate-limit", "free") as (process, info):
         assert httpx2.get(f"{info['base_url']}/.well-known/jwks.json").status_code == 200
+        # The free tier's bucket (burst 2) is on: even a refused call carries its headers.
+        refused = httpx2.get(f"{info['base_url']}/api/v2/users")
+        assert refused.status_code == 401 and refused.headers["x-ratelimit-limit"] == "2"
         code, out, err = stop(process, signal.SIGTERM)
     assert code == 0 and out == "" and err == ""
+
+
+def free_port(*, other_than: str = "") -> int:
+    """A loopback port that was free a moment ago (and is not the one in ``other_than``)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if not other_than.endswith(f":{port}"):
+            return port
+
+
+def test_cli_host_port_users_and_a_burst_rate_limit() -> None:
+    port = free_port()
+    with cli("--quiet", "--host", "127.0.0.1", "--port", str(port), "--seed", "4", "--users", "40",
+             "--rate-limit", "7/3") as (process, info):
+        assert info["base_url"] == f"http://127.0.0.1:{port}"
+        response = list_users(info, include_totals="true", per_page="0")
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == 10 + 40  # the ten demo users and the synthetic ones
+        assert response.headers["x-ratelimit-limit"] == "7"
+        assert stop(process, signal.SIGTERM)[0] == 0
 
 
 def test_cli_refuses_bad_arguments() -> None:
@@ -93,8 +132,13 @@ def test_cli_refuses_bad_arguments() -> None:
 def test_cli_reopens_a_database_file(tmp_path: Path) -> None:
     db = str(tmp_path / "tenant.sqlite")
     with cli("--quiet", "--seed", "5", "--db", db) as (process, first):
+        before = list_users(first, per_page="100").json()
         assert stop(process, signal.SIGTERM)[0] == 0
-    with cli("--quiet", "--db", db) as (process, second):
+    port = free_port(other_than=first["base_url"])
+    with cli("--quiet", "--db", db, "--port", str(port)) as (process, second):
+        # On a new port, the same users; the M2M client is still granted the API at its new address.
+        assert second["base_url"] != first["base_url"]
+        assert list_users(second, per_page="100").json() == before
         # Same tenant: clients and connections; demo users get fresh passwords (only hashes are kept).
         for key in ("client_id", "m2m_client_id", "m2m_client_secret", "connections"):
             assert second[key] == first[key]

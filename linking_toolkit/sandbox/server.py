@@ -24,8 +24,8 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def reopen_demo_tenant(store: Store) -> DemoTenant:
-    """The demo tenant of an existing database file.
+def reopen_demo_tenant(store: Store, management_audience: str) -> DemoTenant:
+    """The demo tenant of an existing database file, now served at ``management_audience``.
 
     Passwords are stored only as hashes, so the demo users get new random passwords (the info
     line prints them); the M2M secret is read back from its client row.
@@ -36,6 +36,13 @@ def reopen_demo_tenant(store: Store) -> DemoTenant:
     demo_emails = {person["email"] for person in DEMO_PEOPLE}
     demo_users: list[dict[str, Any]] = []
     with store.transaction() as db:
+        # The audience holds the port, which changes between runs: the grant and the stored
+        # refresh tokens follow the API to its new address, or client credentials would be refused.
+        old = db.execute("SELECT audience FROM client_grants WHERE client_id = ?", (m2m_id,)).fetchone()
+        if old is not None and old["audience"] != management_audience:
+            for table in ("client_grants", "refresh_tokens", "authorization_codes", "device_codes"):
+                db.execute(f"UPDATE {table} SET audience = ? WHERE audience = ?",  # noqa: S608
+                           (management_audience, old["audience"]))
         rows = db.execute(
             "SELECT i.*, json_extract(i.profile_data, '$.email') AS email,"
             " json_extract(i.profile_data, '$.email_verified') AS email_verified"
@@ -105,7 +112,7 @@ class Sandbox:
             if self.users:
                 seed_synthetic_users(store, self.users, seed=self.seed)
         else:  # an existing database file: its secret was stored when it was made
-            self._demo = reopen_demo_tenant(store)
+            self._demo = reopen_demo_tenant(store, ctx.management_audience)
         self.context = ctx
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
