@@ -349,3 +349,13 @@ def test_a_token_endpoint_answering_garbage_is_a_tenant_error(sandbox: Sandbox, 
         with pytest.raises(TenantError) as caught:
             login(tenant, method="password", email=user["email"], password=user["password"])
     assert "token_endpoint" in str(caught.value) and user["password"] not in repr(caught.value)
+
+
+def test_outside_a_notebook_the_device_prompt_is_one_line_of_text(tenant: Tenant,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    pending = start_login(tenant, method="device", purpose="linking")
+    pending.cancel()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the account to link" in err
+    assert pending.user_code and pending.user_code in err
+    assert pending.verification_uri_complete and pending.verification_uri_complete in err

@@ -16,6 +16,7 @@ from linking_toolkit import (
     ClientCredentials,
     Forbidden,
     InvalidToken,
+    MalformedToken,
     ManagementClient,
     NotFound,
     RateLimited,
@@ -374,3 +375,71 @@ def test_rate_limited_when_the_waits_run_out() -> None:
                 client.get_user(ada)
             assert caught.value.status_code == 429 and caught.value.error_code == "too_many_requests"
             assert caught.value.reset_at is not None and client.stats.rate_limited == 1
+
+
+def test_a_429_with_only_retry_after_waits_that_long() -> None:
+    """A proxy in front of a tenant may answer 429 with Retry-After and no x-ratelimit-* headers:
+    the client waits exactly what it was told, not a guess of its own."""
+    sent: list[str] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.method)
+        if len(sent) == 1:
+            return httpx2.Response(429, json={"statusCode": 429, "error": "Too Many Requests",
+                                              "message": "Global limit has been reached",
+                                              "errorCode": "too_many_requests"}, headers={"retry-after": "1"})
+        return httpx2.Response(200, json={"user_id": "auth0|1", "identities": []})
+
+    with Sandbox(seed=7) as sandbox, connect(sandbox=sandbox) as tenant, \
+            ManagementClient(tenant, lambda: "token", transport=httpx2.MockTransport(handle)) as client:
+        assert client.get_user("auth0|1")["user_id"] == "auth0|1"
+    assert sent == ["GET", "GET"]
+    assert client.stats.rate_limited == 1 and client.stats.waited_seconds == 1.0
+
+
+ODD_IDS = ["auth0|a/b", "auth0|100%", "auth0|with space", "auth0|ünï©ødé", "github|1|2", "auth0|.."]
+
+
+@pytest.mark.parametrize("odd", ODD_IDS)
+def test_writes_to_odd_user_ids_are_not_found_and_change_nothing(sandbox: Sandbox, admin: ManagementClient,
+                                                                 odd: str) -> None:
+    primary, github = grace_and_github(sandbox, admin)
+    before = admin.get_user(primary)
+    with pytest.raises(NotFound):
+        admin.link(odd, provider="github", user_id=github)
+    with pytest.raises(NotFound):
+        admin.update_user_metadata(odd, {"plan": "gold"})
+    with pytest.raises((NotFound, BadRequest)):
+        admin.unlink(odd, "github", github)
+    # The ids travelled encoded: no other user was touched.
+    assert admin.get_user(f"github|{github}")["user_id"] == f"github|{github}"
+    assert admin.get_user(primary) == before
+
+
+def test_a_malformed_link_with_token_is_refused_before_any_request(sandbox: Sandbox,
+                                                                   admin: ManagementClient) -> None:
+    primary = user_id_of(sandbox, "ada@example.com")
+    admin.get_user(primary)
+    before = admin.stats.requests
+    for token in ["garbage", "a.b", "e30.W10.sig"]:
+        with pytest.raises(MalformedToken):
+            admin.link(primary, link_with=token)
+    assert admin.stats.requests == before
+
+
+def test_a_link_with_token_of_another_tenant_is_refused_and_changes_nothing(
+    sandbox: Sandbox, admin: ManagementClient
+) -> None:
+    primary = user_id_of(sandbox, "ada@example.com")
+    with Sandbox(seed=7) as other:
+        assert other.context is not None
+        from linking_toolkit.sandbox.tokens import mint_id_token
+
+        with other.context.store.read() as db:
+            row = other.context.store.get_user_row(db, user_id_of(other, "grace@example.com"))
+        foreign = mint_id_token(other.context, user=row, client_id=other.client_id,
+                                scope="openid profile email", auth_time=0)
+    with pytest.raises(BadRequest) as caught:
+        admin.link(primary, link_with=foreign)
+    assert caught.value.status_code == 400 and caught.value.error_code
+    assert len(admin.get_user(primary)["identities"]) == 1

@@ -108,3 +108,18 @@ def test_an_unreachable_tenant_is_a_tenant_error() -> None:
         url = gone.base_url
     with pytest.raises(TenantError, match="could not reach"):
         connect(domain=url, client_id="x", env_file=None)
+
+
+def test_arguments_come_before_the_environment_before_the_dotenv_file(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = tmp_path / ".env"
+    env.write_text("AUTH0_DOMAIN=https://from-the-file.invalid\nAUTH0_CLIENT_ID=file-client\n"
+                   "AUTH0_AUDIENCE=https://file-audience/\n")
+    monkeypatch.setenv("AUTH0_DOMAIN", sandbox.base_url)
+    monkeypatch.setenv("AUTH0_CLIENT_ID", "env-client")
+    with connect(env_file=env) as tenant:
+        assert tenant.issuer == sandbox.issuer and tenant.client_id == "env-client"
+        assert tenant.management_audience == "https://file-audience/"  # only the file sets it
+    with connect(env_file=env, client_id="arg-client", audience=sandbox.management_audience) as tenant:
+        assert tenant.client_id == "arg-client" and tenant.management_audience == sandbox.management_audience

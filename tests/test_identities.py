@@ -72,7 +72,12 @@ def test_frame_of_a_sandbox_profile_with_missing_fields_uses_na(sandbox: Sandbox
     frame = identities_frame(session.profile)
     assert frame["user_id"].tolist() == [session.user_id.split("|", 1)[1]]
     assert frame["is_primary"].tolist() == [True]
-    row = identities_frame({"user_id": "a|1", "identities": [{"provider": "b", "user_id": "2"}]}).iloc[0]
+    # One identity, an empty profile or a linked one: the same columns in the same dtypes.
+    assert list(frame.columns) == COLUMNS
+    assert {c: str(t) for c, t in frame.dtypes.items()} == FRAME_COLUMNS
+    bare = identities_frame({"user_id": "a|1", "identities": [{"provider": "b", "user_id": "2"}]})
+    assert {c: str(t) for c, t in bare.dtypes.items()} == FRAME_COLUMNS
+    row = bare.iloc[0]
     assert row["email"] is pd.NA and row["email_verified"] is pd.NA
     tenant.close()
 
