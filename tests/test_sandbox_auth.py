@@ -592,3 +592,33 @@ def test_odd_input_never_gets_a_500(shared_sandbox: Sandbox, value: str) -> None
         assert device.status_code == 403
         assert http.get("/v2/logout", params={"returnTo": value}).status_code == 200
         assert http.post("/activate", data={"user_code": value}).status_code == 400
+
+
+BAD_BODIES = [
+    (b'{"a":' * 5000 + b"1" + b"}" * 5000, "application/json"),  # nesting deeper than the JSON parser's stack
+    (b"[" * 100_000, "application/json"),
+    (b"{nope", "application/json"),
+    (b"null", "application/json"),
+    (b'{"client_id": ["a", "b"]}', "application/json"),
+    (b"grant_type=client_credentials", "text/plain"),
+    (b"\xff\xfe", "application/x-www-form-urlencoded"),
+    (b"--b\r\n", "multipart/form-data; boundary=b"),
+]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/device/code"])
+def test_bad_bodies_get_an_oauth_error_and_change_nothing(sandbox: Sandbox, path: str) -> None:
+    ctx = sandbox.context
+    assert ctx is not None
+    tables = ("authorization_codes", "device_codes", "refresh_tokens", "users", "identities")
+
+    def counts() -> list[int]:
+        with ctx.store.read() as db:
+            return [db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables]  # noqa: S608
+
+    before = counts()
+    for body, content_type in BAD_BODIES:
+        response = httpx2.post(sandbox.base_url + path, content=body, headers={"Content-Type": content_type})
+        assert 400 <= response.status_code < 500, (body[:20], content_type, response.status_code)
+        assert set(response.json()) == {"error", "error_description"}, response.text
+    assert counts() == before

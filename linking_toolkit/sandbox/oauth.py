@@ -200,7 +200,7 @@ def request_body() -> MultiDict:
     if request.mimetype == "application/json":
         try:
             data = json.loads(request.get_data(as_text=True) or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise Auth0Error("invalid_request", "Invalid JSON body.") from None
         if not isinstance(data, dict):
             raise Auth0Error("invalid_request", "The body must be a JSON object.")
