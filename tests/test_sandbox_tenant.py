@@ -1,0 +1,100 @@
+"""The sandbox as a whole tenant: its demo people, ``seed`` determinism, isolation of two tenants in
+one process, and the rate-limit presets, all seen over HTTP as a client sees them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+import httpx2
+import pytest
+
+from linking_toolkit.sandbox import Sandbox
+
+DATABASE = "Username-Password-Authentication"
+
+
+@contextmanager
+def management(tenant: Sandbox) -> Iterator[httpx2.Client]:
+    """A Management API client with the M2M client's token, fetched with client credentials."""
+    response = httpx2.post(tenant.base_url + "/oauth/token", json={
+        "grant_type": "client_credentials", "client_id": tenant.m2m_client_id,
+        "client_secret": tenant.m2m_client_secret, "audience": tenant.management_audience})
+    assert response.status_code == 200, response.text
+    headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    with httpx2.Client(base_url=tenant.base_url + "/api/v2", headers=headers, timeout=30) as client:
+        yield client
+
+
+def all_users_text(tenant: Sandbox) -> str:
+    """Every user, as the raw bytes of ``GET /api/v2/users`` pages, with the port taken out."""
+    with management(tenant) as api:
+        pages = [api.get("/users", params={"page": page, "per_page": 100, "include_totals": "true"}).text
+                 for page in range(3)]
+    return "\n".join(pages).replace(f":{tenant.port}", ":PORT")
+
+
+def test_the_demo_tenant_has_the_people_the_tutorials_need(shared_sandbox: Sandbox) -> None:
+    assert set(shared_sandbox.connections) == {DATABASE, "google-oauth2", "facebook", "github"}
+    with management(shared_sandbox) as api:
+        users = api.get("/users", params={"per_page": 100}).json()
+    connections_of: dict[str, set[str]] = defaultdict(set)
+    for user in users:
+        connections_of[user["email"]].add(user["identities"][0]["connection"])
+    assert len(connections_of) >= 6  # people
+    database_people = {u["email"] for u in shared_sandbox.demo_users if u["connection"] == DATABASE}
+    assert len(database_people) >= 3
+    assert database_people == {e for e, cons in connections_of.items() if DATABASE in cons}
+    assert len([e for e, cons in connections_of.items() if len(cons) > 1]) >= 2
+    assert any(not u["email_verified"] for u in users)
+    # Every database demo user's password logs in.
+    for person in shared_sandbox.demo_users:
+        response = httpx2.post(shared_sandbox.base_url + "/oauth/token", data={
+            "grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": DATABASE,
+            "client_id": shared_sandbox.client_id, "username": person["email"],
+            "password": person["password"]})
+        assert response.status_code == 200, person["email"]
+
+
+def test_a_seed_gives_the_same_users_ids_and_timestamps_every_run() -> None:
+    runs = []
+    for seed in (11, 11, 12):
+        with Sandbox(seed=seed, users=120) as tenant:
+            runs.append((all_users_text(tenant), tenant.client_id, tenant.m2m_client_id, tenant.connections))
+    first, again, other = runs
+    assert '"total":130' in first[0]
+    assert first == again
+    assert other[0] != first[0] and other[1:] != first[1:]
+
+
+def test_two_sandboxes_in_one_process_share_nothing() -> None:
+    with Sandbox(seed=7) as one, Sandbox(seed=7, rate_limit="100/1") as two:
+        assert one.port != two.port
+        ada = one.demo_user("ada@example.com")["user_id"]
+        assert ada == two.demo_user("ada@example.com")["user_id"]  # same seed, same ids
+        before = all_users_text(two)
+        with management(one) as api_one:
+            assert api_one.delete(f"/users/{quote(ada, safe='')}").status_code == 204
+            assert api_one.get(f"/users/{quote(ada, safe='')}").status_code == 404
+            assert "x-ratelimit-limit" not in api_one.get("/users").headers
+            token_one = api_one.headers["Authorization"]
+        assert all_users_text(two) == before  # the other tenant still has Ada
+        # Keys differ: one tenant's token is a forgery to the other.
+        refused = httpx2.get(two.base_url + "/api/v2/users", headers={"Authorization": token_one})
+        assert refused.status_code == 401 and refused.headers["x-ratelimit-limit"] == "100"
+        keys_one = httpx2.get(one.base_url + "/.well-known/jwks.json").json()["keys"]
+        keys_two = httpx2.get(two.base_url + "/.well-known/jwks.json").json()["keys"]
+        assert {k["kid"] for k in keys_one}.isdisjoint({k["kid"] for k in keys_two})
+        assert one.m2m_client_secret != two.m2m_client_secret
+        assert one.demo_user("ada@example.com")["password"] != two.demo_user("ada@example.com")["password"]
+
+
+@pytest.mark.parametrize(("preset", "limit"), [("free", "2"), ("enterprise", "50"), ("12/3", "12")])
+def test_rate_limit_presets_are_auth0s_tiers(preset: str, limit: str) -> None:
+    with Sandbox(seed=7, rate_limit=preset) as tenant, management(tenant) as api:
+        response = api.get("/users-by-email", params={"email": "ada@example.com"})
+        assert response.status_code == 200
+        assert response.headers["x-ratelimit-limit"] == limit
+        assert response.headers["x-ratelimit-remaining"] == str(int(limit) - 1)
