@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from linking_toolkit import ManagementClient, Tenant, UnsafeLink
+from linking_toolkit import ManagementClient, ServerError, Tenant, UnsafeLink
 from linking_toolkit.audit import Audit, apply_plan, audit, link_candidates, plan_links, undo
 from linking_toolkit.sandbox import Sandbox
 from linking_toolkit.sandbox.seed import DEMO_PEOPLE, SyntheticTenant
@@ -225,3 +225,45 @@ def test_the_audit_and_a_plan_run_unchanged_under_auth0s_free_tier_rate_limit(tm
             done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
             assert (done["status"] == "linked").all()
             assert admin.stats.waited_seconds > 0  # it paced itself instead of failing
+
+
+def failing_links_transport(after_links: int) -> tuple[httpx2.MockTransport, dict[str, int]]:
+    """Forward to the sandbox until ``after_links`` links went through; then every link answers 503
+    without reaching it (a tenant in trouble), while reads still work."""
+    real = httpx2.HTTPTransport()
+    count = {"links": 0, "refused": 0}
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "POST" and request.url.path.endswith("/identities"):
+            if count["links"] >= after_links:
+                count["refused"] += 1
+                return httpx2.Response(503, json={"statusCode": 503, "error": "Service Unavailable",
+                                                  "message": "The service is unavailable."})
+            count["links"] += 1
+        return real.handle_request(request)
+
+    return httpx2.MockTransport(handle), count
+
+
+def test_a_run_stopped_by_server_errors_resumes_from_its_journal(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    sandbox, admin = fresh
+    result = audit(admin, progress=False)
+    plan = plan_links(link_candidates(result), result)
+    plan = plan[plan["risk"] == "safe"]
+    journal = tmp_path / "links.jsonl"
+    tenant = Tenant.from_sandbox(sandbox)
+    transport, count = failing_links_transport(after_links=2)
+    with ManagementClient.from_client_credentials(tenant, transport=transport, backoff=0.01) as troubled:
+        with pytest.raises(ServerError):
+            apply_plan(troubled, plan, dry_run=False, journal=journal)
+    assert count["links"] == 2 and count["refused"] >= 1
+    events = [json.loads(line)["event"] for line in journal.read_text().splitlines()]
+    assert events == ["started", "done", "started", "done", "started", "failed"]
+
+    done = apply_plan(admin, plan, dry_run=False, journal=journal)
+    assert done["status"].tolist() == ["already done (journal)"] * 2 + ["linked"] * (len(plan) - 2)
+    after = snapshot(admin)
+    for row in plan.itertuples():
+        assert (row.provider, row.user_id) in after[row.primary_id]["identities"]
