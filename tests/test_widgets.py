@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Iterator
 
 import ipywidgets as widgets
@@ -121,6 +122,8 @@ def test_unlink_through_a_rows_button_asks_first_then_unlinks(tenant, admin):
     google = link_google_elsewhere(admin, primary.user_id)
     primary = ada_login(tenant)
     table = IdentityTable(primary)
+    main_row = list(table.grid.children[:14])  # the header and Ada's own row
+    requests_before = primary._management.stats.requests
 
     table.unlink_buttons[1].click()
     assert table.confirmation == f"Unlink the google-oauth2 account {ADA}? It becomes a separate user again."
@@ -135,6 +138,11 @@ def test_unlink_through_a_rows_button_asks_first_then_unlinks(tenant, admin):
 
     assert [r["connection"] for r in table.rows] == [DATABASE]
     assert table.unlink_buttons == [None]
+    # One request, the unlink itself: the table redrew from its answer, without re-fetching,
+    # and kept the widgets of the row that stayed.
+    assert primary._management.stats.requests == requests_before + 1
+    assert list(table.grid.children) == main_row
+    assert all(a is b for a, b in zip(main_row, table.grid.children, strict=True))
     assert table.message.startswith(f"Unlinked google-oauth2 ({google})")
     assert table.confirm_box.layout.display == "none"
     assert [i["connection"] for i in admin.get_user(primary.user_id)["identities"]] == [DATABASE]
@@ -274,6 +282,38 @@ def test_login_prompt_shows_link_code_and_countdown_and_cancels(tenant):
     assert pending.status == "cancelled"
     assert prompt.cancel_button.disabled
     assert prompt.status.value == "The login was cancelled."
+
+
+def test_login_prompt_counts_down_while_it_waits(tenant):
+    prompt = LoginPrompt.start(tenant)
+    first = prompt.countdown.value
+
+    # The countdown is a thread of the prompt: it redraws by itself, with no cell running.
+    changed = threading.Event()
+    prompt.countdown.observe(lambda _change: changed.set(), names="value")
+    assert changed.wait(WAIT), f"the countdown stayed at {first!r}"
+    assert prompt.countdown.value != first and prompt.seconds_left < prompt.pending.expires_in
+    prompt.press_cancel()
+    with pytest.raises(LoginCancelled):
+        prompt.result(WAIT)
+    assert prompt.countdown.value == ""
+
+
+def test_only_core_widgets_so_they_render_in_lab_vs_code_and_colab(tenant, admin):
+    primary = ada_login(tenant)
+    link_google_elsewhere(admin, primary.user_id)
+    table = IdentityTable(ada_login(tenant))
+    table.press_link("github")
+    table.wait_for_login(WAIT)  # the login prompt is in the table now
+
+    modules = {(state["_model_module"], state["_view_module"]) for state in all_widget_states(table)}
+
+    assert modules <= {("@jupyter-widgets/controls", "@jupyter-widgets/controls"),
+                       ("@jupyter-widgets/base", "@jupyter-widgets/base"),
+                       ("@jupyter-widgets/controls", "@jupyter-widgets/base")}
+    assert len(modules) > 1  # the scan did reach the children: layouts live in base
+    table.prompt_area.children[0].press_cancel()
+    assert table.wait_idle(WAIT)
 
 
 def test_login_prompt_shows_who_logged_in(tenant):
