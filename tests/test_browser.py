@@ -179,7 +179,18 @@ def sandbox_of_notebook(text: str) -> tuple[str, str]:
     return found.group(1), found.group(2)
 
 
-def test_unlink_in_the_browser_removes_the_row_on_the_page_and_at_the_tenant(lab: Lab, browser) -> None:
+def test_in_ci_a_missing_chromium_fails_the_test_instead_of_skipping_it(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without chromium
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
+        chromium_path()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        chromium_path()
+
+
+# The browser first: without it the test fails (or skips) before JupyterLab is started for nothing.
+def test_unlink_in_the_browser_removes_the_row_on_the_page_and_at_the_tenant(browser, lab: Lab) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "browser-failure.png").unlink(missing_ok=True)  # artifacts describe the last run only
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
