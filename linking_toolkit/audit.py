@@ -366,10 +366,9 @@ def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None
     path = Path(path)
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
-    opener: Callable[[], IO[bytes]] = ((lambda: gzip.open(path, "rb")) if gzipped  # type: ignore[assignment]
-                                       else (lambda: path.open("rb")))
+    stream: IO[bytes] = gzip.GzipFile(path, "rb") if gzipped else path.open("rb")  # type: ignore[assignment]
     columns = _Columns()
-    with opener() as stream, _no_gc():
+    with stream, _no_gc():
         for chunk in _ndjson_chunks(stream):
             columns.add(chunk)
             if progress is not None:
