@@ -59,7 +59,7 @@ def test_pytest_turns_every_warning_into_an_error() -> None:
     filters = options["filterwarnings"]
     assert filters[0] == "error"
     for entry in filters[1:]:
-        action, message, category, module = ([*entry.split(":"), "", "", ""])[:4]
+        action, message, _category, module = ([*entry.split(":"), "", "", ""])[:4]
         assert action == "ignore" and (message or module), entry
 
 
