@@ -124,16 +124,22 @@ def _session(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose, nonce: st
     return session
 
 
-def _show(text: str, url: str | None = None) -> None:
-    """Show a login prompt: a clickable link in a notebook, a line of text elsewhere."""
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (which can show HTML and widgets), not a terminal."""
     try:
         from IPython import get_ipython
-        from IPython.display import HTML, display
     except ImportError:  # pragma: no cover - IPython is a dependency of ipywidgets
-        get_ipython = None
-    shell = get_ipython() if get_ipython is not None else None
-    if shell is not None and "IPKernelApp" in getattr(shell, "config", {}) and url:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def _show(text: str, url: str | None = None) -> None:
+    """Show a login prompt: a clickable link in a notebook, a line of text elsewhere."""
+    if _in_kernel() and url:
         import html
+
+        from IPython.display import HTML, display
 
         link = (f"<p>{html.escape(text)}<br><a href='{html.escape(url)}' target='_blank'>"
                 f"{html.escape(url)}</a></p>")
@@ -415,7 +421,8 @@ def start_login(
 
     For notebooks and widgets: the device poller and the loopback server run in a background
     thread, so the cell (or the button's callback) returns immediately. ``show(text, url)`` is how
-    the link is shown (a clickable link in a notebook, text elsewhere); a widget passes its own.
+    the link is shown; by default a :class:`~linking_toolkit.widgets.LoginPrompt` in a notebook
+    (link, code, countdown, Cancel) and a line of text elsewhere. A widget passes its own.
 
     Examples
     --------
@@ -423,7 +430,9 @@ def start_login(
     >>> secondary = pending.result(timeout=300)                             # doctest: +SKIP
     """
     purpose = _check_purpose(purpose)
-    show = show or _show
+    # In a notebook the prompt is a widget whose Cancel works, since nothing here blocks the kernel.
+    widget = show is None and _in_kernel()
+    show = (lambda _text, _url: None) if widget else (show or _show)
     pending = PendingLogin(tenant, method, purpose)
     if method == "device":
         body = _post_form(tenant, "device_authorization_endpoint", {
@@ -459,6 +468,12 @@ def start_login(
              "(it starts with http://127.0.0.1/callback):", url)
     else:
         raise ValueError(f"start_login takes method 'device', 'browser' or 'paste', not {method!r}")
+    if widget:
+        from IPython.display import display
+
+        from .widgets import LoginPrompt
+
+        display(LoginPrompt(pending))  # type: ignore[no-untyped-call]
     return pending
 
 
@@ -502,8 +517,9 @@ def login(
             "audience": tenant.management_audience,
         })
         return _session(tenant, tokens, purpose, None)
+    # A plain link, not the widget: while this call blocks the cell, a Cancel button could not work.
     pending = start_login(tenant, method=method, connection=connection, purpose=purpose,
-                          timeout=timeout, open_browser=open_browser)
+                          timeout=timeout, open_browser=open_browser, show=_show)
     if method == "paste":
         redirect_url = input("Redirect URL: ")
         return pending.complete(redirect_url)

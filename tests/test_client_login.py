@@ -359,3 +359,31 @@ def test_outside_a_notebook_the_device_prompt_is_one_line_of_text(tenant: Tenant
     assert err.count("\n") == 1 and "the account to link" in err
     assert pending.user_code and pending.user_code in err
     assert pending.verification_uri_complete and pending.verification_uri_complete in err
+
+
+def test_in_a_notebook_kernel_start_login_shows_a_login_prompt_widget_and_returns(sandbox: Sandbox) -> None:
+    """In a real kernel: the prompt is a widget (no text on stderr), and the next cell runs while
+    the login is still pending, so the widget's Cancel reaches the kernel."""
+    from jupyter_client.manager import start_new_kernel
+
+    kernel, client = start_new_kernel(kernel_name="python3")
+    messages: list[dict] = []
+    try:
+        def run(code: str) -> None:
+            reply = client.execute_interactive(code, timeout=60, output_hook=messages.append)
+            assert reply["content"]["status"] == "ok", messages[-1:]
+
+        run(f"from linking_toolkit import Tenant, start_login\n"
+            f"tenant = Tenant.discover({sandbox.base_url!r}, client_id={sandbox.client_id!r})\n"
+            f"pending = start_login(tenant, purpose='linking')")
+        shown = [m["content"]["data"] for m in messages if m["msg_type"] == "display_data"]
+        assert len(shown) == 1 and "application/vnd.jupyter.widget-view+json" in shown[0]
+        assert "LoginPrompt" in shown[0]["text/plain"]
+        assert not [m for m in messages if m["msg_type"] == "stream"]
+        messages.clear()
+        run("print(pending.status); pending.cancel(); print(pending.status); tenant.close()")
+        printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
+        assert printed.split() == ["pending", "cancelled"]
+    finally:
+        client.stop_channels()
+        kernel.shutdown_kernel(now=True)
