@@ -80,3 +80,40 @@ def test_concurrent_link_and_unlink_keep_the_invariant(sandbox: Sandbox, m2m_tok
     with ctx.store.read() as db:
         held = {row[0] for row in db.execute("SELECT user_id FROM identities WHERE provider = 'github'")}
     assert set(secondaries) <= held
+
+
+def test_a_link_or_unlink_failing_halfway_leaves_nothing_half_done(sandbox: Sandbox, m2m_token: str) -> None:
+    """A fault the sandbox cannot be asked for over HTTP, injected as a SQLite trigger: the link's
+    last step (deleting the secondary user) and the unlink's (recreating it) fail. Each answer is
+    Auth0's error shape, and the identity is where it was before, owned by exactly one user."""
+    ctx = sandbox.context
+    assert ctx is not None
+    ada = sandbox.demo_user("ada@example.com")["user_id"]
+    with httpx2.Client(base_url=sandbox.base_url + "/api/v2", timeout=30,
+                       headers={"Authorization": f"Bearer {m2m_token}"}) as api:
+        google = next(u for u in api.get("/users-by-email", params={"email": "ada@example.com"}).json()
+                      if u["user_id"].startswith("google-oauth2|"))
+        short = google["user_id"].split("|", 1)[1]
+        link = {"provider": "google-oauth2", "user_id": google["user_id"]}
+        with ctx.store.transaction() as db:
+            db.execute("CREATE TEMP TRIGGER fail_link BEFORE DELETE ON users"
+                       " BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+        failed = api.post(f"/users/{quote(ada, safe='')}/identities", json=link)
+        assert failed.status_code == 500 and failed.json()["statusCode"] == 500
+        assert set(failed.json()) <= {"statusCode", "error", "message", "errorCode"}
+        assert api.get(f"/users/{quote(google['user_id'], safe='')}").json() == google  # metadata too
+        assert len(api.get(f"/users/{quote(ada, safe='')}").json()["identities"]) == 1
+        check_invariant(sandbox)
+
+        with ctx.store.transaction() as db:
+            db.execute("DROP TRIGGER fail_link")
+        assert api.post(f"/users/{quote(ada, safe='')}/identities", json=link).status_code == 201
+        with ctx.store.transaction() as db:
+            db.execute("CREATE TEMP TRIGGER fail_unlink BEFORE INSERT ON users"
+                       " BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+        failed = api.delete(f"/users/{quote(ada, safe='')}/identities/google-oauth2/{short}")
+        assert failed.status_code == 500 and failed.json()["statusCode"] == 500
+        assert [i["provider"] for i in api.get(f"/users/{quote(ada, safe='')}").json()["identities"]] == [
+            "auth0", "google-oauth2"]
+        assert api.get(f"/users/{quote(google['user_id'], safe='')}").status_code == 404
+        check_invariant(sandbox)
