@@ -239,6 +239,22 @@ def test_only_the_first_1000_records_can_be_paged(api: httpx2.Client) -> None:
     assert_error(api.get("/users", params={"include_totals": "yes"}), 400)
 
 
+def test_a_tenant_past_1000_users_pages_through_exactly_the_first_1000() -> None:
+    with Sandbox(seed=9, users=1100) as big:
+        granted = httpx2.post(big.base_url + "/oauth/token", json={
+            "grant_type": "client_credentials", "client_id": big.m2m_client_id,
+            "client_secret": big.m2m_client_secret, "audience": big.management_audience})
+        with client_with(big, granted.json()["access_token"]) as api:
+            pages = [api.get("/users", params={"page": p, "per_page": 100, "include_totals": "true"}).json()
+                     for p in range(10)]
+            assert {page["total"] for page in pages} == {1110}
+            seen = [u["user_id"] for page in pages for u in page["users"]]
+            assert len(seen) == len(set(seen)) == 1000
+            assert_error(api.get("/users", params={"page": 10, "per_page": 100}), 400,
+                         "You can only page through the first 1000 records. See https://auth0.com/docs/"
+                         "users/search/v3/view-search-results-by-page#limitation.", "invalid_query_string")
+
+
 def test_users_by_email(api: httpx2.Client) -> None:
     found = by_email(api, "grace@example.com")
     assert len(found) == 2 and {u["email"] for u in found} == {"grace@example.com"}
