@@ -147,30 +147,30 @@ def test_link_errors_by_body(api: httpx2.Client, sandbox: Sandbox) -> None:
     path = f"/users/{enc(ada)}/identities"
     con = sandbox.connections
     assert_error(api.post(path, json={"provider": "twitter", "user_id": "1"}), 400,
-                 "The provider/connection is not configured.")
+                 "The provider/connection is not configured.", "invalid_body")
     assert_error(api.post(path, json={"provider": "auth0", "user_id": grace, "connection_id": con["github"]}),
-                 400, "The provider/connection is not configured.")
+                 400, "The provider/connection is not configured.", "invalid_body")
     assert_error(api.post(path, json={"provider": "auth0", "user_id": "con_0000000000000000",
                                       "connection_id": "con_0000000000000000"}), 400,
-                 "The provider/connection is not configured.")
+                 "The provider/connection is not configured.", "invalid_body")
     assert_error(api.post(path, json={"provider": "auth0", "user_id": ada}), 400,
-                 "Main identity and the new one are the same.")
+                 "Main identity and the new one are the same.", "invalid_body")
     assert_error(api.post(path, json={"provider": "auth0", "user_id": "f" * 24}), 400,
-                 "Linking to an inexistent identity requires a connection.")
+                 "Linking to an inexistent identity requires a connection.", "invalid_body")
     assert_error(api.post(path, json={"provider": "auth0", "user_id": "f" * 24,
                                       "connection_id": con[DATABASE]}),
-                 400, "Linking to an inexistent identity is not allowed.")
+                 400, "Linking to an inexistent identity is not allowed.", "invalid_body")
     # Grace's github identity joins Grace; then Ada cannot take it, and Grace cannot take it twice.
     assert api.post(f"/users/{enc(grace)}/identities", json={"provider": "github", "user_id": grace_github}
                     ).status_code == 201
     assert_error(api.post(path, json={"provider": "github", "user_id": grace_github}), 400,
-                 "Unable to link with the secondary account.")
+                 "Unable to link with the secondary account.", "invalid_body")
     assert_error(api.post(f"/users/{enc(grace)}/identities",
                           json={"provider": "github", "user_id": grace_github}),
-                 409, "Specified identity already exists.")
+                 409, "Specified identity already exists.", "identity_conflict")
     # A user who already holds linked identities cannot become a secondary.
     assert_error(api.post(path, json={"provider": "auth0", "user_id": grace}), 400,
-                 "Unable to link with the secondary account.")
+                 "Unable to link with the secondary account.", "invalid_body")
     assert_error(api.post(f"/users/{enc('auth0|' + 'e' * 24)}/identities",
                           json={"provider": "google-oauth2", "user_id": ada_google}), 404,
                  "The user does not exist.", "inexistent_user")
@@ -212,10 +212,11 @@ def test_link_with_token_errors(sandbox: Sandbox, api: httpx2.Client, mint, mint
     ]
     with as_user(sandbox, mint, ada) as me:
         for token, message in cases:
-            assert_error(me.post(path, json={"link_with": token}), 400, message)
+            assert_error(me.post(path, json={"link_with": token}), 400, message, "invalid_body")
         assert api.get(f"/users/{enc(ada_google)}").status_code == 200  # nothing moved
         assert me.post(path, json={"link_with": good}).status_code == 201
-        assert_error(me.post(path, json={"link_with": good}), 409, "Specified identity already exists.")
+        assert_error(me.post(path, json={"link_with": good}), 409, "Specified identity already exists.",
+                     "identity_conflict")
 
 
 def test_unlink_errors(api: httpx2.Client, sandbox: Sandbox) -> None:
