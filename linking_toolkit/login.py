@@ -134,6 +134,17 @@ def _in_kernel() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+def _in_widget_callback() -> bool:
+    """Whether this runs in a widget's callback: the kernel is handling a message of a widget."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of ipywidgets
+        return False
+    get_parent = getattr(getattr(get_ipython(), "kernel", None), "get_parent", None)
+    parent = get_parent("shell") if callable(get_parent) else None
+    return isinstance(parent, dict) and parent.get("header", {}).get("msg_type") == "comm_msg"
+
+
 def _show(text: str, url: str | None = None) -> None:
     """Show a login prompt: a clickable link in a notebook, a line of text elsewhere."""
     if _in_kernel() and url:
@@ -491,8 +502,9 @@ def login(
     """Log in and return a verified :class:`Session`, blocking until the person has logged in.
 
     For scripts and a notebook cell that simply waits. Where the event loop must stay free (a
-    widget callback, a cell while widgets are live) use ``await start_login(...)`` or
-    :class:`~linking_toolkit.widgets.LoginPrompt`: they return at once.
+    cell while widgets are live) use ``await start_login(...)`` or
+    :class:`~linking_toolkit.widgets.LoginPrompt`: they return at once. In a widget callback the
+    device, browser and paste methods are refused with a :class:`LoginError` saying so.
 
     ``purpose="linking"`` marks the session as the account to link in (the second login of the
     tutorial); ``link()`` refuses any other session as its secondary. ``password`` logs in a
@@ -517,6 +529,11 @@ def login(
             "audience": tenant.management_audience,
         })
         return _session(tenant, tokens, purpose, None)
+    if _in_widget_callback():
+        # Waiting here would freeze every widget of the notebook until the person logs in.
+        raise LoginError(f"login(method={method!r}) waits for the person and would freeze the notebook's "
+                         f"widgets in this callback: use start_login(...) with add_done_callback, or "
+                         f"LoginPrompt.start(...), which return at once")
     # A plain link, not the widget: while this call blocks the cell, a Cancel button could not work.
     pending = start_login(tenant, method=method, connection=connection, purpose=purpose,
                           timeout=timeout, open_browser=open_browser, show=_show)

@@ -361,29 +361,75 @@ def test_outside_a_notebook_the_device_prompt_is_one_line_of_text(tenant: Tenant
     assert pending.verification_uri_complete and pending.verification_uri_complete in err
 
 
-def test_in_a_notebook_kernel_start_login_shows_a_login_prompt_widget_and_returns(sandbox: Sandbox) -> None:
-    """In a real kernel: the prompt is a widget (no text on stderr), and the next cell runs while
-    the login is still pending, so the widget's Cancel reaches the kernel."""
-    from jupyter_client.manager import start_new_kernel
+class Kernel:
+    """A real Jupyter kernel (as a notebook runs), with the messages its cells produced."""
 
-    kernel, client = start_new_kernel(kernel_name="python3")
-    messages: list[dict] = []
+    def __init__(self) -> None:
+        from jupyter_client.manager import start_new_kernel
+
+        self.manager, self.client = start_new_kernel(kernel_name="python3")
+        self.messages: list[dict] = []
+
+    def run(self, code: str) -> str:
+        """Run a cell; return what it printed."""
+        self.messages.clear()
+        reply = self.client.execute_interactive(code, timeout=60, output_hook=self.messages.append)
+        assert reply["content"]["status"] == "ok", self.messages[-1:]
+        return "".join(m["content"]["text"] for m in self.messages if m["msg_type"] == "stream")
+
+    def click(self, model_id: str) -> None:
+        """What the browser sends when a person clicks a Button widget."""
+        self.client.shell_channel.send(self.client.session.msg("comm_msg", {
+            "comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}}))
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel(sandbox: Sandbox) -> Iterator[Kernel]:
+    k = Kernel()
     try:
-        def run(code: str) -> None:
-            reply = client.execute_interactive(code, timeout=60, output_hook=messages.append)
-            assert reply["content"]["status"] == "ok", messages[-1:]
-
-        run(f"from linking_toolkit import Tenant, start_login\n"
-            f"tenant = Tenant.discover({sandbox.base_url!r}, client_id={sandbox.client_id!r})\n"
-            f"pending = start_login(tenant, purpose='linking')")
-        shown = [m["content"]["data"] for m in messages if m["msg_type"] == "display_data"]
-        assert len(shown) == 1 and "application/vnd.jupyter.widget-view+json" in shown[0]
-        assert "LoginPrompt" in shown[0]["text/plain"]
-        assert not [m for m in messages if m["msg_type"] == "stream"]
-        messages.clear()
-        run("print(pending.status); pending.cancel(); print(pending.status); tenant.close()")
-        printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
-        assert printed.split() == ["pending", "cancelled"]
+        k.run(f"from linking_toolkit import Tenant, login, start_login\n"
+              f"tenant = Tenant.discover({sandbox.base_url!r}, client_id={sandbox.client_id!r})")
+        yield k
     finally:
-        client.stop_channels()
-        kernel.shutdown_kernel(now=True)
+        k.close()
+
+
+def test_in_a_notebook_kernel_start_login_shows_a_login_prompt_widget_and_returns(kernel: Kernel) -> None:
+    """The prompt is a widget (no text on stderr), and the next cell runs while the login is still
+    pending, so the widget's Cancel reaches the kernel."""
+    assert kernel.run("pending = start_login(tenant, purpose='linking')") == ""
+    shown = [m["content"]["data"] for m in kernel.messages if m["msg_type"] == "display_data"]
+    assert len(shown) == 1 and "application/vnd.jupyter.widget-view+json" in shown[0]
+    assert "LoginPrompt" in shown[0]["text/plain"]
+    printed = kernel.run("print(pending.status); pending.cancel(); print(pending.status)")
+    assert printed.split() == ["pending", "cancelled"]
+
+
+def count_device_codes(sandbox: Sandbox) -> int:
+    assert sandbox.context is not None
+    with sandbox.context.store.read() as db:
+        return int(db.execute("SELECT COUNT(*) FROM device_codes").fetchone()[0])
+
+
+def test_login_in_a_widget_callback_is_refused_at_once(sandbox: Sandbox, kernel: Kernel) -> None:
+    """A blocking login in a button's callback would freeze every widget for minutes: it is
+    refused with a LoginError that says what to use, before any request to the tenant."""
+    model_id = kernel.run("import ipywidgets\n"
+                          "caught = []\n"
+                          "def on_click(_button):\n"
+                          "    try:\n"
+                          "        login(tenant, method='device')\n"
+                          "    except Exception as exc:\n"
+                          "        caught.append(exc)\n"
+                          "button = ipywidgets.Button()\n"
+                          "button.on_click(on_click)\n"
+                          "print(button.model_id)").strip()
+    before = count_device_codes(sandbox)
+    kernel.click(model_id)
+    printed = kernel.run("print(type(caught[0]).__name__, len(caught), 'start_login' in str(caught[0]))")
+    assert printed.split() == ["LoginError", "1", "True"]
+    assert count_device_codes(sandbox) == before
