@@ -722,24 +722,25 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
         except NotFound:
             out.append({**base, "status": "secondary not found", "metadata_added": [], "conflicts": []})
             continue
-        _, patch, conflicts = merge_metadata(primary.get("user_metadata"),
-                                                  secondary.get("user_metadata"))
+        _, patch, conflicts = merge_metadata(primary.get("user_metadata"), secondary.get("user_metadata"))
         if dry_run:
             out.append({**base, "status": "would link", "metadata_added": sorted(patch),
                         "conflicts": conflicts})
             continue
         assert log is not None
         started = previous if interrupted else None
+        before = started["primary_metadata"] if started else primary.get("user_metadata") or {}
+        first_patch = started["metadata_patch"] if started else patch
         log.write({**base, "event": "started", "connection": row.connection,
                    "secondary_profile": started["secondary_profile"] if started else secondary,
-                   "primary_metadata": (started["primary_metadata"] if started
-                                        else primary.get("user_metadata") or {}),
-                   "metadata_patch": patch})
+                   "primary_metadata": before, "metadata_patch": first_patch})
         try:
             if patch:
                 client.update_user_metadata(primary_id, patch)
             client.link(primary_id, provider=provider, user_id=short)
         except (BadRequest, NotFound, AlreadyLinked) as exc:  # this row refused: go on with the next
+            if first_patch:  # the link will not happen: the primary gives the merged keys back
+                client.update_user_metadata(primary_id, {k: before.get(k) for k in first_patch})
             log.write({**base, "event": "failed", "error": str(exc)})
             out.append({**base, "status": f"failed: {exc}", "metadata_added": sorted(patch),
                         "conflicts": conflicts})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pandas as pd
 import pytest
 
 from linking_toolkit import ManagementClient, ServerError, Tenant, UnsafeLink
@@ -267,3 +268,24 @@ def test_a_run_stopped_by_server_errors_resumes_from_its_journal(
     after = snapshot(admin)
     for row in plan.itertuples():
         assert (row.provider, row.user_id) in after[row.primary_id]["identities"]
+
+
+def test_a_row_the_tenant_refuses_is_reported_and_gives_the_merged_metadata_back(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    _, admin = fresh
+    result = audit(admin, progress=False)
+    users = result.users
+    holder = users[users["identities"] > 1]["user_id"].iloc[0]  # Auth0 refuses a secondary with links
+    primary = users[(users["identities"] == 1) & (users["user_id"] != holder)]["user_id"].iloc[0]
+    admin.update_user_metadata(holder, {"only_on_the_secondary": "x"})
+    before = admin.get_user(primary).get("user_metadata") or {}
+    provider, _, short = holder.partition("|")
+    plan = pd.DataFrame([{"primary_id": primary, "secondary_id": holder, "provider": provider,
+                          "user_id": short, "connection": None, "risk": "safe", "reasons": "safe",
+                          "allow_unsafe": False}])
+    done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
+    assert done["status"].iloc[0].startswith("failed: ")
+    assert (admin.get_user(primary).get("user_metadata") or {}) == before
+    events = [json.loads(line)["event"] for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert events == ["started", "failed"]
