@@ -132,9 +132,14 @@ def test_unlink_through_a_rows_button_asks_first_then_unlinks(tenant, admin):
     assert table.confirmation is None and table.message == "Nothing was unlinked."
     assert len(admin.get_user(primary.user_id)["identities"]) == 2  # nothing was sent
 
+    # Every change of the buttons' disabled state, in order: off while the unlink runs, on after.
+    changes = []
+    for button in (table.link_button, table.unlink_buttons[1]):
+        button.observe(lambda change, b=button: changes.append((b.description, change["new"])), "disabled")
     table.unlink_buttons[1].click()
     table.confirm_button.click()
     assert table.wait_idle(WAIT)
+    assert changes == [("Link another account", True), ("Unlink", True), ("Link another account", False)]
 
     assert [r["connection"] for r in table.rows] == [DATABASE]
     assert table.unlink_buttons == [None]
