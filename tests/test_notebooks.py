@@ -3,6 +3,7 @@ not in saved widget state. (Their outputs themselves are checked by ``pytest --n
 
 from __future__ import annotations
 
+import configparser
 import re
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,24 @@ def test_the_scan_finds_what_it_looks_for(leak: str, where: str):
 ])
 def test_the_scan_lets_placeholders_and_code_through(placeholder: str):
     assert leaks(placeholder) == []
+
+
+def masked(path: Path) -> dict[str, list[str]]:
+    """Per section of the sanitize file, the output lines of ``path`` that its regex rewrites."""
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).parent.parent / "notebooks" / "sanitize.cfg")
+    notebook = nbformat.read(path, as_version=4)
+    texts = [line for cell in notebook.cells for text in strings(cell.get("outputs", []))
+             for line in text.splitlines()]
+    return {section: [t for t in texts if re.search(config[section]["regex"], t)]
+            for section in config.sections()}
+
+
+def test_the_sanitize_file_masks_only_the_port_and_the_sessions_expiry():
+    hits = {section: [line for path in NOTEBOOKS for line in masked(path)[section]]
+            for section in masked(NOTEBOOKS[0])}
+    assert set(hits) == {"port", "expiry"}
+    # Each mask is used, and only where the value varies between runs: the sandbox's free port,
+    # and a session's expiry (login time + lifetime). A fixed date in an output stays compared.
+    assert hits["port"] and all("127.0.0.1:" in line for line in hits["port"])
+    assert hits["expiry"] and all("expires" in line for line in hits["expiry"]), hits["expiry"]
