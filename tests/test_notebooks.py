@@ -71,6 +71,8 @@ def test_notebooks_are_committed_run_without_widget_state(path: Path):
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(cell.execution_count is not None for cell in code), "run the notebook before committing"
     assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    # A warning, a log record or a background thread's traceback would land on stderr.
+    assert not [o.text for cell in code for o in cell.outputs if o.get("name") == "stderr"]
     assert not [cell.metadata["execution"] for cell in code if "execution" in cell.metadata]
 
 
