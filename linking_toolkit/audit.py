@@ -399,7 +399,8 @@ def audit(client: ManagementClient, *, progress: bool = True, export_above: int 
     if total <= min(export_above, PAGING_LIMIT):
         with tqdm(total=total, desc="users", unit="user", disable=not progress) as bar:
             def paged() -> Iterator[dict[str, Any]]:
-                for user in client.list_users(per_page=100, fields=AUDIT_FIELDS, sort="user_id:1"):
+                # A stable order across pages (the sort Auth0 documents), so no user is seen twice or missed
+                for user in client.list_users(per_page=100, fields=AUDIT_FIELDS, sort="created_at:1"):
                     bar.update(1)
                     yield user
             result = audit_records(paged(), source="paging", issuer=issuer)
