@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from linking_toolkit import (
+    AlreadyLinked,
     Auth0Error,
     BadRequest,
     ClientCredentials,
@@ -443,3 +444,20 @@ def test_a_link_with_token_of_another_tenant_is_refused_and_changes_nothing(
         admin.link(primary, link_with=foreign)
     assert caught.value.status_code == 400 and caught.value.error_code
     assert len(admin.get_user(primary)["identities"]) == 1
+
+
+def test_linking_an_identity_twice_is_already_linked_in_the_tenants_words(sandbox: Sandbox,
+                                                                          admin: ManagementClient) -> None:
+    primary, github = grace_and_github(sandbox, admin)
+    identities = admin.link(primary, provider="github", user_id=github)
+    requests = admin.stats.requests
+    with pytest.raises(AlreadyLinked) as caught:
+        admin.link(primary, provider="github", user_id=github)
+    error = caught.value
+    assert (error.status_code, error.error, error.error_code) == (409, "Conflict", "identity_conflict")
+    assert str(error) == "Specified identity already exists."
+    assert admin.stats.requests == requests + 1  # refused by the tenant: not checked, not re-sent
+    def ids(items: list[dict]) -> list[str]:
+        return [f"{i['provider']}|{i['user_id']}" for i in items]
+
+    assert ids(admin.get_user(primary)["identities"]) == ids(identities)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from linking_toolkit import Tenant, TenantError, connect
+from linking_toolkit import ManagementClient, Tenant, TenantError, connect, login
 from linking_toolkit.sandbox import Sandbox
 
 ENV = ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "AUTH0_AUDIENCE", "AUTH0_M2M_CLIENT_ID")
@@ -74,6 +74,12 @@ def test_a_real_tenant_from_a_dotenv_file(sandbox: Sandbox, tmp_path: Path) -> N
     with connect(env_file=env) as tenant:
         check_discovered(tenant, sandbox)
         assert tenant.m2m_client_id == sandbox.m2m_client_id
+        # The whole path works against it as against a real tenant: a login, then a machine client.
+        ada = sandbox.demo_user("ada@example.com")
+        session = login(tenant, method="password", email=ada["email"], password=ada["password"])
+        assert session.claims["iss"] == tenant.issuer and session.profile["email"] == ada["email"]
+        with ManagementClient.from_client_credentials(tenant) as admin:
+            assert admin.get_user(session.user_id)["user_id"] == session.user_id
     assert "AUTH0_DOMAIN" not in os.environ  # read, never written into the environment
 
 
