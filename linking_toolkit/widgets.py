@@ -298,7 +298,7 @@ class IdentityTable(widgets.VBox):
         self.confirm_text = widgets.HTML()
         self.confirm_button = widgets.Button(description="Confirm", button_style="danger")
         self.cancel_button = widgets.Button(description="Cancel")
-        self.confirm_button.on_click(lambda _button: self.confirm())
+        self.confirm_button.on_click(lambda _button: self._confirm_clicked())
         self.cancel_button.on_click(lambda _button: self.cancel())
         self.confirm_box = widgets.HBox([self.confirm_text, self.confirm_button, self.cancel_button],
                                         layout=widgets.Layout(display="none", align_items="center"))
@@ -363,7 +363,7 @@ class IdentityTable(widgets.VBox):
             self._identities[key] = identity
             row = self._rows.get(key)
             if row is None:
-                row = self._rows[key] = _Row(key, record, self.press_unlink, self._shared)
+                row = self._rows[key] = _Row(key, record, self._unlink_clicked, self._shared)
             row.update(record)
         for gone in set(self._rows) - set(keys):
             del self._rows[gone]
@@ -438,6 +438,17 @@ class IdentityTable(widgets.VBox):
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for the running action to end; True if the table is idle."""
         return self._idle.wait(timeout)
+
+    # A browser sends a double click as two clicks, the second after the first already acted: the
+    # buttons then ignore what the Python methods would refuse, so no traceback reaches the page.
+
+    def _confirm_clicked(self) -> None:
+        if self._to_unlink is not None:
+            self.confirm()
+
+    def _unlink_clicked(self, key: str) -> None:
+        if key in self._order and not self._rows[key].primary:
+            self.press_unlink(key)
 
     # -- the work, in a background thread ----------------------------------------------------------
 

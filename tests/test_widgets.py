@@ -5,6 +5,7 @@ unlink through a row's button with its confirmation, errors in the message area.
 from __future__ import annotations
 
 import html
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -159,6 +160,24 @@ def test_confirm_without_a_question_is_refused(tenant):
     table = IdentityTable(ada_login(tenant))
     with pytest.raises(RuntimeError, match="no unlink to confirm"):
         table.confirm()
+
+
+def test_a_double_click_on_confirm_or_on_a_gone_rows_unlink_does_nothing(tenant, admin, caplog):
+    primary = ada_login(tenant)
+    link_google_elsewhere(admin, primary.user_id)
+    table = IdentityTable(ada_login(tenant))
+    google_button = table.unlink_buttons[1]
+    google_button.click()
+
+    table.confirm_button.click()
+    table.confirm_button.click()  # the second click of a double click: nothing to confirm any more
+    assert table.wait_idle(WAIT)
+    google_button.click()  # a late click on the row that is gone
+
+    assert table.message.startswith("Unlinked google-oauth2")
+    assert table.confirmation is None and [r["connection"] for r in table.rows] == [DATABASE]
+    # ipywidgets reports a failing click handler as a traceback in a kernel and a log record here.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_buttons_are_disabled_while_the_linking_login_waits(tenant, admin):
