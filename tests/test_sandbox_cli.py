@@ -150,3 +150,18 @@ def test_cli_reopens_a_database_file(tmp_path: Path) -> None:
             "password": old["password"], "realm": DATABASE})
         assert stale.status_code == 403
         assert stop(process, signal.SIGTERM)[0] == 0
+
+
+def test_cli_reports_a_database_or_port_it_cannot_use(tmp_path: Path) -> None:
+    not_a_database = tmp_path / "notes.sqlite"
+    not_a_database.write_text("these are notes, not a database\n" * 100)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for args in (["--db", str(tmp_path / "missing" / "tenant.sqlite")], ["--db", str(not_a_database)],
+                     ["--port", str(taken.getsockname()[1])]):
+            result = subprocess.run([sys.executable, "-m", "linking_toolkit.sandbox", "--quiet", *args],  # noqa: S603
+                                    capture_output=True, text=True, timeout=30)
+            assert result.returncode == 1 and result.stdout == "", args
+            assert result.stderr.startswith("cannot start the sandbox: ") and "Traceback" not in result.stderr
+    assert not_a_database.read_text().startswith("these are notes")  # left as it was

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx2
@@ -98,3 +99,18 @@ def test_rate_limit_presets_are_auth0s_tiers(preset: str, limit: str) -> None:
         assert response.status_code == 200
         assert response.headers["x-ratelimit-limit"] == limit
         assert response.headers["x-ratelimit-remaining"] == str(int(limit) - 1)
+
+
+def test_a_port_in_use_is_an_oserror_not_an_exit(tmp_path: Path) -> None:
+    """werkzeug's own server calls sys.exit(1) on a taken port, which would end a notebook kernel's cell
+    with SystemExit; the sandbox raises OSError, and its database file is closed again."""
+    import socket
+
+    db = tmp_path / "tenant.sqlite"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match="in use"):
+            Sandbox(port=taken.getsockname()[1], db=str(db)).start()
+    with Sandbox(db=str(db)) as tenant:  # the file is usable again: nothing half-made was kept
+        assert tenant.client_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import sys
 import threading
 from types import FrameType
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                       host=args.host, port=args.port, quiet=args.quiet)
     try:
         sandbox.start()
-    except OSError as error:
+    except (OSError, sqlite3.Error) as error:  # a port in use, a --db path that is not a database
         print(f"cannot start the sandbox: {error}", file=sys.stderr)
         return 1
     try:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import (
+    LISTEN_QUEUE,
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
 from .app import create_app
 from .context import RateLimiter, TenantContext, parse_rate_limit
@@ -22,6 +30,21 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket bound here rather than by werkzeug, whose server prints a message and
+    calls ``sys.exit(1)`` when the port is taken: a notebook should get an ``OSError`` instead."""
+    family = select_address_family(host, port)
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(get_sockaddr(host, port, family))
+        listener.listen(LISTEN_QUEUE)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
 def reopen_demo_tenant(store: Store, management_audience: str) -> DemoTenant:
@@ -103,16 +126,29 @@ class Sandbox:
         limiter = RateLimiter(*self.rate_limit) if self.rate_limit else None
         ctx = TenantContext(store=store, keys=SigningKeys(), base_url="", seed=self.seed,
                             rate_limiter=limiter, quiet=self.quiet)
-        server = make_server(self.host, self.port, create_app(ctx), threaded=True,
-                             request_handler=_QuietHandler)
+        try:
+            listener = _listen(self.host, self.port)
+            try:
+                server = make_server(self.host, self.port, create_app(ctx), threaded=True,
+                                     request_handler=_QuietHandler, fd=listener.fileno())
+            finally:
+                listener.close()  # the server holds its own duplicate of the socket
+        except BaseException:  # a port in use: the database file must not stay open
+            store.close()
+            raise
+        try:
+            ctx.base_url = f"http://{self.host}:{server.port}"
+            if store.get_setting("native_client_id") is None:
+                self._demo = seed_demo_tenant(store, ctx.management_audience, seed=self.seed)
+                if self.users:
+                    seed_synthetic_users(store, self.users, seed=self.seed)
+            else:  # an existing database file: its secret was stored when it was made
+                self._demo = reopen_demo_tenant(store, ctx.management_audience)
+        except BaseException:  # e.g. a file that holds another program's database
+            server.server_close()
+            store.close()
+            raise
         self.port = server.port
-        ctx.base_url = f"http://{self.host}:{server.port}"
-        if store.get_setting("native_client_id") is None:
-            self._demo = seed_demo_tenant(store, ctx.management_audience, seed=self.seed)
-            if self.users:
-                seed_synthetic_users(store, self.users, seed=self.seed)
-        else:  # an existing database file: its secret was stored when it was made
-            self._demo = reopen_demo_tenant(store, ctx.management_audience)
         self.context = ctx
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
