@@ -622,3 +622,25 @@ def test_bad_bodies_get_an_oauth_error_and_change_nothing(sandbox: Sandbox, path
         assert 400 <= response.status_code < 500, (body[:20], content_type, response.status_code)
         assert set(response.json()) == {"error", "error_description"}, response.text
     assert counts() == before
+
+
+def test_userinfo_refuses_an_expired_token_and_a_deleted_user(sandbox: Sandbox) -> None:
+    from linking_toolkit.sandbox.tokens import mint_access_token
+
+    ctx = sandbox.context
+    assert ctx is not None
+    ada = sandbox.demo_user("ada@example.com")["user_id"]
+
+    def userinfo(expires_in: int) -> httpx2.Response:
+        bearer = mint_access_token(ctx, sub=ada, client_id=sandbox.client_id, scope="openid email",
+                                   audience=ctx.userinfo_url, expires_in=expires_in)
+        return httpx2.get(f"{sandbox.base_url}/userinfo", headers={"Authorization": f"Bearer {bearer}"})
+
+    expired = userinfo(-10)
+    assert expired.status_code == 401 and expired.json()["error"] == "invalid_token"
+    assert expired.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert userinfo(600).status_code == 200
+    ctx.store.delete_user(ada)
+    gone = userinfo(600)
+    assert gone.status_code == 401 and gone.json() == {"error": "invalid_token",
+                                                        "error_description": "The user no longer exists."}
