@@ -130,8 +130,17 @@ class LoginPrompt(widgets.VBox):
         self.pending.cancel()
 
     def press_finish(self) -> None:
-        """Finish a paste login with the address in the box (the code exchange runs in a thread)."""
+        """Finish a paste login with the address in the box (the code exchange runs in a thread).
+
+        An empty box or a second click (a double click) does nothing: either would end the login
+        with a state error while the right address is, or is about to be, on its way.
+        """
+        if self.paste_button.disabled or self.pending.done():
+            return
         address = self.paste_box.value.strip()
+        if not address:
+            self.status.value = "Paste the address your browser ended on, then press Finish login."
+            return
         self.paste_box.value = ""  # the address holds a one-time code: do not keep it in the state
         self.paste_button.disabled = True
         threading.Thread(target=self._complete, args=(address,), daemon=True,

@@ -378,6 +378,21 @@ def test_a_paste_login_finishes_with_the_address_pasted_into_the_prompt(tenant):
     assert prompt.paste_button.disabled
 
 
+def test_finish_with_an_empty_box_or_twice_does_not_end_the_paste_login(tenant):
+    prompt = LoginPrompt.start(tenant, method="paste", purpose="linking", connection="github")
+
+    prompt.paste_button.click()  # nothing pasted yet
+    assert not prompt.pending.done()
+    assert "Paste the address" in prompt.status.value
+
+    prompt.paste_box.value = tenant.sandbox.approve_browser(prompt.pending.authorize_url,
+                                                            connection="github", email=ADA)
+    prompt.paste_button.click()
+    prompt.paste_button.click()  # a double click
+
+    assert prompt.result(WAIT).user_id.startswith("github|")
+
+
 def test_an_unexpected_failure_is_one_line_in_the_message_area(tenant):
     table = IdentityTable(ada_login(tenant))
     table.session.profile["identities"] = [{"provider": "google-oauth2"}]  # a profile that makes no sense
