@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx2
 import pytest
@@ -84,3 +85,38 @@ def test_the_bucket_refills() -> None:
                 time.sleep(0.05)
                 after.append(client.get("/users").status_code)
         assert set(after) <= {200, 429}
+
+
+def test_every_route_family_and_every_kind_of_answer_carries_the_headers() -> None:
+    """Success, 4xx of every kind and each Management route: one token each, headers on each."""
+    with Sandbox(seed=7, rate_limit=(100, 0.01)) as sandbox:
+        ctx = sandbox.context
+        assert ctx is not None
+        token = mint_access_token(ctx, sub="x@clients", client_id=sandbox.m2m_client_id,
+                                  scope="read:users update:users create:users delete:users",
+                                  audience=sandbox.management_audience)
+        ada = quote(sandbox.demo_user("ada@example.com")["user_id"], safe="")
+        json_type = {"Content-Type": "application/json"}
+        with httpx2.Client(base_url=sandbox.base_url + "/api/v2",
+                           headers={"Authorization": f"Bearer {token}"}) as api:
+            answers = [
+                api.get("/users"), api.get("/users", params={"per_page": 101}), api.get(f"/users/{ada}"),
+                api.get("/users-by-email", params={"email": "ada@example.com"}),
+                api.patch(f"/users/{ada}", json={"user_metadata": {"a": 1}}),
+                api.patch(f"/users/{ada}", content=b"{nope", headers=json_type),
+                api.post("/users", content=b"x" * (2 << 20), headers=json_type),
+                api.post("/users", content=b"x", headers={"Content-Type": "text/plain"}),
+                api.post(f"/users/{ada}/identities", json={"provider": "github", "user_id": "1"}),
+                api.delete(f"/users/{ada}/identities/github/1"),
+                api.delete("/users/auth0%7Cnobody"), api.get("/users/%FF"),
+                api.post("/jobs/users-exports", json={"format": "xml"}), api.get("/jobs/job_nope"),
+                api.request("OPTIONS", "/users"), api.put("/users"),
+                httpx2.get(sandbox.base_url + "/api/v2/users", headers={"Authorization": "Bearer x.y.z"}),
+            ]
+        statuses = {r.status_code for r in answers}
+        assert {200, 204, 400, 401, 404, 413, 415} <= statuses
+        for response in answers:
+            assert all(name in response.headers for name in RATE_HEADERS), response.request.url
+            assert response.headers["x-ratelimit-limit"] == "100"
+        remaining = [int(r.headers["x-ratelimit-remaining"]) for r in answers]
+        assert remaining == list(range(99, 99 - len(answers), -1))  # each answer took one token
