@@ -114,3 +114,11 @@ def test_a_port_in_use_is_an_oserror_not_an_exit(tmp_path: Path) -> None:
             Sandbox(port=taken.getsockname()[1], db=str(db)).start()
     with Sandbox(db=str(db)) as tenant:  # the file is usable again: nothing half-made was kept
         assert tenant.client_id
+
+
+def test_an_ipv6_host_is_bracketed_in_the_tenant_urls() -> None:
+    from linking_toolkit.sandbox.server import base_url_for
+
+    assert base_url_for("::1", 8080) == "http://[::1]:8080"
+    assert base_url_for("127.0.0.1", 8080) == "http://127.0.0.1:8080"
+    assert httpx2.URL(base_url_for("::1", 8080) + "/").port == 8080

@@ -32,6 +32,11 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def base_url_for(host: str, port: int) -> str:
+    """``http://host:port``; an IPv6 literal goes in brackets, or the port would read as part of it."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket bound here rather than by werkzeug, whose server prints a message and
     calls ``sys.exit(1)`` when the port is taken: a notebook should get an ``OSError`` instead."""
@@ -137,7 +142,7 @@ class Sandbox:
             store.close()
             raise
         try:
-            ctx.base_url = f"http://{self.host}:{server.port}"
+            ctx.base_url = base_url_for(self.host, server.port)
             if store.get_setting("native_client_id") is None:
                 self._demo = seed_demo_tenant(store, ctx.management_audience, seed=self.seed)
                 if self.users:
