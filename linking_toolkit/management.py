@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -138,6 +139,18 @@ class ClientCredentials:
         return f"<ClientCredentials client_id={self.client_id!r} audience={self.audience!r}>"
 
 
+def _tenant_now(response: httpx2.Response) -> float:
+    """Now by the tenant's clock: ours, unless the answer's ``Date`` differs from it by more than
+    that header's one-second resolution explains (a laptop clock a few seconds off would otherwise
+    turn every 429's reset into no wait, or a long one)."""
+    now = time.time()
+    try:
+        theirs = parsedate_to_datetime(response.headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return now
+    return theirs if abs(now - theirs) > 2.0 else now
+
+
 def _json_or_none(response: httpx2.Response) -> Any:
     try:
         return response.json()
@@ -183,6 +196,7 @@ class _Pacer:
             reset = float(headers["x-ratelimit-reset"])
         except (KeyError, ValueError):
             return
+        reset += time.time() - _tenant_now(response)  # on our clock, should the tenant's differ
         with self.lock:
             self.remaining, self.reset, self.last_received = remaining, reset, received_at
             if response.status_code == 429:
@@ -304,7 +318,7 @@ class ManagementClient:
         delay: float | None = None
         try:
             if reset is not None:
-                delay = float(reset) - time.time()
+                delay = float(reset) - _tenant_now(response)
             elif retry_after is not None:
                 delay = float(retry_after)
         except ValueError:

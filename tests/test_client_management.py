@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -461,3 +462,47 @@ def test_linking_an_identity_twice_is_already_linked_in_the_tenants_words(sandbo
         return [f"{i['provider']}|{i['user_id']}" for i in items]
 
     assert ids(admin.get_user(primary)["identities"]) == ids(identities)
+
+
+def test_a_429_reset_is_read_on_the_tenants_clock_when_ours_is_off() -> None:
+    """Our clock 10 s ahead of the tenant's: its reset, 2 s ahead by its own Date, is already past
+    by ours; the client still waits the 2 s instead of hammering the tenant."""
+    from email.utils import formatdate
+
+    sent: list[str] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.method)
+        tenant_now = int(time.time()) - 10
+        if len(sent) == 1:
+            return httpx2.Response(429, json={"statusCode": 429, "error": "Too Many Requests",
+                                              "message": "Global limit has been reached",
+                                              "errorCode": "too_many_requests"},
+                                   headers={"date": formatdate(tenant_now, usegmt=True),
+                                            "x-ratelimit-limit": "50", "x-ratelimit-remaining": "0",
+                                            "x-ratelimit-reset": str(tenant_now + 2)})
+        return httpx2.Response(200, json={"user_id": "auth0|1", "identities": []})
+
+    with Sandbox(seed=7) as sandbox, connect(sandbox=sandbox) as tenant, \
+            ManagementClient(tenant, lambda: "token", transport=httpx2.MockTransport(handle)) as client:
+        assert client.get_user("auth0|1")["user_id"] == "auth0|1"
+    assert sent == ["GET", "GET"] and client.stats.rate_limited == 1
+    assert 1.0 < client.stats.waited_seconds < 3.0
+
+
+def test_pacing_reads_the_reset_on_the_tenants_clock_when_ours_is_behind() -> None:
+    """Our clock 10 s behind the tenant's: an empty bucket refilling in 1 s by the tenant's clock
+    is a 1 s wait, not 11."""
+    from email.utils import formatdate
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        tenant_now = int(time.time()) + 10
+        headers = {"date": formatdate(tenant_now, usegmt=True), "x-ratelimit-limit": "50",
+                   "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(tenant_now + 1)}
+        return httpx2.Response(200, json={"user_id": "auth0|1", "identities": []}, headers=headers)
+
+    with Sandbox(seed=7) as sandbox, connect(sandbox=sandbox) as tenant, \
+            ManagementClient(tenant, lambda: "token", transport=httpx2.MockTransport(handle)) as client:
+        client.get_user("auth0|1")
+        client.get_user("auth0|1")  # waits for the bucket's refill
+    assert 0.0 < client.stats.waited_seconds < 3.0
