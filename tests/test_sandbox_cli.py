@@ -68,6 +68,7 @@ def test_cli_prints_one_json_line_logs_requests_and_stops_cleanly(signum: int) -
         code, out, err = stop(process, signum)
     assert code == 0
     assert out == ""  # one JSON line, nothing after it
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
     lines = err.splitlines()
     assert "GET /.well-known/openid-configuration 200" in lines
     assert "POST /oauth/token 200" in lines
