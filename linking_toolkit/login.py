@@ -105,7 +105,10 @@ def _session(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose, nonce: st
     if not isinstance(id_token, str):
         raise LoginError("the tenant returned no ID token (was 'openid' refused?)")
     claims = verify_id_token(id_token, tenant, nonce=nonce)
-    expires_in = float(tokens.get("expires_in") or 0) or 86_400.0
+    try:
+        expires_in = float(tokens.get("expires_in") or 0) or 86_400.0
+    except (TypeError, ValueError):
+        raise TenantError("the token_endpoint's expires_in is not a number of seconds") from None
     session = Session(
         tenant=tenant,
         purpose=purpose,
@@ -449,15 +452,21 @@ def start_login(
         body = _post_form(tenant, "device_authorization_endpoint", {
             "client_id": tenant.client_id, "scope": SCOPE, "audience": tenant.management_audience},
             "device_code")
-        pending._device_code = str(body["device_code"])
-        pending.user_code = str(body["user_code"])
-        pending.verification_uri = str(body["verification_uri"])
-        pending.verification_uri_complete = body.get("verification_uri_complete")
-        pending.expires_in = int(body.get("expires_in") or timeout)
+        try:
+            pending._device_code = str(body["device_code"])
+            pending.user_code = str(body["user_code"])
+            pending.verification_uri = str(body["verification_uri"])
+            complete = body.get("verification_uri_complete")
+            pending.verification_uri_complete = complete if isinstance(complete, str) else None
+            pending.expires_in = int(body.get("expires_in") or timeout)
+            pending.interval = float(body["interval"]) if body.get("interval") is not None else 5.0
+        except (KeyError, TypeError, ValueError):
+            # RFC 8628 3.2 requires these fields: without them there is nothing to show or poll.
+            raise TenantError("the device_authorization_endpoint's answer lacks user_code, "
+                              "verification_uri, or a numeric expires_in/interval") from None
         show(f"To log in{' the account to link' if purpose == 'linking' else ''}, open this link and "
              f"check that it shows the code {pending.user_code}:",
              pending.verification_uri_complete or pending.verification_uri)
-        pending.interval = float(body["interval"]) if body.get("interval") is not None else 5.0
         pending._start_thread(pending._poll_device, timeout)
     elif method == "browser":
         server = http.server.HTTPServer(("127.0.0.1", 0), _RedirectHandler)

@@ -330,14 +330,16 @@ def test_a_session_closes_its_own_pool(sandbox: Sandbox, tenant: Tenant) -> None
 # -- a tenant that answers garbage or drops the connection ------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["html", "garbage", "drop"])
+@pytest.mark.parametrize("fault", ["html", "garbage", "drop", "expires_in"])
 def test_a_token_endpoint_answering_garbage_is_a_tenant_error(sandbox: Sandbox, fault: str) -> None:
     real = httpx2.HTTPTransport()
 
     def handle(request: httpx2.Request) -> httpx2.Response:
-        if request.url.path != "/oauth/token":
+        if request.url.path != "/oauth/token" or fault == "expires_in":
             response = real.handle_request(request)
             response.read()
+            if request.url.path == "/oauth/token":
+                return httpx2.Response(200, json=response.json() | {"expires_in": "a day"})
             return response
         if fault == "drop":
             raise httpx2.ReadError("connection reset by peer", request=request)
@@ -433,3 +435,26 @@ def test_login_in_a_widget_callback_is_refused_at_once(sandbox: Sandbox, kernel:
     printed = kernel.run("print(type(caught[0]).__name__, len(caught), 'start_login' in str(caught[0]))")
     assert printed.split() == ["LoginError", "1", "True"]
     assert count_device_codes(sandbox) == before
+
+
+DEVICE_ANSWER = {"device_code": "d", "user_code": "ABCD-EFGH", "verification_uri": "https://x/activate"}
+
+
+@pytest.mark.parametrize("answer", [{"device_code": "d"}, DEVICE_ANSWER | {"interval": "soon"},
+                                    DEVICE_ANSWER | {"expires_in": "ten minutes"}])
+def test_a_device_answer_without_its_required_fields_is_a_tenant_error(sandbox: Sandbox,
+                                                                       answer: dict) -> None:
+    real = httpx2.HTTPTransport()
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/oauth/device/code":
+            return httpx2.Response(200, json=answer)
+        response = real.handle_request(request)
+        response.read()
+        return response
+
+    shown: list[str] = []
+    with Tenant.from_sandbox(sandbox, transport=httpx2.MockTransport(handle)) as tenant:
+        with pytest.raises(TenantError, match="device_authorization_endpoint"):
+            start_login(tenant, method="device", show=lambda text, url: shown.append(text))
+    assert shown == []
