@@ -133,7 +133,11 @@ class ClientCredentials:
                                   status_code=response.status_code)
             raise error_from_response(response.status_code, body)
         logger.debug("fetched a client-credentials token for %s", self.client_id)
-        return str(body["access_token"]), time.time() + float(body.get("expires_in", 86_400))
+        try:
+            expires_in = float(body.get("expires_in", 86_400))
+        except (TypeError, ValueError):
+            raise TenantError("the token endpoint's expires_in is not a number of seconds") from None
+        return str(body["access_token"]), time.time() + expires_in
 
     def __repr__(self) -> str:
         return f"<ClientCredentials client_id={self.client_id!r} audience={self.audience!r}>"
@@ -441,6 +445,9 @@ class ManagementClient:
             body = self._call("GET", "/users", safe=True, params=params)
             users = body.get("users", []) if isinstance(body, dict) else body
             total = body.get("total") if isinstance(body, dict) else None
+            if not isinstance(users, list) or not all(isinstance(u, dict) for u in users) \
+                    or not (total is None or isinstance(total, int)):
+                raise TenantError("GET /users: the tenant's answer is not a page of users")
             yield from users
             seen += len(users)
             page += 1
@@ -458,7 +465,10 @@ class ManagementClient:
         if q:
             params.update(q=q, search_engine="v3")
         body = self._object("GET", "/users", safe=True, params=params)
-        return int(body["total"])
+        total = body.get("total")
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise TenantError("GET /users: the tenant's answer has no numeric total")
+        return total
 
     def create_user(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /users`` (not retried: a second attempt could create a second user)."""

@@ -506,3 +506,32 @@ def test_pacing_reads_the_reset_on_the_tenants_clock_when_ours_is_behind() -> No
         client.get_user("auth0|1")
         client.get_user("auth0|1")  # waits for the bucket's refill
     assert 0.0 < client.stats.waited_seconds < 3.0
+
+
+def test_pages_and_counts_of_the_wrong_shape_are_tenant_errors(faults: Faults,
+                                                               faulty: ManagementClient) -> None:
+    for body in ['{"users": "everyone", "total": 3}', '{"users": [1, 2], "total": 2}',
+                 '{"users": [], "total": "many"}']:
+        faults.plan.append(("GET", "/users", answer(200, body)))
+        with pytest.raises(TenantError, match="page of users"):
+            list(faulty.list_users())
+    faults.plan.append(("GET", "/users", answer(200, '{"users": []}')))
+    with pytest.raises(TenantError, match="total"):
+        faulty.count_users()
+
+
+def test_a_machine_token_with_a_garbage_expiry_is_a_tenant_error(sandbox: Sandbox) -> None:
+    real = httpx2.HTTPTransport()
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        response = real.handle_request(request)
+        response.read()
+        if request.url.path == "/oauth/token":
+            return httpx2.Response(200, json=response.json() | {"expires_in": "a day"})
+        return response
+
+    with Tenant.from_sandbox(sandbox, transport=httpx2.MockTransport(handle)) as tenant, \
+            ManagementClient.from_client_credentials(tenant) as client:
+        with pytest.raises(TenantError, match="expires_in"):
+            client.get_user("auth0|x")
+        assert client.stats.requests == 0
