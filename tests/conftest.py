@@ -86,9 +86,18 @@ def mint_id(sandbox: Sandbox):
 
 @pytest.fixture(scope="session")
 def auth0_reference() -> Path:
-    """Auth0's published reference files (OpenAPI documents, recordings), kept beside the repo."""
+    """Auth0's published reference files (OpenAPI documents, recordings), kept beside the repo.
+
+    They are Auth0's documents, not ours, so they are not copied into the repository: CI has them
+    at ``../shared/auth0-reference``; elsewhere point ``LINKING_AUTH0_REFERENCE`` at a copy.
+    A missing copy fails the tests that need it (never a skip), with this message.
+    """
     default = Path(__file__).resolve().parents[2] / "shared" / "auth0-reference"
-    return Path(os.environ.get("LINKING_AUTH0_REFERENCE", default))
+    where = Path(os.environ.get("LINKING_AUTH0_REFERENCE", default))
+    if not (where / "management-api-v2.linking-subset.oas.json").is_file():
+        pytest.fail(f"Auth0's reference files are not at {where}: set LINKING_AUTH0_REFERENCE "
+                    "to the folder holding management-api-v2.linking-subset.oas.json and recordings/")
+    return where
 
 
 @pytest.fixture
