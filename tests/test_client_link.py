@@ -141,3 +141,10 @@ def test_unlink_of_an_identity_that_is_not_linked_changes_nothing(login_as) -> N
     stranger = Identity("github", "no|such/id %ü", "github", True)
     assert unlink(primary, stranger) == primary.identities
     assert [i.full_id for i in primary.identities] == [primary.user_id]
+
+
+def test_a_secondary_whose_id_token_expired_is_refused_before_any_request(login_as) -> None:
+    primary = login_as("ada@example.com")
+    secondary = login_as("ada@example.com", "google-oauth2", purpose="linking")
+    secondary.claims["exp"] = int(datetime.now(UTC).timestamp()) - 1  # the tenant would refuse link_with
+    assert_refused_before_any_request(primary, SessionExpired, lambda: link(primary, secondary))
