@@ -55,6 +55,8 @@ SCOPE = "openid profile email read:current_user update:current_user_identities"
 DATABASE_CONNECTION = "Username-Password-Authentication"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 PASSWORD_REALM_GRANT = "http://auth0.com/oauth/grant-type/password-realm"  # noqa: S105 - a grant name
+# Polls in a row that may fail before a device login gives up (Wi-Fi drops while the person logs in).
+DEVICE_POLL_FAILURES = 3
 # What a paste login redirects to: nothing listens there, the person copies the URL from the bar.
 PASTE_REDIRECT_URI = "http://127.0.0.1/callback"
 
@@ -358,9 +360,14 @@ class PendingLogin:
     # -- device ----------------------------------------------------------------------------------
 
     def _poll_device(self, timeout: float) -> None:
-        """Poll the token endpoint every ``interval`` s; ``slow_down`` adds 5 s, as RFC 8628 says."""
+        """Poll the token endpoint every ``interval`` s; ``slow_down`` adds 5 s, as RFC 8628 says.
+
+        A poll that gets no answer (a dropped connection, a proxy's error page) is polled again, up
+        to :data:`DEVICE_POLL_FAILURES` times in a row: the person may be halfway through logging in.
+        """
         try:
             waited = 0.0
+            failures = 0
             while True:
                 if self._cancel.wait(self.interval):
                     return
@@ -369,7 +376,13 @@ class PendingLogin:
                     tokens = _token_request(self.tenant, {"grant_type": DEVICE_GRANT,
                                                           "device_code": self._device_code,
                                                           "client_id": self.tenant.client_id})
+                except TenantError as exc:
+                    failures += 1
+                    if failures > DEVICE_POLL_FAILURES:
+                        raise
+                    logger.debug("device login: poll %d failed (%s); polling again", failures, exc)
                 except LoginError as exc:
+                    failures = 0
                     if exc.error == "authorization_pending":
                         pass
                     elif exc.error == "slow_down":

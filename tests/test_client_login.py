@@ -458,3 +458,43 @@ def test_a_device_answer_without_its_required_fields_is_a_tenant_error(sandbox: 
         with pytest.raises(TenantError, match="device_authorization_endpoint"):
             start_login(tenant, method="device", show=lambda text, url: shown.append(text))
     assert shown == []
+
+
+def device_polls_dropping(sandbox: Sandbox, drops: int) -> tuple[Tenant, list[str]]:
+    """The sandbox as a tenant whose first ``drops`` device polls lose their connection."""
+    real = httpx2.HTTPTransport()
+    seen: list[str] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/oauth/token" and b"device_code" in request.read():
+            seen.append("poll")
+            if len(seen) <= drops:
+                raise httpx2.ConnectError("network is unreachable", request=request)
+        response = real.handle_request(request)
+        response.read()
+        return response
+
+    return Tenant.from_sandbox(sandbox, transport=httpx2.MockTransport(handle)), seen
+
+
+def test_a_device_login_survives_a_few_dropped_polls(sandbox: Sandbox) -> None:
+    assert sandbox.context is not None
+    sandbox.context.extras["device_poll_interval"] = 1
+    tenant, polls = device_polls_dropping(sandbox, drops=2)
+    with tenant:
+        pending = start_login(tenant, method="device", show=quiet, timeout=30)
+        while len(polls) < 2 and not pending.done():  # both drops happened before the approval
+            time.sleep(0.1)
+        sandbox.approve_device(pending.user_code or "", connection=GOOGLE, email="alan@example.com")
+        assert_logged_in(pending.result(timeout=30), "alan@example.com", "login")
+
+
+def test_a_device_login_ends_when_the_tenant_stays_unreachable(sandbox: Sandbox) -> None:
+    assert sandbox.context is not None
+    sandbox.context.extras["device_poll_interval"] = 1
+    tenant, polls = device_polls_dropping(sandbox, drops=100)
+    with tenant:
+        pending = start_login(tenant, method="device", show=quiet, timeout=30)
+        with pytest.raises(TenantError, match="could not be reached"):
+            pending.result(timeout=30)
+    assert len(polls) == 4  # three failures in a row are polled again, the fourth ends it
