@@ -462,6 +462,8 @@ def test_a_device_answer_without_its_required_fields_is_a_tenant_error(sandbox: 
 
 def device_polls_dropping(sandbox: Sandbox, drops: int) -> tuple[Tenant, list[str]]:
     """The sandbox as a tenant whose first ``drops`` device polls lose their connection."""
+    assert sandbox.context is not None
+    sandbox.context.extras["device_poll_interval"] = 1
     real = httpx2.HTTPTransport()
     seen: list[str] = []
 
@@ -478,8 +480,6 @@ def device_polls_dropping(sandbox: Sandbox, drops: int) -> tuple[Tenant, list[st
 
 
 def test_a_device_login_survives_a_few_dropped_polls(sandbox: Sandbox) -> None:
-    assert sandbox.context is not None
-    sandbox.context.extras["device_poll_interval"] = 1
     tenant, polls = device_polls_dropping(sandbox, drops=2)
     with tenant:
         pending = start_login(tenant, method="device", show=quiet, timeout=30)
@@ -490,8 +490,6 @@ def test_a_device_login_survives_a_few_dropped_polls(sandbox: Sandbox) -> None:
 
 
 def test_a_device_login_ends_when_the_tenant_stays_unreachable(sandbox: Sandbox) -> None:
-    assert sandbox.context is not None
-    sandbox.context.extras["device_poll_interval"] = 1
     tenant, polls = device_polls_dropping(sandbox, drops=100)
     with tenant:
         pending = start_login(tenant, method="device", show=quiet, timeout=30)
