@@ -15,6 +15,7 @@ import pytest
 from test_sandbox_management import assert_error, enc
 
 from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.jobs import _NdjsonFields, _NdjsonFieldsInPython, _record_writer
 
 USERS = 3000
 
@@ -53,6 +54,16 @@ def run_export(api: httpx2.Client, body: dict[str, Any]) -> tuple[dict[str, Any]
     return status, gzip.decompress(download.content)
 
 
+def link_ada_google(sandbox: Sandbox, api: httpx2.Client) -> tuple[str, str]:
+    """Link the demo user Ada's Google account into her database one; returns both full ids."""
+    ada = sandbox.demo_user("ada@example.com")["user_id"]
+    google = next(u["user_id"] for u in api.get("/users-by-email", params={"email": "ada@example.com"}).json()
+                  if u["user_id"].startswith("google-oauth2|"))
+    assert api.post(f"/users/{enc(ada)}/identities",
+                    json={"provider": "google-oauth2", "user_id": google}).status_code == 201
+    return ada, google
+
+
 def all_user_ids(sandbox: Sandbox) -> set[str]:
     ctx = sandbox.context
     assert ctx is not None
@@ -62,11 +73,7 @@ def all_user_ids(sandbox: Sandbox) -> set[str]:
 
 def test_json_export_holds_exactly_every_user(sandbox: Sandbox, api: httpx2.Client) -> None:
     add_users(sandbox, USERS)
-    ada = sandbox.demo_user("ada@example.com")["user_id"]
-    google = next(u["user_id"] for u in api.get("/users-by-email", params={"email": "ada@example.com"}).json()
-                  if u["user_id"].startswith("google-oauth2|"))
-    assert api.post(f"/users/{enc(ada)}/identities",
-                    json={"provider": "google-oauth2", "user_id": google}).status_code == 201
+    ada, google = link_ada_google(sandbox, api)
     status, data = run_export(api, {"format": "json"})
     assert status["format"] == "json" and status["location"].endswith(".json.gz")
     records = [json.loads(line) for line in data.decode().splitlines()]
@@ -145,17 +152,22 @@ def test_export_files_are_removed_when_the_sandbox_stops(fmt: str) -> None:
     assert not os.path.exists(directory)
 
 
+def management_api(sandbox: Sandbox) -> httpx2.Client:
+    """A Management API client of a sandbox started in the test (client credentials, as an analyst)."""
+    response = httpx2.post(sandbox.base_url + "/oauth/token", json={
+        "grant_type": "client_credentials", "client_id": sandbox.m2m_client_id,
+        "client_secret": sandbox.m2m_client_secret, "audience": sandbox.management_audience})
+    assert response.status_code == 200, response.text
+    return httpx2.Client(base_url=sandbox.base_url + "/api/v2", timeout=30,
+                         headers={"Authorization": f"Bearer {response.json()['access_token']}"})
+
+
 def test_export_of_a_synthetic_tenant_matches_the_database() -> None:
     """A seeded synthetic tenant (with linked users): every user once, every identity in place."""
     with Sandbox(seed=5, users=2500) as sandbox:
         ctx = sandbox.context
         assert ctx is not None
-        response = httpx2.post(sandbox.base_url + "/oauth/token", json={
-            "grant_type": "client_credentials", "client_id": sandbox.m2m_client_id,
-            "client_secret": sandbox.m2m_client_secret, "audience": sandbox.management_audience})
-        token = response.json()["access_token"]
-        with httpx2.Client(base_url=sandbox.base_url + "/api/v2",
-                           headers={"Authorization": f"Bearer {token}"}) as api:
+        with management_api(sandbox) as api:
             _, data = run_export(api, {"format": "json"})
         records = {r["user_id"]: r for r in map(json.loads, data.decode().splitlines())}
         with ctx.store.read() as db:
@@ -166,3 +178,69 @@ def test_export_of_a_synthetic_tenant_matches_the_database() -> None:
         assert {uid: [(i["provider"], i["user_id"]) for i in r["identities"]]
                 for uid, r in records.items()} == expected
         assert any(len(ids) > 1 for ids in expected.values())  # the tenant has linked users
+
+
+def reduced(record: dict[str, Any], fields: list[dict[str, str]]) -> dict[str, Any]:
+    """``record`` cut down to ``fields`` as the export documents it: each under its ``export_as``,
+    left out when absent or null, a repeated alias holding its last value."""
+    out: dict[str, Any] = {}
+    for field in fields:
+        value: Any = record
+        for step in field["name"].replace("[", ".[").split("."):
+            if step.startswith("["):
+                index = int(step[1:-1])
+                value = value[index] if isinstance(value, list) and index < len(value) else None
+            else:
+                value = value.get(step) if isinstance(value, dict) else None
+        if value is not None:
+            out[field.get("export_as") or field["name"]] = value
+    return out
+
+
+# Aliases, nested paths (present, absent, a key on a list, an index on an object), a field no user has.
+PICKED = [{"name": "user_id", "export_as": "id"}, {"name": "email"}, {"name": "email_verified"},
+          {"name": "name", "export_as": "full name"}, {"name": "last_login"}, {"name": "blocked"},
+          {"name": "logins_count"}, {"name": "identities"},
+          {"name": "identities[0].connection", "export_as": "connection"}, {"name": "identities[1].provider"},
+          {"name": "identities[0]"}, {"name": "identities.connection"}, {"name": "user_metadata"},
+          {"name": "user_metadata.prefs.font"}, {"name": "user_metadata[0]"}, {"name": "app_metadata"},
+          {"name": "user_metadata.tags[0]", "export_as": "a null"}, {"name": "user_metadata.tags[1]"},
+          {"name": "no_such_field", "export_as": "nothing"}]
+# What SQLite's JSON paths cannot address exactly goes through Python: a repeated alias, a non-ASCII key.
+IN_PYTHON = [{"name": "email", "export_as": "contact"}, {"name": "nickname", "export_as": "contact"},
+             {"name": "user_metadata.café"}, {"name": "user_id"}]
+
+
+def test_fields_export_is_the_full_export_reduced_to_those_fields() -> None:
+    """Record by record, whichever way the fields are picked (SQLite or Python), in field order."""
+    assert isinstance(_record_writer({"format": "json", "fields": PICKED}), _NdjsonFields)
+    assert isinstance(_record_writer({"format": "json", "fields": IN_PYTHON}), _NdjsonFieldsInPython)
+    with Sandbox(seed=11, users=3000) as sandbox, management_api(sandbox) as api:
+        add_users(sandbox, 20)  # users without last_login or nickname
+        ada, _ = link_ada_google(sandbox, api)
+        nested = {"prefs": {"theme": None, "font": "serif"}, "café": "crème", "tags": [None, 1]}
+        changed = api.patch(f"/users/{enc(ada)}", json={"user_metadata": nested, "blocked": True})
+        assert changed.status_code == 200, changed.text
+        _, full = run_export(api, {"format": "json"})
+        records = [json.loads(line) for line in full.decode().splitlines()]
+        assert any("last_login" not in r for r in records) and any("last_login" in r for r in records)
+        for fields in (PICKED, IN_PYTHON):
+            _, data = run_export(api, {"format": "json", "fields": fields})
+            lines = [json.loads(line) for line in data.decode().splitlines()]
+            expected = [reduced(r, fields) for r in records]
+            assert len(lines) == len(records) > 3000
+            assert lines == expected and [list(line) for line in lines] == [list(e) for e in expected]
+        linked = next(line for line in lines if line["user_id"] == ada)
+        assert linked["user_metadata.café"] == "crème"
+        picked = {line["id"]: line for line in map(json.loads, run_export(
+            api, {"format": "json", "fields": PICKED})[1].decode().splitlines())}[ada]
+        assert picked["blocked"] is True and picked["identities[1].provider"] == "google-oauth2"
+        assert picked["user_metadata.prefs.font"] == "serif" and picked["user_metadata"]["tags"] == [None, 1]
+        assert picked["user_metadata.tags[1]"] == 1 and "a null" not in picked
+        # A null nested in user_metadata is the full record's, copied as is (no null stripping of its own).
+        assert picked["user_metadata"] == next(r for r in records if r["user_id"] == ada)["user_metadata"]
+
+        github = sandbox.connections["github"]
+        _, data = run_export(api, {"format": "json", "connection_id": github, "fields": PICKED})
+        assert [json.loads(line) for line in data.decode().splitlines()] == [
+            reduced(r, PICKED) for r in records if any(i["connection"] == "github" for i in r["identities"])]
