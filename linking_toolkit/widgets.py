@@ -250,7 +250,72 @@ class _Row:
         return [*self.cells, self.primary_label]
 
 
-class IdentityTable(widgets.VBox):
+class _BackgroundActions:
+    """One action at a time, in a background thread, for a table widget.
+
+    The buttons are disabled while it runs (a network call, or a login waiting for a person), and
+    the outcome, or the error in the tenant's words, goes to the message area. A notebook cell or a
+    button callback returns at once; ``wait_idle()`` waits for the action.
+    """
+
+    message_area: widgets.HTML
+    _thread_name = "table-action"
+
+    def _init_actions(self) -> None:
+        self._message = ""
+        self._busy = False
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @property
+    def busy(self) -> bool:
+        """True while an action runs (every button is disabled meanwhile)."""
+        return self._busy
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for the running action to end; True if the table is idle."""
+        return self._idle.wait(timeout)
+
+    def _set_disabled(self, disabled: bool) -> None:
+        raise NotImplementedError
+
+    def _after_action(self) -> None:
+        """Runs in the worker once the action ended, before the buttons come back."""
+
+    def _run(self, work: Callable[[], str]) -> None:
+        with self._lock:
+            if self._busy:
+                return
+            self._busy = True
+            self._idle.clear()
+        self._set_disabled(True)
+        self._say("Working…")
+        threading.Thread(target=self._worker, args=(work,), daemon=True, name=self._thread_name).start()
+
+    def _worker(self, work: Callable[[], str]) -> None:
+        try:
+            message, error = work(), False
+        except Exception as exc:
+            message, error = _describe_error(exc), True
+        try:
+            self._after_action()
+        except Exception as exc:  # e.g. a profile the table cannot show: say so, keep the thread quiet
+            message, error = _describe_error(exc), True
+        finally:
+            with self._lock:
+                self._busy = False
+            self._set_disabled(False)
+            self._say(message, error=error)
+            self._idle.set()
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self._message = text
+        style = _ERROR_STYLE if error else ""
+        self.message_area.value = f"<span style='{style}'>{html.escape(text)}</span>" if text else ""
+
+
+class IdentityTable(_BackgroundActions, widgets.VBox):
     """A user's identities as a table: one Unlink button per linked account, and a Link button.
 
     Built from :func:`~linking_toolkit.identities_frame` of ``session.profile``: connection,
@@ -284,11 +349,8 @@ class IdentityTable(widgets.VBox):
         self._frame = identities_frame({})
         self._to_unlink: str | None = None
         self._confirmation_plain = ""
-        self._busy = False
-        self._idle = threading.Event()
-        self._idle.set()
+        self._init_actions()
         self._login_started = threading.Event()
-        self._lock = threading.Lock()
 
         self.title = widgets.HTML()
         self.grid = widgets.GridBox(layout=widgets.Layout(
@@ -353,11 +415,6 @@ class IdentityTable(widgets.VBox):
     def confirmation(self) -> str | None:
         """The question waiting for Confirm/Cancel, if any."""
         return self._confirmation_plain if self._to_unlink else None
-
-    @property
-    def busy(self) -> bool:
-        """True while a login, link or unlink is running (every button is disabled meanwhile)."""
-        return self._busy
 
     def refresh(self) -> None:
         """Redraw from ``session.profile`` as it is now (no request): after a ``link()`` or
@@ -444,10 +501,6 @@ class IdentityTable(widgets.VBox):
             raise TimeoutError(f"no linking login started within {timeout} s ({self.message})")
         return self.pending_login
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait for the running action to end; True if the table is idle."""
-        return self._idle.wait(timeout)
-
     # A browser sends a double click as two clicks, the second after the first already acted: the
     # buttons then ignore what the Python methods would refuse, so no traceback reaches the page.
 
@@ -459,34 +512,13 @@ class IdentityTable(widgets.VBox):
         if key in self._order and not self._rows[key].primary:
             self.press_unlink(key)
 
-    # -- the work, in a background thread ----------------------------------------------------------
+    # -- the work, in a background thread (see _BackgroundActions) ------------------------------
 
-    def _run(self, work: Callable[[], str]) -> None:
-        with self._lock:
-            if self._busy:
-                return
-            self._busy = True
-            self._idle.clear()
-        self._set_disabled(True)
-        self._say("Working…")
-        threading.Thread(target=self._worker, args=(work,), daemon=True, name="identity-table").start()
+    _thread_name = "identity-table"
 
-    def _worker(self, work: Callable[[], str]) -> None:
-        try:
-            message, error = work(), False
-        except Exception as exc:
-            message, error = _describe_error(exc), True
-        try:
-            self.refresh()
-        except Exception as exc:  # a profile the table cannot show: say so, keep the thread quiet
-            message, error = _describe_error(exc), True
-        finally:
-            with self._lock:
-                self._busy = False
-            self._set_disabled(False)
-            self._say(message, error=error)
-            self._login_started.set()
-            self._idle.set()
+    def _after_action(self) -> None:
+        self._login_started.set()  # a login that failed before it started must not leave waiters
+        self.refresh()
 
     def _unlink(self, identity: Identity) -> str:
         unlink(self.session, identity)
@@ -541,11 +573,6 @@ class IdentityTable(widgets.VBox):
         for row in self._rows.values():
             row.unlink_button.disabled = disabled
 
-    def _say(self, text: str, *, error: bool = False) -> None:
-        self._message = text
-        style = _ERROR_STYLE if error else ""
-        self.message_area.value = f"<span style='{style}'>{html.escape(text)}</span>" if text else ""
-
     def __repr__(self) -> str:
         # The plain-text form lands in notebook outputs: who and how many, nothing that varies.
         return f"<IdentityTable {self.session.user_id}: {len(self._order)} identities>"
@@ -572,7 +599,7 @@ def _audit_cell(value: Any) -> str:
     return str(value)
 
 
-class AuditTable(widgets.VBox):
+class AuditTable(_BackgroundActions, widgets.VBox):
     """Link candidates in pages of 25: filter by risk and connection, select rows into a plan, dry
     run it, apply it after a confirmation.
 
@@ -602,11 +629,7 @@ class AuditTable(widgets.VBox):
         self.journal = journal
         self.selected: set[Any] = set()
         self.result: pd.DataFrame | None = None
-        self._message = ""
-        self._busy = False
-        self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._init_actions()
         self._page = 0
         self._positions = _np().arange(len(candidates))
         # Factorised once: a filter is then an isin() on integer codes, not a pass over the strings.
@@ -704,10 +727,6 @@ class AuditTable(widgets.VBox):
     def message(self) -> str:
         return self._message
 
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
     # -- actions ------------------------------------------------------------------------------------
 
     def set_filter(self, *, risk: str | None = None, connection: str | None = None) -> None:
@@ -770,9 +789,6 @@ class AuditTable(widgets.VBox):
         self._hide_confirmation()
         self._say("Nothing was linked.")
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        return self._idle.wait(timeout)
-
     # -- internals ----------------------------------------------------------------------------------
 
     def _can_run(self) -> bool:
@@ -794,28 +810,11 @@ class AuditTable(widgets.VBox):
         summary = ", ".join(f"{n} {status}" for status, n in counts.items())
         return ("Dry run: " if dry_run else "Applied: ") + (summary or "nothing to do")
 
-    def _run(self, work: Callable[[], str]) -> None:
-        with self._lock:
-            if self._busy:
-                return
-            self._busy = True
-            self._idle.clear()
-        for button in (self.dry_run_button, self.apply_button):
-            button.disabled = True
-        self._say("Working…")
-        threading.Thread(target=self._worker, args=(work,), daemon=True, name="audit-table").start()
+    _thread_name = "audit-table"
 
-    def _worker(self, work: Callable[[], str]) -> None:
-        try:
-            message, error = work(), False
-        except Exception as exc:
-            message, error = _describe_error(exc), True
-        with self._lock:
-            self._busy = False
+    def _set_disabled(self, disabled: bool) -> None:
         for button in (self.dry_run_button, self.apply_button):
-            button.disabled = False
-        self._say(message, error=error)
-        self._idle.set()
+            button.disabled = disabled
 
     def _refilter(self) -> None:
         np = _np()
@@ -872,11 +871,6 @@ class AuditTable(widgets.VBox):
     def _hide_confirmation(self) -> None:
         self.confirm_box.layout.display = "none"
         self.confirm_text.value = ""
-
-    def _say(self, text: str, *, error: bool = False) -> None:
-        self._message = text
-        style = _ERROR_STYLE if error else ""
-        self.message_area.value = f"<span style='{style}'>{html.escape(text)}</span>" if text else ""
 
     def to_html(self) -> str:
         """The current page as a static HTML table (for a report; the widget itself shows no
