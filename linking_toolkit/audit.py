@@ -35,6 +35,7 @@ import pandas as pd
 from .errors import AlreadyLinked, Auth0Error, BadRequest, NotFound, UnsafeLink
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from pandas.io.formats.style import Styler
 
     from .management import ManagementClient
@@ -266,18 +267,44 @@ class Audit:
     def identity_count_summary(self) -> Styler:
         return _bars(self.users_by_identity_count(), "Users by number of identities")
 
-    def plot(self) -> Any:
-        """A bar chart of identities per connection, when matplotlib is installed (else None)."""
-        try:
-            import matplotlib.pyplot as plt  # optional: the styled tables say the same in numbers
-        except ImportError:
-            return None
-        table = self.identities_per_connection()[["main", "linked"]]
-        ax = table.plot.barh(stacked=True, figsize=(6, 2 + 0.3 * len(table)))
-        ax.set_xlabel("identities")
-        ax.invert_yaxis()
-        plt.tight_layout()
-        return ax
+    def plot(self, candidates: pd.DataFrame | None = None) -> Figure:
+        """The audit's two counts that a glance should answer, as horizontal bar charts.
+
+        Left, link candidate groups by risk: how much could be linked safely against how much needs
+        a person to look first. Right, users by number of identities: how much is linked already.
+        Every bar carries its count, so a small bar next to a large one still reads. ``candidates``
+        is ``link_candidates(self)``, computed when not given.
+
+        Returns the matplotlib ``Figure``, already closed in pyplot: a notebook shows it once, as
+        the cell's result, and a script can ``fig.savefig(path)``.
+        """
+        import matplotlib.pyplot as plt  # here, not at import: only the chart needs matplotlib
+
+        by_risk = _risk_table(link_candidates(self) if candidates is None else candidates)
+        by_count = self.users_by_identity_count()
+        # Through pyplot (not Figure()) so that Jupyter's inline backend loads and renders it.
+        fig, (risk_ax, count_ax) = plt.subplots(1, 2, figsize=(10, 3), layout="constrained")
+        fig.suptitle(f"Audit of {len(self.users):,} users")
+
+        # safe first and on top, the risks below in RISKS order
+        labels = [str(risk) for risk in by_risk.index]
+        bars = risk_ax.barh(labels, by_risk["groups"].tolist(),
+                            color=["#4c9a5b" if risk == "safe" else "#d98b3a" for risk in labels])
+        risk_ax.bar_label(bars, labels=[f"{g:,} ({u:,} users)" for g, u in
+                                        zip(by_risk["groups"].tolist(), by_risk["users"].tolist(),
+                                            strict=True)], padding=3)
+        risk_ax.set(title="Link candidate groups by risk", xlabel="candidate groups", ylabel="risk")
+
+        bars = count_ax.barh([str(n) for n in by_count.index], by_count["users"].tolist(), color="#8fb8de")
+        count_ax.bar_label(bars, labels=[f"{n:,}" for n in by_count["users"].tolist()], padding=3)
+        count_ax.set(title="Users by number of identities", xlabel="users", ylabel="identities per user")
+
+        for ax in (risk_ax, count_ax):
+            ax.invert_yaxis()  # read top-down, in the tables' order
+            ax.margins(x=0.3)  # room for the count labels right of the longest bar
+            ax.set_xlim(left=0)
+        plt.close(fig)  # out of pyplot's registry: the inline backend would draw it a second time
+        return fig
 
 
 def _bars(table: pd.DataFrame, caption: str) -> Styler:
@@ -301,9 +328,12 @@ def _bars(table: pd.DataFrame, caption: str) -> Styler:
 
 def candidates_by_risk(candidates: pd.DataFrame) -> Styler:
     """Candidate groups and the users in them, per risk, as a styled table with bars."""
-    table = candidates.groupby("risk", observed=False).agg(groups=("email", "size"),
-                                                          users=("users", "sum"))
-    return _bars(table, "Link candidates by risk")
+    return _bars(_risk_table(candidates), "Link candidates by risk")
+
+
+def _risk_table(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Groups and users per risk, every risk present (a zero row says that risk was checked)."""
+    return candidates.groupby("risk", observed=False).agg(groups=("email", "size"), users=("users", "sum"))
 
 
 # -- building an audit ---------------------------------------------------------------------------
