@@ -526,17 +526,25 @@ def _candidates(users: pd.DataFrame, rank: Sequence[tuple[str, bool]]) -> pd.Dat
     any_blocked = reduce(np.logical_or, blocked)
     linked_users = reduce(np.add, holds_links)
     group_of = np.repeat(np.arange(len(starts)), ends - starts)
-    distinct_connections = np.bincount(
-        np.unique(group_of * 64 + conn_code) // 64, minlength=len(starts)) if n else np.zeros(0, int)
+    # (group, connection) pairs as one integer each; +1 so a missing connection (-1) is a value too
+    width = len(members["connection"].cat.categories) + 1
+    distinct_connections = (np.bincount(np.unique(group_of * width + conn_code + 1) // width,
+                                        minlength=len(starts)) if n else np.zeros(0, int))
     sizes = ends - starts
 
     def names(codes: np.ndarray, categories: pd.Index) -> list[str]:
-        # The set of categories in each group as a bit mask, each mask spelt out once.
-        masks = reduce(np.bitwise_or, np.left_shift(1, np.maximum(codes, 0)).astype(np.int64))
         cats = [str(c) for c in categories]
-        spelt = {m: ", ".join(sorted(c for i, c in enumerate(cats) if m >> i & 1))
-                 for m in set(masks.tolist())}
-        return [spelt[m] for m in masks.tolist()]
+        if len(cats) < 63:  # the set of categories in each group as a bit mask, each spelt out once
+            masks = reduce(np.bitwise_or, np.left_shift(1, np.maximum(codes, 0)).astype(np.int64))
+            spelt = {m: ", ".join(sorted(c for i, c in enumerate(cats) if m >> i & 1))
+                     for m in set(masks.tolist())}
+            return [spelt[m] for m in masks.tolist()]
+        # More categories than an int64 has bits (a tenant with many enterprise connections).
+        pairs = np.unique(group_of * len(cats) + np.maximum(codes, 0))
+        found: list[list[str]] = [[] for _ in range(len(starts))]
+        for group, code in zip((pairs // len(cats)).tolist(), (pairs % len(cats)).tolist(), strict=True):
+            found[group].append(cats[code])
+        return [", ".join(sorted(f)) for f in found]
 
     flags = np.stack([~all_verified, any_blocked, linked_users > 1, distinct_connections < sizes]) \
         if n else np.zeros((4, 0), dtype=bool)
@@ -553,11 +561,13 @@ def _candidates(users: pd.DataFrame, rank: Sequence[tuple[str, bool]]) -> pd.Dat
         "email": pd.array(email[starts].tolist(), dtype="string"),
         "users": sizes.astype(np.int64),
         "primary_id": pd.array([uid_l[i] for i in starts.tolist()], dtype="string"),
-        "user_ids": [uid_l[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)],
+        # object columns of lists, also when empty (pandas would make an empty list column float)
+        "user_ids": pd.Series([uid_l[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)],
+                              dtype=object),
         "connections": pd.array(names(conn_code, members["connection"].cat.categories), dtype="string"),
         "providers": pd.array(names(prov_code, members["provider"].cat.categories), dtype="string"),
         "all_verified": pd.array(all_verified, dtype="boolean"),
-        "unverified": unverified,
+        "unverified": pd.Series(unverified, dtype=object),
         "last_login": last.view(login_times.dtype),
         "primary_last_login": login[starts].view(login_times.dtype),
         "risk": pd.Categorical([first_reason[c] for c in codes.tolist()], categories=RISKS),
@@ -608,6 +618,29 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
     return plan
 
 
+PLAN_REQUIRED = ["primary_id", "secondary_id", "provider", "user_id", "risk"]
+
+
+def _check_plan(plan: pd.DataFrame) -> None:
+    """A plan ``apply_plan`` can act on, or a ``ValueError`` saying what is wrong, before any request."""
+    if not isinstance(plan, pd.DataFrame):
+        raise ValueError(f"a link plan is a DataFrame (plan_links()), not {type(plan).__name__}")
+    missing = [c for c in PLAN_REQUIRED if c not in plan.columns]
+    if missing:
+        raise ValueError(f"the plan has no {', '.join(missing)} column(s); a plan needs "
+                         f"{', '.join(PLAN_REQUIRED)} (plan_links() makes one)")
+    for column in ("primary_id", "secondary_id", "provider", "user_id"):
+        values = plan[column]
+        bad = values.isna() | (values.astype("string").str.strip() == "")
+        if bad.any():
+            raise ValueError(f"plan column {column} is empty on row(s) "
+                             f"{', '.join(map(str, plan.index[bad.to_numpy(dtype=bool)][:5]))}")
+    same = plan["primary_id"].astype("string") == plan["secondary_id"].astype("string")
+    if same.any():
+        raise ValueError(f"plan row(s) {', '.join(map(str, plan.index[same.to_numpy(dtype=bool)][:5]))} "
+                         "link a user to itself")
+
+
 def merge_metadata(primary: Mapping[str, Any] | None, secondary: Mapping[str, Any] | None,
                    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Merge a secondary's ``user_metadata`` into the primary's before a link (Auth0 drops it).
@@ -635,6 +668,20 @@ def merge_metadata(primary: Mapping[str, Any] | None, secondary: Mapping[str, An
 
 # -- the journal ---------------------------------------------------------------------------------
 
+_JOURNAL_KEYS = ("event", "primary_id", "secondary_id", "provider", "user_id")
+
+
+def _after_last_newline(fd: int, size: int, block: int = 1 << 16) -> int:
+    """The offset just past the file's last newline (0 if none), read backwards a block at a time."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
 
 class Journal:
     """A JSON-lines file of what ``apply_plan`` did, one record per event, flushed and synced each.
@@ -648,31 +695,45 @@ class Journal:
         self.path = Path(path)
 
     def read(self) -> list[dict[str, Any]]:
+        """Every record, in order. A last line without its newline is an event cut short by a
+        kill (never acted on: each request follows a complete line) and is left out; any other
+        line that is not a record is a ``ValueError`` naming it, before anything is sent."""
         if not self.path.exists():
             return []
         out = []
         with self.path.open(encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if not line:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
                     continue
                 try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut short by a kill: the event did not finish
-                    continue
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    if not line.endswith("\n"):
+                        continue  # cut short by a kill
+                    raise ValueError(f"journal {self.path}, line {number}: not a JSON record "
+                                     "(edited by hand?); nothing was done") from None
+                if not isinstance(record, dict) or not all(
+                        isinstance(record.get(k), str) for k in _JOURNAL_KEYS):
+                    raise ValueError(f"journal {self.path}, line {number}: a record needs "
+                                     f"{', '.join(_JOURNAL_KEYS)}; nothing was done")
+                out.append(record)
         return out
 
     def write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="milliseconds"), **record},
-                          separators=(",", ":"), default=str)
-        fresh = not self.path.exists()
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        if fresh:  # it holds profiles: readable by its owner only
-            with contextlib.suppress(OSError):
-                os.chmod(self.path, 0o600)
+                          separators=(",", ":"), default=str).encode("utf-8") + b"\n"
+        # Created 0600 by the call that creates it: the profiles it holds are never readable by
+        # others, not even between creating the file and a chmod.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            end = _after_last_newline(fd, size)
+            if end != size:  # a line cut short by a kill: no request followed it, drop it
+                os.ftruncate(fd, end)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def state(self) -> dict[tuple[str, str], dict[str, Any]]:
         """The last event per (primary_id, secondary_id), with the snapshot of the first "started"
@@ -712,6 +773,7 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
     """
     if not dry_run and journal is None:
         raise ValueError("applying a plan needs a journal path (it is what undo() reads)")
+    _check_plan(plan)
     allowed = set(allow_unsafe)
     flags = plan["allow_unsafe"] if "allow_unsafe" in plan else pd.Series(False, index=plan.index)
     unsafe = [(r.secondary_id, r.reasons if "reasons" in plan else r.risk)
@@ -741,7 +803,11 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
             out.append({**base, "status": f"would refuse: {row.risk}", "metadata_added": [],
                         "conflicts": []})
             continue
-        primary = client.get_user(primary_id)
+        try:
+            primary = client.get_user(primary_id)
+        except NotFound:  # deleted since the audit: nothing is sent for this row
+            out.append({**base, "status": "primary not found", "metadata_added": [], "conflicts": []})
+            continue
         interrupted = previous.get("event") in ("started", "failed")
         if _owns(primary, provider, short):  # linked already (by us before a crash, or by anyone)
             if log is not None and not dry_run and interrupted:
@@ -762,7 +828,7 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
         started = previous if interrupted else None
         before = started["primary_metadata"] if started else primary.get("user_metadata") or {}
         first_patch = started["metadata_patch"] if started else patch
-        log.write({**base, "event": "started", "connection": row.connection,
+        log.write({**base, "event": "started", "connection": getattr(row, "connection", None),
                    "secondary_profile": started["secondary_profile"] if started else secondary,
                    "primary_metadata": before, "metadata_patch": first_patch})
         try:
@@ -797,6 +863,8 @@ def undo(client: ManagementClient, journal: str | os.PathLike[str], *,
     from tqdm.auto import tqdm
 
     log = Journal(journal)
+    if not log.path.exists():  # a mistyped path must not look like "nothing to undo"
+        raise FileNotFoundError(f"no journal at {log.path}")
     state = log.state()
     out = []
     entries = [e for e in state.values() if e.get("event") in ("done", "started", "failed")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import stat
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -9,6 +12,8 @@ import pytest
 
 from linking_toolkit.audit import (
     RISKS,
+    Journal,
+    apply_plan,
     audit_records,
     candidates_by_risk,
     link_candidates,
@@ -152,3 +157,113 @@ def test_no_candidates_is_an_empty_frame_with_the_columns() -> None:
     assert plan_links(found).empty
     styled = candidates_by_risk(found)  # all zeros: no division warning, a plain-text form that repeats
     assert "<table" in styled.to_html() and repr(styled).startswith("Link candidates by risk")
+
+
+IDENTITY_COLUMNS = {
+    "owner": "string", "connection": "category", "provider": "category", "user_id": "string",
+    "is_primary": "bool", "is_social": "bool", "email": "string", "email_raw": "string",
+    "email_verified": "boolean", "name": "string", "created_at": "datetime64[ms, UTC]",
+    "last_login": "datetime64[ms, UTC]", "logins_count": "Int64",
+}
+USER_COLUMNS = {
+    "user_id": "string", "connection": "category", "provider": "category", "email": "string",
+    "email_raw": "string", "email_verified": "boolean", "name": "string",
+    "created_at": "datetime64[ms, UTC]", "last_login": "datetime64[ms, UTC]", "logins_count": "Int64",
+    "identities": "int64", "blocked": "bool",
+}
+
+
+def dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    return {column: str(dtype) for column, dtype in frame.dtypes.items()}
+
+
+@pytest.mark.parametrize("records", [[], [user("auth0|1", " Ada@Example.com ")]], ids=["empty", "one"])
+def test_the_frames_have_the_documented_columns_and_dtypes_even_when_empty(records: list[dict]) -> None:
+    result = audit_records(records)
+    assert dtypes(result.identities) == IDENTITY_COLUMNS
+    assert dtypes(result.users) == USER_COLUMNS
+    if records:  # email normalised, and the raw one as the tenant holds it
+        assert result.identities.loc[0, ["email", "email_raw"]].tolist() == ["ada@example.com",
+                                                                            " Ada@Example.com "]
+    found = link_candidates(result)
+    assert found.empty and found["user_ids"].dtype == object and found["unverified"].dtype == object
+
+
+def test_a_record_without_logins_counts_zero_and_missing_dates_are_nat() -> None:
+    record = user("auth0|1", "a@x.org")
+    del record["logins_count"], record["last_login"]
+    result = audit_records([record])
+    assert result.users.loc[0, "logins_count"] == 0
+    assert pd.isna(result.users.loc[0, "last_login"])
+
+
+def test_a_tenant_with_more_connections_than_a_bit_mask_holds_names_each_group_right() -> None:
+    # 70 enterprise connections: a B2B tenant can have one per customer
+    records = []
+    for k in range(70):
+        records.append({"user_id": f"samlp|c{k}|u", "email": f"p{k}@x.org", "email_verified": True,
+                        "identities": [{"connection": f"corp-{k:02d}", "provider": "samlp",
+                                        "user_id": f"c{k}|u"}]})
+        records.append({"user_id": f"samlp|c{k}|v", "email": f"p{k}@x.org", "email_verified": True,
+                        "identities": [{"connection": f"corp-{(k + 1) % 70:02d}", "provider": "samlp",
+                                        "user_id": f"c{k}|v"}]})
+    records.append({"user_id": "samlp|twice|a", "email": "twice@x.org", "email_verified": True,
+                    "identities": [{"connection": "corp-69", "provider": "samlp", "user_id": "twice|a"}]})
+    records.append({"user_id": "samlp|twice|b", "email": "twice@x.org", "email_verified": True,
+                    "identities": [{"connection": "corp-69", "provider": "samlp", "user_id": "twice|b"}]})
+    found = link_candidates(audit_records(records)).set_index("email")
+    assert found.loc["p68@x.org", "connections"] == "corp-68, corp-69"
+    assert found.loc["p69@x.org", "connections"] == "corp-00, corp-69"
+    assert found.loc["p68@x.org", "risk"] == "safe"
+    assert found.loc["twice@x.org", "connections"] == "corp-69"
+    assert found.loc["twice@x.org", "risk"] == "same connection twice"
+    assert (found["risk"] == "safe").sum() == 70
+
+
+def test_the_journal_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "links.jsonl")
+    journal.write({"event": "started", "primary_id": "a", "secondary_id": "b", "provider": "auth0",
+                   "user_id": "b", "secondary_profile": {"email": "someone@example.org"}})
+    assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+
+
+def record_line(event: str, secondary: str = "auth0|2") -> str:
+    return json.dumps({"event": event, "primary_id": "auth0|1", "secondary_id": secondary,
+                       "provider": "auth0", "user_id": secondary.partition("|")[2]})
+
+
+def test_a_line_cut_short_by_a_kill_is_left_out_and_dropped_at_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "links.jsonl"
+    path.write_text(record_line("done") + "\n" + record_line("started", "auth0|3")[:30])
+    journal = Journal(path)
+    assert [r["event"] for r in journal.read()] == ["done"]
+    journal.write(json.loads(record_line("started", "auth0|4")))
+    assert [r["secondary_id"] for r in journal.read()] == ["auth0|2", "auth0|4"]
+    assert path.read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize("line", ["{not json", "[1, 2]", '{"event": "done"}'],
+                         ids=["not-json", "not-an-object", "no-ids"])
+def test_a_corrupt_journal_line_is_a_clear_error_naming_it(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "links.jsonl"
+    path.write_text(record_line("done") + "\n" + line + "\n" + record_line("done", "auth0|3") + "\n")
+    with pytest.raises(ValueError, match=r"links\.jsonl, line 2"):
+        Journal(path).read()
+
+
+def test_a_plan_with_a_missing_or_empty_column_is_refused_before_any_request() -> None:
+    result = audit_records([user("auth0|1", "a@x.org"), user("google-oauth2|1", "a@x.org")])
+    plan = plan_links(link_candidates(result), result)
+    # no client is needed: the plan is checked before anything is sent
+    with pytest.raises(ValueError, match="no secondary_id column"):
+        apply_plan(None, plan.drop(columns="secondary_id"))  # type: ignore[arg-type]
+    blank = plan.copy()
+    blank.loc[0, "user_id"] = ""
+    with pytest.raises(ValueError, match="user_id is empty on row"):
+        apply_plan(None, blank)  # type: ignore[arg-type]
+    itself = plan.copy()
+    itself.loc[0, "secondary_id"] = itself.loc[0, "primary_id"]
+    with pytest.raises(ValueError, match="link a user to itself"):
+        apply_plan(None, itself)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a link plan is a DataFrame"):
+        apply_plan(None, plan.to_dict())  # type: ignore[arg-type]
