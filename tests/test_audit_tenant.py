@@ -289,3 +289,75 @@ def test_a_row_the_tenant_refuses_is_reported_and_gives_the_merged_metadata_back
     assert (admin.get_user(primary).get("user_metadata") or {}) == before
     events = [json.loads(line)["event"] for line in (tmp_path / "j.jsonl").read_text().splitlines()]
     assert events == ["started", "failed"]
+
+
+def test_both_paths_give_frames_with_the_documented_columns_and_dtypes(
+    small: tuple[Sandbox, ManagementClient],
+) -> None:
+    from test_audit_rules import IDENTITY_COLUMNS, USER_COLUMNS
+
+    _, admin = small
+    for result in (audit(admin, progress=False), audit(admin, progress=False, export_above=0, poll=0.05)):
+        assert {c: str(t) for c, t in result.identities.dtypes.items()} == IDENTITY_COLUMNS, result.source
+        assert {c: str(t) for c, t in result.users.dtypes.items()} == USER_COLUMNS, result.source
+        assert result.users["email"].notna().all() and result.users["email_verified"].notna().all()
+
+
+def test_an_empty_tenant_is_an_empty_audit_with_every_column(tmp_path: Path) -> None:
+    with Sandbox(seed=2) as sandbox:
+        assert sandbox.context is not None
+        store = sandbox.context.store
+        with store.read() as db:
+            everyone = [r["user_id"] for r in db.execute("SELECT user_id FROM users")]
+        for user_id in everyone:
+            store.delete_user(user_id)
+        with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
+            result = audit(admin, progress=False)
+            candidates = link_candidates(result)
+            plan = plan_links(candidates, result)
+            done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
+    assert result.users.empty and result.identities.empty and candidates.empty and done.empty
+    assert "owner" in result.identities and "risk" in candidates
+    assert result.users_by_identity_count()["users"].tolist() == [0, 0, 0]
+
+
+def test_a_plan_row_naming_a_user_that_is_gone_is_reported_and_nothing_is_sent_for_it(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    sandbox, admin = fresh
+    result = audit(admin, progress=False)
+    plan = plan_links(link_candidates(result), result)
+    plan = plan[plan["risk"] == "safe"].head(2).reset_index(drop=True)
+    assert sandbox.context is not None
+    gone_primary, gone_secondary = plan.loc[0, "primary_id"], plan.loc[1, "secondary_id"]
+    sandbox.context.store.delete_user(gone_primary)
+    sandbox.context.store.delete_user(gone_secondary)
+    before = snapshot(admin)
+    journal = tmp_path / "j.jsonl"
+    for dry_run in (True, False):
+        done = apply_plan(admin, plan, dry_run=dry_run, journal=journal)
+        assert done["status"].tolist() == ["primary not found", "secondary not found"]
+    assert snapshot(admin) == before and not journal.exists()
+
+
+def test_a_corrupt_journal_stops_apply_and_undo_before_any_request(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    _, admin = fresh
+    result = audit(admin, progress=False)
+    plan = plan_links(link_candidates(result), result)
+    plan = plan[plan["risk"] == "safe"].head(2)
+    journal = tmp_path / "links.jsonl"
+    apply_plan(admin, plan.head(1), dry_run=False, journal=journal)
+    assert oct(journal.stat().st_mode & 0o777) == oct(0o600)  # it holds full profiles
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([lines[0], '{"event": "done", "primary_id": 1}', *lines[1:]]) + "\n")
+    before, sent = snapshot(admin), admin.stats.requests
+    with pytest.raises(ValueError, match="line 2"):
+        apply_plan(admin, plan, dry_run=False, journal=journal)
+    with pytest.raises(ValueError, match="line 2"):
+        undo(admin, journal)
+    assert admin.stats.requests == sent
+    assert snapshot(admin) == before
+    with pytest.raises(FileNotFoundError, match="no journal"):
+        undo(admin, tmp_path / "mistyped.jsonl")
