@@ -4,11 +4,15 @@ The rules (what a record becomes, how emails are compared, which account is prop
 when a group is safe, how metadata is merged) are plain functions on data; the functions that talk
 to a tenant (``audit``, ``apply_plan``, ``undo``) only fetch, call those rules and write a journal.
 
-Email normalisation, precisely: ``unicodedata.normalize("NFKC", email.strip()).casefold()``. That
-folds letter case (``Ada@Example.COM`` = ``ada@example.com``) and Unicode compatibility forms
-(full-width letters), and nothing else: no dots dropped, no ``+tag`` removed, for any provider,
-because two Gmail addresses that differ by a dot are the same mailbox only at Google, and guessing
-wrong would propose handing one person's account to another.
+Email normalisation, precisely: ``unicodedata.normalize("NFC", email.strip()).lower()``. That
+folds letter case (``Ada@Example.COM`` = ``ada@example.com``; Auth0 matches emails exactly, and
+people type them in any case) and Unicode canonical equivalents (an ``é`` typed as one code point or
+as ``e`` plus an accent, which RFC 6532 says are the same address), and nothing else: no dots
+dropped, no ``+tag`` removed, for any provider, because two Gmail addresses that differ by a dot are
+the same mailbox only at Google; no compatibility forms (NFKC) and no case folding beyond
+lower-casing, because ``straße.de`` and ``strasse.de`` are two domains. When in doubt it does not
+fold: a group missed costs a person one more login prompt, a wrong group hands one person's
+account to another.
 
 Grouping uses each user's own (root) email: an export does not carry the profiles of identities
 already linked, and those are already one user anyway.
@@ -84,15 +88,15 @@ _CHUNK_LINES = 20_000
 
 
 def normalise_email(email: str | None) -> str | None:
-    """The comparison form of an email: stripped, NFKC-normalised, case-folded (see the module doc)."""
+    """The comparison form of an email: stripped, NFC-normalised, lower-cased (see the module doc)."""
     if email is None:
         return None
     email = email.strip()
     if not email:
         return None
-    if email.isascii():  # the common case: casefold == lower, and NFKC changes nothing
+    if email.isascii():  # the common case: NFC changes nothing
         return email.lower()
-    return unicodedata.normalize("NFKC", email).casefold()
+    return unicodedata.normalize("NFC", email).lower()
 
 
 # -- records -> frames ---------------------------------------------------------------------------

@@ -38,15 +38,25 @@ def user(uid: str, email: str | None, *, verified: bool = True, logins: int = 1,
     return record
 
 
-def test_normalisation_folds_case_and_compatibility_forms_and_nothing_else() -> None:
+def test_normalisation_folds_case_and_canonical_forms_and_nothing_else() -> None:
     assert normalise_email("  Ada@Example.COM ") == "ada@example.com"
-    assert normalise_email("\uff41\uff44\uff41@example.com") == "ada@example.com"  # full-width (NFKC)
-    assert normalise_email("STRASSE@example.de") == "strasse@example.de"
-    assert normalise_email("Straße@example.de") == "strasse@example.de"  # casefold, not lower
+    assert normalise_email("Zo\u00eb@example.com") == normalise_email("ZOE\u0308@example.com")  # NFC
+    assert normalise_email("\u00c9lodie@Caf\u00e9.fr") == "\u00e9lodie@caf\u00e9.fr"
+    # no folding beyond lower case: two IDNA2008 domains, two full-width addresses stay apart
+    assert normalise_email("ada@stra\u00dfe.de") != normalise_email("ada@strasse.de")
+    assert normalise_email("\uff41\uff44\uff41@example.com") != "ada@example.com"
     # no provider-specific rules: dots and +tags are part of the address
     assert normalise_email("a.da@gmail.com") != normalise_email("ada@gmail.com")
     assert normalise_email("ada+x@gmail.com") != normalise_email("ada@gmail.com")
     assert normalise_email(None) is None and normalise_email("  ") is None
+
+
+def test_a_column_is_normalised_as_one_email_is() -> None:
+    emails = ["Ada@Example.COM", " ZOE\u0308@x.org", "ada@stra\u00dfe.de", "", None, "  "]
+    result = audit_records([user(f"auth0|{i}", e) for i, e in enumerate(emails)])
+    got = result.users["email"].astype(object).where(result.users["email"].notna(), None).tolist()
+    assert got == [normalise_email(e) for e in emails]
+    assert got[:3] == ["ada@example.com", "zo\u00eb@x.org", "ada@stra\u00dfe.de"]
 
 
 def test_every_identity_appears_once_with_its_owner_and_proper_dtypes() -> None:
