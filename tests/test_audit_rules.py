@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import stat
 from pathlib import Path
@@ -14,6 +16,7 @@ from linking_toolkit.audit import (
     RISKS,
     Journal,
     apply_plan,
+    audit_export_file,
     audit_records,
     candidates_by_risk,
     link_candidates,
@@ -277,3 +280,43 @@ def test_a_plan_with_a_missing_or_empty_column_is_refused_before_any_request() -
         apply_plan(None, itself)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="a link plan is a DataFrame"):
         apply_plan(None, plan.to_dict())  # type: ignore[arg-type]
+
+
+class CountingStream(io.BytesIO):
+    """A file whose reads are counted: how far it had been read when each batch came out."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.read_so_far = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.read_so_far += len(data)
+        return data
+
+
+def test_an_export_is_parsed_in_batches_as_it_is_read_never_whole() -> None:
+    from linking_toolkit.audit import _ndjson_chunks
+
+    records = [{"user_id": f"auth0|{i}", "email": f"p{i}@x.org" + "x" * (i % 17)} for i in range(1000)]
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    stream = CountingStream(data)
+    seen, read_at_each_batch = [], []
+    for batch in _ndjson_chunks(stream, lines=100, block=4096):
+        read_at_each_batch.append(stream.read_so_far)
+        assert len(batch) < 100 + 4096 // 40  # a batch is about ``lines`` records, never the file
+        seen += batch
+    assert seen == records  # lines split across blocks are joined back exactly
+    assert len(read_at_each_batch) > 5 and read_at_each_batch[0] < len(data) // 5
+
+
+def test_an_export_file_gzipped_or_not_gives_the_same_audit(tmp_path: Path) -> None:
+    records = [user("auth0|1", "a@x.org"), user("github|2", "A@x.org", verified=False)]
+    text = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    (tmp_path / "plain.json").write_bytes(text.rstrip(b"\n"))  # no newline at the end either
+    (tmp_path / "export.json.gz").write_bytes(gzip.compress(text))
+    ticks: list[int] = []
+    plain = audit_export_file(tmp_path / "plain.json", progress=ticks.append)
+    packed = audit_export_file(tmp_path / "export.json.gz")
+    assert plain.users.equals(packed.users) and plain.identities.equals(packed.identities)
+    assert ticks == [2] and link_candidates(packed)["risk"].tolist() == ["unverified email"]
