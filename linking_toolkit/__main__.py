@@ -51,8 +51,12 @@ def _for_file(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
 
 
 def write_audit(result: Audit, candidates: pd.DataFrame, out: Path, fmt: str = "csv") -> dict[str, Any]:
-    """Write the frames and a summary; returns the summary."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the frames and a summary; returns the summary.
+
+    A new ``out`` directory is made readable by its owner only: the frames hold every user's email
+    and name, as the journal does.
+    """
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name, frame in (("users", result.users), ("identities", result.identities),
                         ("candidates", candidates)):
         frame = _for_file(frame, fmt)
@@ -108,6 +112,10 @@ def _audit(args: argparse.Namespace) -> int:
             summary = write_audit(result, candidates, args.out, args.format)
     except Auth0Error as error:
         print(f"audit failed: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # --out names a file, or a directory we may not write to
+        print(f"audit failed: cannot write the frames to {args.out}: {error.strerror or error}",
+              file=sys.stderr)
         return 1
     finally:
         if sandbox is not None:

@@ -48,3 +48,36 @@ def test_a_bad_option_is_a_usage_error() -> None:
     run = subprocess.run([sys.executable, "-m", "linking_toolkit", "audit"], capture_output=True,
                          text=True, timeout=60, check=False)
     assert run.returncode == 2 and "--out" in run.stderr
+
+
+def test_with_no_tenant_configured_it_audits_the_sandbox_and_keeps_the_files_private(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH0_")}
+    out = tmp_path / "audit"
+    run = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "linking_toolkit", "audit", "--out", str(out), "--env-file",
+         str(tmp_path / "none.env"), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "auditing a sandbox tenant" in run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["candidates.csv", "identities.csv", "summary.json",
+                                                    "users.csv"]
+    assert out.stat().st_mode & 0o777 == 0o700  # every user's email and name are in there
+    candidates = pd.read_csv(out / "candidates.csv")
+    linus = candidates.set_index("email").loc["linus@example.com"]
+    assert linus["risk"] == "unverified email" and len(linus["user_ids"].split(" ")) == 2
+    identities = pd.read_csv(out / "identities.csv")
+    assert list(identities.columns[:9]) == ["owner", "connection", "provider", "user_id", "is_primary",
+                                            "is_social", "email", "email_raw", "email_verified"]
+
+
+def test_an_out_path_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH0_")}
+    run = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "linking_toolkit", "audit", "--out", str(taken), "--env-file",
+         str(tmp_path / "none.env"), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 1
+    assert "audit failed: cannot write the frames to" in run.stderr and "Traceback" not in run.stderr
+    assert taken.read_text() == "not a directory"
