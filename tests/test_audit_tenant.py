@@ -11,7 +11,7 @@ import httpx2
 import pandas as pd
 import pytest
 
-from linking_toolkit import ManagementClient, ServerError, Tenant, UnsafeLink
+from linking_toolkit import ManagementClient, RateLimited, ServerError, Tenant, UnsafeLink
 from linking_toolkit.audit import Audit, apply_plan, audit, link_candidates, plan_links, undo
 from linking_toolkit.sandbox import Sandbox
 from linking_toolkit.sandbox.seed import DEMO_PEOPLE, SyntheticTenant
@@ -228,26 +228,37 @@ def test_the_audit_and_a_plan_run_unchanged_under_auth0s_free_tier_rate_limit(tm
             assert admin.stats.waited_seconds > 0  # it paced itself instead of failing
 
 
-def failing_links_transport(after_links: int) -> tuple[httpx2.MockTransport, dict[str, int]]:
-    """Forward to the sandbox until ``after_links`` links went through; then every link answers 503
-    without reaching it (a tenant in trouble), while reads still work."""
+REFUSALS = {
+    503: ({}, {"statusCode": 503, "error": "Service Unavailable", "message": "The service is unavailable."}),
+    # Auth0's 429, with a reset already due: the client waits nothing, then gives up after its waits
+    429: ({"x-ratelimit-limit": "2", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "0"},
+          {"statusCode": 429, "error": "Too Many Requests", "message": "Global limit has been reached",
+           "errorCode": "too_many_requests"}),
+}
+
+
+def failing_links_transport(after_links: int, status: int = 503,
+                            ) -> tuple[httpx2.MockTransport, dict[str, int]]:
+    """Forward to the sandbox until ``after_links`` links went through; then every link answers
+    ``status`` without reaching it (a tenant in trouble, or out of rate), while reads still work."""
     real = httpx2.HTTPTransport()
     count = {"links": 0, "refused": 0}
+    headers, body = REFUSALS[status]
 
     def handle(request: httpx2.Request) -> httpx2.Response:
         if request.method == "POST" and request.url.path.endswith("/identities"):
             if count["links"] >= after_links:
                 count["refused"] += 1
-                return httpx2.Response(503, json={"statusCode": 503, "error": "Service Unavailable",
-                                                  "message": "The service is unavailable."})
+                return httpx2.Response(status, headers=headers, json=body)
             count["links"] += 1
         return real.handle_request(request)
 
     return httpx2.MockTransport(handle), count
 
 
-def test_a_run_stopped_by_server_errors_resumes_from_its_journal(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+@pytest.mark.parametrize(("status", "error"), [(503, ServerError), (429, RateLimited)])
+def test_a_run_stopped_by_server_errors_or_rate_limits_resumes_from_its_journal(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path, status: int, error: type[Exception],
 ) -> None:
     sandbox, admin = fresh
     result = audit(admin, progress=False)
@@ -255,9 +266,10 @@ def test_a_run_stopped_by_server_errors_resumes_from_its_journal(
     plan = plan[plan["risk"] == "safe"]
     journal = tmp_path / "links.jsonl"
     tenant = Tenant.from_sandbox(sandbox)
-    transport, count = failing_links_transport(after_links=2)
-    with ManagementClient.from_client_credentials(tenant, transport=transport, backoff=0.01) as troubled:
-        with pytest.raises(ServerError):
+    transport, count = failing_links_transport(after_links=2, status=status)
+    with ManagementClient.from_client_credentials(tenant, transport=transport, backoff=0.01,
+                                                  max_rate_limit_waits=2) as troubled:
+        with pytest.raises(error):
             apply_plan(troubled, plan, dry_run=False, journal=journal)
     assert count["links"] == 2 and count["refused"] >= 1
     events = [json.loads(line)["event"] for line in journal.read_text().splitlines()]
