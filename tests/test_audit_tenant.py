@@ -373,3 +373,16 @@ def test_a_corrupt_journal_stops_apply_and_undo_before_any_request(
     assert snapshot(admin) == before
     with pytest.raises(FileNotFoundError, match="no journal"):
         undo(admin, tmp_path / "mistyped.jsonl")
+
+
+def test_the_export_job_and_the_reading_show_progress_bars(
+    small: tuple[Sandbox, ManagementClient], capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, admin = small
+    total = admin.count_users()
+    result = audit(admin, export_above=0, poll=0.05)  # progress=True is the default
+    bars = capsys.readouterr().err
+    assert "export job: 100%" in bars
+    assert "users: 100%" in bars and f"{total}/{total}" in bars and len(result.users) == total
+    audit(admin, progress=False)
+    assert capsys.readouterr().err == ""
