@@ -605,6 +605,9 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
                             ids["connection"].astype(str).tolist(), strict=True), strict=True))
     rows = []
     for group in candidates.itertuples(index=False):
+        if group.primary_id not in group.user_ids:  # an edited primary_id must be one of the group
+            raise ValueError(f"primary_id {group.primary_id} is not one of the group of {group.email}: "
+                             f"{', '.join(group.user_ids)}")
         for secondary in group.user_ids:
             if secondary == group.primary_id:
                 continue
@@ -760,6 +763,18 @@ def _owns(profile: Mapping[str, Any], provider: str, user_id: str) -> bool:
                for i in profile.get("identities") or ())
 
 
+def _risk_now(primary: Mapping[str, Any], secondary: Mapping[str, Any]) -> str | None:
+    """Why linking these two users as they are now is unsafe, or None: the rules of
+    ``link_candidates`` on the live profiles, as a plan may be old or made by hand."""
+    if primary.get("email_verified") is not True or secondary.get("email_verified") is not True:
+        return "unverified email now"
+    if normalise_email(primary.get("email")) != normalise_email(secondary.get("email")):
+        return "emails differ now"
+    if primary.get("blocked") or secondary.get("blocked"):
+        return "blocked user now"
+    return None
+
+
 def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = True,
                journal: str | os.PathLike[str] | None = None,
                allow_unsafe: Collection[str] = (), progress: bool = False) -> pd.DataFrame:
@@ -767,7 +782,9 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
 
     Unsafe rows (``risk`` other than ``safe``) are refused, before any request, unless the row's
     ``allow_unsafe`` is True or its ``secondary_id`` is in ``allow_unsafe``: linking on an
-    unverified email is how an account is taken over. For each row: read both users, merge the
+    unverified email is how an account is taken over. A row marked safe is checked again on the
+    users as they are now (both emails verified and equal once normalised, neither blocked) and
+    refused if that no longer holds. For each row: read both users, merge the
     secondary's ``user_metadata`` into the primary's (``merge_metadata``), journal "started" with
     the secondary's full profile, PATCH the primary, link, journal "done". Run it again with the
     same journal after an interruption: rows done are skipped, and a row started but not done is
@@ -788,6 +805,8 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
         raise UnsafeLink(f"{len(unsafe)} plan row(s) are unsafe and not allowed row by row: {listed}"
                          + (" ..." if len(unsafe) > 5 else ""))
     refused = {sid for sid, _ in unsafe}
+    trusted = {str(r.secondary_id) for r, ok in zip(plan.itertuples(index=False), flags.tolist(), strict=True)
+               if ok or r.secondary_id in allowed}
     log = Journal(journal) if journal is not None else None
     state = log.state() if log is not None else {}
     from tqdm.auto import tqdm
@@ -822,6 +841,11 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
             secondary = client.get_user(secondary_id)
         except NotFound:
             out.append({**base, "status": "secondary not found", "metadata_added": [], "conflicts": []})
+            continue
+        now = None if secondary_id in trusted else _risk_now(primary, secondary)
+        if now is not None:  # the plan said safe, the tenant no longer does (or the plan was made by hand)
+            out.append({**base, "status": f"{'would refuse' if dry_run else 'refused'}: {now}",
+                        "metadata_added": [], "conflicts": []})
             continue
         _, patch, conflicts = merge_metadata(primary.get("user_metadata"), secondary.get("user_metadata"))
         if dry_run:

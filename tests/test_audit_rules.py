@@ -320,3 +320,11 @@ def test_an_export_file_gzipped_or_not_gives_the_same_audit(tmp_path: Path) -> N
     packed = audit_export_file(tmp_path / "export.json.gz")
     assert plain.users.equals(packed.users) and plain.identities.equals(packed.identities)
     assert ticks == [2] and link_candidates(packed)["risk"].tolist() == ["unverified email"]
+
+
+def test_an_edited_primary_must_be_one_of_its_group() -> None:
+    result = audit_records([user("auth0|1", "a@x.org"), user("google-oauth2|1", "a@x.org")])
+    candidates = link_candidates(result)
+    candidates.loc[0, "primary_id"] = "github|somebody-else"
+    with pytest.raises(ValueError, match=r"not one of the group of a@x\.org"):
+        plan_links(candidates, result)

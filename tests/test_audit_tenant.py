@@ -295,7 +295,7 @@ def test_a_row_the_tenant_refuses_is_reported_and_gives_the_merged_metadata_back
     provider, _, short = holder.partition("|")
     plan = pd.DataFrame([{"primary_id": primary, "secondary_id": holder, "provider": provider,
                           "user_id": short, "connection": None, "risk": "safe", "reasons": "safe",
-                          "allow_unsafe": False}])
+                          "allow_unsafe": True}])  # two unrelated people: allowed, by hand
     done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
     assert done["status"].iloc[0].startswith("failed: ")
     assert (admin.get_user(primary).get("user_metadata") or {}) == before
@@ -386,3 +386,31 @@ def test_the_export_job_and_the_reading_show_progress_bars(
     assert "users: 100%" in bars and f"{total}/{total}" in bars and len(result.users) == total
     audit(admin, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_row_marked_safe_is_checked_again_on_the_users_as_they_are_now(
+    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+) -> None:
+    sandbox, admin = fresh
+    result = audit(admin, progress=False)
+    plan = plan_links(link_candidates(result), result)
+    plan = plan[plan["risk"] == "safe"].head(1)
+    users = result.users
+    email = users.set_index("user_id").loc[plan["primary_id"].iloc[0], "email"]
+    others = users[(users["email"] != email) & users["email_verified"] & (users["identities"] == 1)]
+    stranger = others["user_id"].iloc[-1]  # verified, unlinked, someone else's email
+    by_hand = plan.assign(secondary_id=stranger, provider=stranger.split("|")[0],
+                          user_id=stranger.split("|", 1)[1])
+    secondary = plan["secondary_id"].iloc[0]
+    assert sandbox.context is not None
+    sandbox.context.store.update_user(secondary, {"email_verified": False})  # since the audit
+    before = snapshot(admin)
+    journal = tmp_path / "j.jsonl"
+    shown = apply_plan(admin, pd.concat([plan, by_hand]))
+    assert shown["status"].tolist() == ["would refuse: unverified email now",
+                                        "would refuse: emails differ now"]
+    done = apply_plan(admin, pd.concat([plan, by_hand]), dry_run=False, journal=journal)
+    assert done["status"].tolist() == ["refused: unverified email now", "refused: emails differ now"]
+    assert snapshot(admin) == before and not journal.exists()
+    allowed = apply_plan(admin, plan, dry_run=False, journal=journal, allow_unsafe=[secondary])
+    assert allowed["status"].tolist() == ["linked"]  # the analyst checked that person and allowed the row
