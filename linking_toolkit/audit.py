@@ -642,6 +642,11 @@ def _check_plan(plan: pd.DataFrame) -> None:
         if bad.any():
             raise ValueError(f"plan column {column} is empty on row(s) "
                              f"{', '.join(map(str, plan.index[bad.to_numpy(dtype=bool)][:5]))}")
+    if "allow_unsafe" in plan.columns and not (pd.api.types.is_bool_dtype(plan["allow_unsafe"].dtype)
+                                               and plan["allow_unsafe"].notna().all()):
+        # "False" read back as text is truthy: only real booleans may allow a row
+        raise ValueError("plan column allow_unsafe must hold True or False on every row "
+                         f"(it is {plan['allow_unsafe'].dtype})")
     same = plan["primary_id"].astype("string") == plan["secondary_id"].astype("string")
     if same.any():
         raise ValueError(f"plan row(s) {', '.join(map(str, plan.index[same.to_numpy(dtype=bool)][:5]))} "
