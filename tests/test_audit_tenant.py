@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from linking_toolkit import ManagementClient, RateLimited, ServerError, Tenant, UnsafeLink
-from linking_toolkit.audit import Audit, apply_plan, audit, link_candidates, plan_links, undo
+from linking_toolkit.audit import Audit, apply_plan, audit, link_candidates, merge_metadata, plan_links, undo
 from linking_toolkit.sandbox import Sandbox
 from linking_toolkit.sandbox.seed import DEMO_PEOPLE, SyntheticTenant
 
@@ -134,13 +134,21 @@ def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
     fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
     _, admin = fresh
-    before = snapshot(admin)
     result = audit(admin, progress=False)
     candidates = link_candidates(result)
     plan = plan_links(candidates, result)
     unsafe = plan[plan["risk"] != "safe"]
     plan.loc[unsafe.index[:1], "allow_unsafe"] = True  # one unsafe row, allowed row by row
     plan = plan[(plan["risk"] == "safe") | plan["allow_unsafe"]]
+    for number, row in enumerate(plan.itertuples()):  # keys only the secondary has, and a nested one
+        admin.update_user_metadata(row.secondary_id, {f"only_here_{number}": number,
+                                                      "prefs": {"lang": "fr", "n": number}})
+        admin.update_user_metadata(row.primary_id, {"prefs": {"lang": "en"}})
+    before = snapshot(admin)
+    expected: dict[str, dict[str, Any]] = {}
+    for row in plan.itertuples():
+        primary_meta = expected.get(row.primary_id, before[row.primary_id]["user_metadata"])
+        expected[row.primary_id] = merge_metadata(primary_meta, before[row.secondary_id]["user_metadata"])[0]
     journal = tmp_path / "links.jsonl"
     done = apply_plan(admin, plan, dry_run=False, journal=journal)
     assert (done["status"] == "linked").all() and len(done) == len(plan)
@@ -149,9 +157,9 @@ def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
     for row in plan.itertuples():
         assert row.secondary_id not in after  # the secondary user is gone, its identity moved
         assert (row.provider, row.user_id) in after[row.primary_id]["identities"]
-        secondary_meta = before[row.secondary_id]["user_metadata"]
-        for key in secondary_meta:  # merged: the primary now holds every key the secondary had
-            assert key in after[row.primary_id]["user_metadata"]
+        # merged by the documented rule: the primary's keys win, the secondary's new keys are added
+        assert after[row.primary_id]["user_metadata"] == expected[row.primary_id]
+        assert after[row.primary_id]["user_metadata"]["prefs"]["lang"] == "en"
     assert link_candidates(audit(admin, progress=False))["risk"].eq("safe").sum() == 0
 
     records = [json.loads(line) for line in journal.read_text().splitlines()]
