@@ -797,9 +797,12 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
 
     Returns one row per plan row: primary_id, secondary_id, status, metadata_added, conflicts.
     """
-    if not dry_run and journal is None:
-        raise ValueError("applying a plan needs a journal path (it is what undo() reads)")
     _check_plan(plan)
+    if not dry_run:
+        if journal is None:
+            raise ValueError("applying a plan needs a journal path (it is what undo() reads)")
+        if not Path(journal).parent.is_dir():  # found out now, not after the first row's reads
+            raise FileNotFoundError(f"no directory {Path(journal).parent} for the journal")
     allowed = set(allow_unsafe)
     flags = plan["allow_unsafe"] if "allow_unsafe" in plan else pd.Series(False, index=plan.index)
     unsafe = [(r.secondary_id, r.reasons if "reasons" in plan else r.risk)

@@ -278,6 +278,10 @@ def test_a_plan_with_a_missing_or_empty_column_is_refused_before_any_request() -
     itself.loc[0, "secondary_id"] = itself.loc[0, "primary_id"]
     with pytest.raises(ValueError, match="link a user to itself"):
         apply_plan(None, itself)  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError, match="no directory"):
+        apply_plan(None, plan, dry_run=False, journal=Path("/nonexistent/dir/j.jsonl"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs a journal"):
+        apply_plan(None, plan, dry_run=False)  # type: ignore[arg-type]
     as_text = plan.astype({"allow_unsafe": str})  # "False" is truthy: never taken as an allowance
     with pytest.raises(ValueError, match="allow_unsafe must hold True or False"):
         apply_plan(None, as_text)  # type: ignore[arg-type]
