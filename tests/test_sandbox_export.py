@@ -92,6 +92,39 @@ def test_json_export_holds_exactly_every_user(sandbox: Sandbox, api: httpx2.Clie
     assert "last_login" not in one  # absent attributes are left out, not null
 
 
+
+def test_export_record_is_the_users_document_nested_nulls_too(sandbox: Sandbox, api: httpx2.Client) -> None:
+    """Nulls nested in metadata are exported as GET /users/{id} shows them; absent attributes are not."""
+    add_users(sandbox, 3)  # never logged in: no last_login, no nickname
+    ctx = sandbox.context
+    assert ctx is not None
+    with ctx.store.transaction() as db:  # a user without an email (a social account that hides it)
+        no_email = ctx.store.insert_user(db, provider="github", user_id="424242", connection="github",
+                                         is_social=True, created_at="2026-01-02T00:00:00.000Z",
+                                         profile={"name": "No Email", "nickname": "noemail"})
+    grace = sandbox.demo_user("grace@example.com")["user_id"]
+    user_metadata = {"prefs": {"theme": None, "font": "serif"}, "tags": [None, 1], "deep": {"a": {"b": None}}}
+    app_metadata = {"flags": {"beta": None}, "plan": "pro"}
+    changed = api.patch(f"/users/{enc(grace)}", json={"user_metadata": user_metadata,
+                                                       "app_metadata": app_metadata})
+    assert changed.status_code == 200, changed.text
+    _, data = run_export(api, {"format": "json"})
+    records = {r["user_id"]: r for r in map(json.loads, data.decode().splitlines())}
+
+    record, body = records[grace], api.get(f"/users/{enc(grace)}").json()
+    for key, sent in (("user_metadata", user_metadata), ("app_metadata", app_metadata)):
+        assert record[key] == body[key]
+        assert {k: record[key][k] for k in sent} == sent  # merged into Grace's metadata, nulls kept
+    assert {k: v for k, v in record.items() if k in body} == {k: v for k, v in body.items() if k in record}
+    assert set(body) <= set(record)  # nothing GET shows is missing from the export
+
+    never = records["auth0|" + f"{1:024x}"]
+    assert "last_login" not in never and "nickname" not in never and "blocked" not in never
+    hidden = records[no_email]
+    assert "email" not in hidden and "email_verified" not in hidden and hidden["nickname"] == "noemail"
+    # No attribute is ever exported as a null: absent ones are left out.
+    assert all(value is not None for r in records.values() for value in r.values())
+
 def test_csv_export_with_fields_connection_and_limit(sandbox: Sandbox, api: httpx2.Client) -> None:
     add_users(sandbox, 50)
     fields = [{"name": "user_id", "export_as": "id"}, {"name": "email"},

@@ -721,9 +721,36 @@ def _connection_filter(connection: str | None) -> tuple[str, list[Any]]:
             [connection])
 
 
-# One export record per user, built by SQLite. json_patch('{}', ...) drops the null members, so a
-# record carries only the attributes the user has, like Auth0's export.
-EXPORT_RECORD_SQL = """json_patch('{}', json_object(
+# An export record's identities, main one first, as Auth0's export lists them.
+_EXPORT_IDENTITIES_SQL = """(SELECT json_group_array(json_object(
+        'connection', i.connection, 'provider', i.provider, 'user_id', i.user_id,
+        'isSocial', json(CASE WHEN i.is_social THEN 'true' ELSE 'false' END)))
+    FROM (SELECT * FROM identities WHERE owner = u.user_id ORDER BY position) i)"""
+
+# One export record per user, built by SQLite as text: an attribute the user lacks (a NULL column)
+# is left out, like Auth0's export, and the metadata go in verbatim, nested nulls included as
+# GET /users/{id} shows them (json_patch('{}', ...) would strip those too, RFC 7396, and costs more).
+EXPORT_RECORD_SQL = f"""'{{"user_id":' || json_quote(u.user_id)
+    || CASE WHEN u.email IS NULL THEN '' ELSE ',"email":' || json_quote(u.email)
+            || CASE WHEN u.email_verified THEN ',"email_verified":true' ELSE ',"email_verified":false' END
+       END
+    || CASE WHEN u.username IS NULL THEN '' ELSE ',"username":' || json_quote(u.username) END
+    || CASE WHEN u.name IS NULL THEN '' ELSE ',"name":' || json_quote(u.name) END
+    || CASE WHEN u.nickname IS NULL THEN '' ELSE ',"nickname":' || json_quote(u.nickname) END
+    || CASE WHEN u.given_name IS NULL THEN '' ELSE ',"given_name":' || json_quote(u.given_name) END
+    || CASE WHEN u.family_name IS NULL THEN '' ELSE ',"family_name":' || json_quote(u.family_name) END
+    || CASE WHEN u.picture IS NULL THEN '' ELSE ',"picture":' || json_quote(u.picture) END
+    || ',"created_at":' || json_quote(u.created_at) || ',"updated_at":' || json_quote(u.updated_at)
+    || CASE WHEN u.last_login IS NULL THEN '' ELSE ',"last_login":' || json_quote(u.last_login) END
+    || ',"logins_count":' || u.logins_count
+    || CASE WHEN u.blocked THEN ',"blocked":true' ELSE '' END
+    || ',"identities":' || {_EXPORT_IDENTITIES_SQL}
+    || ',"user_metadata":' || json(u.user_metadata) || ',"app_metadata":' || json(u.app_metadata)
+    || '}}'"""
+
+# The same members as one JSON object, absent ones as null: for readers that pick fields with ``->``
+# and leave nulls out themselves (jobs.py), as it is cheaper to build and to read than the text above.
+EXPORT_BARE_RECORD_SQL = f"""json_object(
     'user_id', u.user_id, 'email', u.email,
     'email_verified', json(CASE WHEN u.email IS NULL THEN 'null'
                                 WHEN u.email_verified THEN 'true' ELSE 'false' END),
@@ -731,8 +758,5 @@ EXPORT_RECORD_SQL = """json_patch('{}', json_object(
     'family_name', u.family_name, 'picture', u.picture, 'created_at', u.created_at,
     'updated_at', u.updated_at, 'last_login', u.last_login, 'logins_count', u.logins_count,
     'blocked', json(CASE WHEN u.blocked THEN 'true' ELSE 'null' END),
-    'identities', (SELECT json_group_array(json_object(
-                        'connection', i.connection, 'provider', i.provider, 'user_id', i.user_id,
-                        'isSocial', json(CASE WHEN i.is_social THEN 'true' ELSE 'false' END)))
-                   FROM (SELECT * FROM identities WHERE owner = u.user_id ORDER BY position) i),
-    'user_metadata', json(u.user_metadata), 'app_metadata', json(u.app_metadata)))"""
+    'identities', {_EXPORT_IDENTITIES_SQL},
+    'user_metadata', json(u.user_metadata), 'app_metadata', json(u.app_metadata))"""
