@@ -166,3 +166,23 @@ def test_cli_reports_a_database_or_port_it_cannot_use(tmp_path: Path) -> None:
             assert result.returncode == 1 and result.stdout == "", args
             assert result.stderr.startswith("cannot start the sandbox: ") and "Traceback" not in result.stderr
     assert not_a_database.read_text().startswith("these are notes")  # left as it was
+
+
+def test_cli_users_for_an_existing_db_file_is_a_usage_error(tmp_path: Path) -> None:
+    """``--users`` seeds a new tenant: on an existing file, another number is refused, not ignored."""
+    from linking_toolkit.sandbox import Sandbox
+
+    db = tmp_path / "tenant.sqlite"
+    with Sandbox(db=str(db), users=20, seed=6):
+        pass
+    made = db.read_bytes()
+    result = subprocess.run([sys.executable, "-m", "linking_toolkit.sandbox", "--quiet", "--db", str(db),  # noqa: S603
+                             "--users", "5"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("python -m linking_toolkit.sandbox: error: ")
+    assert "(20 synthetic users)" in result.stderr and "leave out users (--users)" in result.stderr
+    assert db.read_bytes() == made
+    with cli("--quiet", "--db", str(db), "--users", "20") as (process, info):  # the command that made it
+        assert list_users(info, include_totals="true", per_page="0").json()["total"] == 10 + 20
+        assert stop(process, signal.SIGTERM)[0] == 0

@@ -122,3 +122,23 @@ def test_an_ipv6_host_is_bracketed_in_the_tenant_urls() -> None:
     assert base_url_for("::1", 8080) == "http://[::1]:8080"
     assert base_url_for("127.0.0.1", 8080) == "http://127.0.0.1:8080"
     assert httpx2.URL(base_url_for("::1", 8080) + "/").port == 8080
+
+
+def user_total(tenant: Sandbox) -> int:
+    with management(tenant) as api:
+        return api.get("/users", params={"per_page": 0, "include_totals": "true"}).json()["total"]
+
+
+def test_users_for_an_existing_database_file_is_refused_unless_it_was_made_with_them(tmp_path: Path) -> None:
+    """``users`` seeds a new tenant only: on a file that exists it would otherwise be silently ignored."""
+    db = tmp_path / "tenant.sqlite"
+    with Sandbox(db=str(db), users=30, seed=2) as tenant:
+        assert user_total(tenant) == 10 + 30
+    made = db.read_bytes()
+    with pytest.raises(ValueError, match=r"already holds a tenant \(30 synthetic users\), so 50 cannot be "
+                                         r"seeded in it: leave out users"):
+        Sandbox(db=str(db), users=50).start()
+    assert db.read_bytes() == made  # refused before any change
+    for users in (30, 0):  # the number it was made with (the same command again), or none: reopened
+        with Sandbox(db=str(db), users=users) as tenant:
+            assert user_total(tenant) == 10 + 30

@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=":memory:",
                         help="SQLite file, reopened if it exists (default :memory:)")
     parser.add_argument("--seed", type=int, default=None, help="make ids, users and timestamps reproducible")
-    parser.add_argument("--users", type=int, default=0, help="add N synthetic users")
+    parser.add_argument("--users", type=int, default=0, metavar="N",
+                        help="seed a new tenant with N synthetic users (an existing --db file only with"
+                             " the N it was made with)")
     parser.add_argument("--rate-limit", default=None,
                         help="Management API rate limit: free, enterprise or BURST/RATE (default off)")
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                       host=args.host, port=args.port, quiet=args.quiet)
     try:
         sandbox.start()
+    except ValueError as error:  # --users for an existing --db file: a usage error, nothing changed
+        print(f"{_parser().prog}: error: {error}", file=sys.stderr)
+        return 2
     except (OSError, sqlite3.Error) as error:  # a port in use, a --db path that is not a database
         print(f"cannot start the sandbox: {error}", file=sys.stderr)
         return 1

@@ -19,7 +19,15 @@ from werkzeug.serving import (
 from .app import create_app
 from .context import RateLimiter, TenantContext, parse_rate_limit
 from .keys import SigningKeys
-from .seed import DATABASE, DEMO_PEOPLE, DemoTenant, hash_password, seed_demo_tenant, seed_synthetic_users
+from .seed import (
+    DATABASE,
+    DEMO_PEOPLE,
+    DemoTenant,
+    SyntheticTenant,
+    hash_password,
+    seed_demo_tenant,
+    seed_synthetic_users,
+)
 from .store import Store
 
 __all__ = ["Sandbox"]
@@ -132,6 +140,7 @@ class Sandbox:
         ctx = TenantContext(store=store, keys=SigningKeys(), base_url="", seed=self.seed,
                             rate_limiter=limiter, quiet=self.quiet)
         try:
+            self._check_users_of(store)
             listener = _listen(self.host, self.port)
             try:
                 server = make_server(self.host, self.port, create_app(ctx), threaded=True,
@@ -160,6 +169,23 @@ class Sandbox:
                                         name=f"sandbox-{server.port}", daemon=True)
         self._thread.start()
         return self
+
+    def _check_users_of(self, store: Store) -> None:
+        """Refuse ``users`` that an existing database file would silently ignore.
+
+        ``users`` seeds a new tenant only: adding them again at every reopening would grow the
+        tenant each time its command is rerun. The number it was made with is accepted (rerunning
+        the same command reopens the same tenant); any other raises ValueError before a change.
+        """
+        if not self.users or store.get_setting("native_client_id") is None:
+            return
+        truth = SyntheticTenant.from_store(store)
+        held = truth.users if truth else 0
+        if held != self.users:
+            raise ValueError(
+                f"{self.db} already holds a tenant ({held} synthetic users), so {self.users} cannot be "
+                "seeded in it: leave out users (--users) to reopen it as it is, or name a new db file "
+                "(--db) for a new tenant")
 
     def stop(self) -> None:
         if self._server is None:
