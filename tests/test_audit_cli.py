@@ -30,7 +30,7 @@ def test_the_command_line_writes_the_frames_and_candidates_of_a_configured_tenan
              "--env-file", str(tmp_path / "none.env"), "--no-progress"],
             env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
-    assert sandbox.m2m_client_secret not in run.stdout + run.stderr
+    assert env["AUTH0_CLIENT_SECRET"] not in run.stdout + run.stderr
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())
     users = pd.read_csv(out / "users.csv")

@@ -142,3 +142,40 @@ def test_users_for_an_existing_database_file_is_refused_unless_it_was_made_with_
     for users in (30, 0):  # the number it was made with (the same command again), or none: reopened
         with Sandbox(db=str(db), users=users) as tenant:
             assert user_total(tenant) == 10 + 30
+
+
+TENANT_PROPERTIES = ("base_url", "issuer", "domain", "management_audience", "client_id", "m2m_client_id",
+                     "m2m_client_secret", "connections", "demo_users")
+
+
+def test_a_stopped_sandbox_says_so_and_starts_again(tmp_path: Path) -> None:
+    """Once stopped, the old URLs and credentials raise instead of pointing at nothing; start() again
+    serves the same tenant from its file at the same address, or a new one from memory."""
+    sandbox = Sandbox(db=str(tmp_path / "tenant.sqlite"), seed=3)
+    with sandbox:
+        was = {name: getattr(sandbox, name) for name in TENANT_PROPERTIES if name != "demo_users"}
+        assert f"issuer={was['issuer']!r}" in repr(sandbox)
+    assert repr(sandbox) == "<Sandbox stopped seed=3>"
+    for name in TENANT_PROPERTIES:
+        with pytest.raises(RuntimeError, match="the sandbox is not running"):
+            getattr(sandbox, name)
+    with pytest.raises(RuntimeError, match="the sandbox is not running"):
+        sandbox.info()
+    sandbox.stop()  # stopping twice is harmless
+    with sandbox:
+        assert {name: getattr(sandbox, name) for name in was} == was
+        assert user_total(sandbox) == 10
+    with pytest.raises(RuntimeError, match="the sandbox is not running"):
+        _ = sandbox.base_url
+
+    in_memory = Sandbox(seed=4).start()
+    try:
+        with management(in_memory) as api:
+            ada = in_memory.demo_user("ada@example.com")["user_id"]
+            assert api.delete(f"/users/{quote(ada, safe='')}").status_code == 204
+        assert user_total(in_memory) == 9
+        in_memory.stop()
+        in_memory.start()  # a new tenant: the old one went with its in-memory database
+        assert user_total(in_memory) == 10
+    finally:
+        in_memory.stop()

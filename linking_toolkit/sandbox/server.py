@@ -133,6 +133,11 @@ class Sandbox:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> Sandbox:
+        """Listen and serve in a background thread; a running sandbox is returned as it is.
+
+        After ``stop()`` it starts again on the same port: the same tenant from a ``db`` file, a new
+        one from ``":memory:"`` (the old one went with its connection).
+        """
         if self._server is not None:
             return self
         store = Store(self.db)
@@ -188,6 +193,7 @@ class Sandbox:
                 "(--db) for a new tenant")
 
     def stop(self) -> None:
+        """Stop serving and close the database (its export files go with it); idempotent."""
         if self._server is None:
             return
         self._server.shutdown()
@@ -196,6 +202,9 @@ class Sandbox:
         self._server.server_close()
         assert self.context is not None
         self.context.store.close()
+        # The URLs, clients and passwords were this run's: once stopped they raise, not mislead.
+        self.context = None
+        self._demo = None
         self._server = None
         self._thread = None
 
@@ -215,6 +224,11 @@ class Sandbox:
         if self.context is None:
             raise RuntimeError("the sandbox is not running: use `with Sandbox() as tenant:`")
         return self.context
+
+    def _demo_tenant(self) -> DemoTenant:
+        self._ctx()  # not running: the same RuntimeError as the URLs
+        assert self._demo is not None
+        return self._demo
 
     @property
     def base_url(self) -> str:
@@ -242,8 +256,7 @@ class Sandbox:
 
     @property
     def m2m_client_secret(self) -> str:
-        assert self._demo is not None
-        return self._demo.m2m_client_secret
+        return self._demo_tenant().m2m_client_secret
 
     @property
     def connections(self) -> dict[str, str]:
@@ -252,8 +265,7 @@ class Sandbox:
     @property
     def demo_users(self) -> list[dict[str, Any]]:
         """Database demo users with their passwords (for tests and scripted logins only)."""
-        assert self._demo is not None
-        return [dict(u) for u in self._demo.demo_users]
+        return [dict(u) for u in self._demo_tenant().demo_users]
 
     def demo_user(self, email: str, connection: str = DATABASE) -> dict[str, Any]:
         for user in self.demo_users:
