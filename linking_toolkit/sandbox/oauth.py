@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -36,7 +35,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import oauth_state as state
 from .context import TenantContext, tenant_of
-from .seed import iso, verify_password
+from .seed import verify_password
+from .store import now_iso
 from .tokens import ACCESS_TOKEN_SECONDS, mint_access_token, mint_id_token
 
 __all__ = [
@@ -271,7 +271,7 @@ def record_login(tenant: TenantContext, user_id: str) -> None:
     """A login counts in the user's ``last_login`` and ``logins_count``, as on Auth0."""
     with tenant.store.transaction() as db:
         db.execute("UPDATE users SET last_login = ?, logins_count = logins_count + 1 WHERE user_id = ?",
-                   (iso(datetime.now(UTC)), user_id))
+                   (now_iso(), user_id))
 
 
 # -- grants ----------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import sqlite3
 import time
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +22,8 @@ from werkzeug.wrappers import Response
 from . import oauth_state as state
 from .context import TenantContext, tenant_of
 from .oauth import Auth0Error, active_user, known_audience, oauth_server, record_login
-from .seed import iso, verify_password
-from .store import full_user_id
+from .seed import verify_password
+from .store import full_user_id, now_iso
 
 __all__ = ["pages"]
 
@@ -232,7 +231,7 @@ def social_user(tenant: TenantContext, connection: str, account: dict[str, Any])
             with tenant.store.transaction() as db:
                 return tenant.store.insert_user(
                     db, provider=connection, user_id=account["sub"], connection=connection,
-                    is_social=True, profile=profile, created_at=iso(datetime.now(UTC)))
+                    is_social=True, profile=profile, created_at=now_iso())
         except sqlite3.IntegrityError:
             continue  # a concurrent first login created it: read it again
     return full_user_id(connection, account["sub"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .store import Store
+from .store import Store, iso
 
 __all__ = [
     "DATABASE",
@@ -81,11 +81,6 @@ def verify_password(password: str, stored: str | None) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got.hex(), digest)
-
-
-def iso(moment: datetime) -> str:
-    """Auth0's timestamp format: ``2023-01-26T14:51:52.123Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class IdFactory:

@@ -30,6 +30,7 @@ __all__ = [
     "Store",
     "UserQuery",
     "full_user_id",
+    "iso",
     "now_iso",
     "parse_user_query",
     "split_user_id",
@@ -568,10 +569,14 @@ def profile_data_of(profile: dict[str, Any]) -> dict[str, Any]:
     return {k: profile[k] for k in PROFILE_FIELDS if profile.get(k) is not None}
 
 
+def iso(moment: datetime) -> str:
+    """Auth0's timestamp format: ``2023-01-26T14:51:52.123Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def now_iso() -> str:
-    """Now, in Auth0's timestamp format (``2023-01-26T14:51:52.123Z``)."""
-    moment = datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """Now, in Auth0's timestamp format."""
+    return iso(datetime.now(UTC))
 
 
 class LinkRefused(Exception):
