@@ -17,7 +17,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -696,7 +695,6 @@ def link(primary: Session, secondary: Session) -> list[Identity]:
     _refuse_link(primary, secondary)
     identities = _client_of(primary).link(primary.user_id, link_with=secondary.id_token)
     primary.profile["identities"] = identities
-    primary.profile["updated_at"] = datetime.now(UTC).isoformat()
     return [Identity.from_api(i) for i in identities]
 
 
