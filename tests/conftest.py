@@ -11,6 +11,9 @@ import pytest
 
 from linking_toolkit.sandbox import Sandbox
 
+# Auth0's documents the tests check the sandbox against, vendored with the repository.
+REFERENCE = Path(__file__).resolve().parent / "reference"
+
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
@@ -86,17 +89,16 @@ def mint_id(sandbox: Sandbox):
 
 @pytest.fixture(scope="session")
 def auth0_reference() -> Path:
-    """Auth0's published reference files (OpenAPI documents, recordings), kept beside the repo.
+    """Auth0's published reference files (OpenAPI documents, recordings), kept verbatim in
+    ``tests/reference`` (their sources are in its ``SOURCES.md``).
 
-    They are Auth0's documents, not ours, so they are not copied into the repository: CI has them
-    at ``../shared/auth0-reference``; elsewhere point ``LINKING_AUTH0_REFERENCE`` at a copy.
-    A missing copy fails the tests that need it (never a skip), with this message.
+    ``LINKING_AUTH0_REFERENCE`` may name a folder of the same layout, to test against a newer copy;
+    a folder without the files fails the tests that need them (never a skip), with this message.
     """
-    default = Path(__file__).resolve().parents[2] / "shared" / "auth0-reference"
-    where = Path(os.environ.get("LINKING_AUTH0_REFERENCE", default))
+    where = Path(os.environ.get("LINKING_AUTH0_REFERENCE", REFERENCE))
     if not (where / "management-api-v2.linking-subset.oas.json").is_file():
-        pytest.fail(f"Auth0's reference files are not at {where}: set LINKING_AUTH0_REFERENCE "
-                    "to the folder holding management-api-v2.linking-subset.oas.json and recordings/")
+        pytest.fail(f"Auth0's reference files are not at {where}: LINKING_AUTH0_REFERENCE must name "
+                    "a folder holding management-api-v2.linking-subset.oas.json and recordings/")
     return where
 
 

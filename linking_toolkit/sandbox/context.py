@@ -18,7 +18,8 @@ from .store import Store
 
 __all__ = ["RateLimiter", "TenantContext", "parse_rate_limit", "tenant_of"]
 
-# Auth0's Management API tiers (SOURCES.md): free tenants burst 2 at 2/s, enterprise 50 at 16/s.
+# Auth0's Management API rate-limit tiers (its "Management API Endpoint Rate Limits" page):
+# free tenants burst 2 at 2/s, enterprise 50 at 16/s.
 RATE_LIMIT_PRESETS: dict[str, tuple[int, float]] = {
     "free": (2, 2.0),
     "enterprise": (50, 16.0),

@@ -1,10 +1,10 @@
 """Management API v2 of the sandbox: users, link, unlink, users-by-email and users-export jobs.
 
-Faithful to ``management-api-v2.linking-subset.oas.json`` and the recordings in
-``auth0-reference/recordings``: the same status codes, bodies and error messages, every error in
-Auth0's shape ``{statusCode, error, message, errorCode}``. Nothing under ``/api/v2`` ever answers
-HTML or a 500 for bad input: the blueprint handles its own errors, and a catch-all route answers
-404 for unknown paths.
+Faithful to Auth0's ``management-api-v2.linking-subset.oas.json`` and its recorded exchanges
+(kept in the repository's ``tests/reference``): the same status codes, bodies and error messages,
+every error in Auth0's shape ``{statusCode, error, message, errorCode}``. Nothing under
+``/api/v2`` ever answers HTML or a 500 for bad input: the blueprint handles its own errors, and a
+catch-all route answers 404 for unknown paths.
 
 Path ids are read from the raw request URI, because werkzeug decodes ``%2F`` into ``/`` before
 routing, and an id like ``samlp|a/b`` must stay one segment.
