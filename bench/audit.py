@@ -2,9 +2,10 @@
 
 Two comparisons, each in one run on one sandbox tenant:
 
-* 1 000 users (Auth0's paging cap): ``audit()`` + ``link_candidates()`` against auth0-python paging
-  ``users.list`` into pandas (users, identities by ``json_normalize``, groups by lower-cased email).
-* 100 000 and 1 000 000 users: ``audit()`` end to end (export job, download, frames, candidates),
+* 1 000 users (Auth0's paging cap): ``audit_tenant()`` + ``link_candidates()`` against
+  auth0-python paging ``users.list`` into pandas (users, identities by ``json_normalize``, groups
+  by lower-cased email).
+* 100 000 and 1 000 000 users: ``audit_tenant()`` end to end (export job, download, frames, candidates),
   and its client-side part (the downloaded file -> frames + candidates) against the **floor**:
   reading and parsing the same export file alone (gunzip + ``json.loads`` per line), best of
   ``--repeat`` interleaved runs each.
@@ -35,7 +36,14 @@ import numpy as np
 import pandas as pd
 from auth0.management.client import Auth0
 
-from linking_toolkit import AuditTable, ManagementClient, audit, audit_export_file, connect, link_candidates
+from linking_toolkit import (
+    AuditTable,
+    ManagementClient,
+    audit_export_file,
+    audit_tenant,
+    connect,
+    link_candidates,
+)
 from linking_toolkit.audit import AUDIT_FIELDS, RISKS
 from linking_toolkit.management import ClientCredentials
 from linking_toolkit.sandbox import Sandbox
@@ -85,7 +93,7 @@ def straightforward(sdk: Auth0) -> pd.DataFrame:
 
 
 def ours_paged(admin: ManagementClient) -> pd.DataFrame:
-    return link_candidates(audit(admin, progress=False))
+    return link_candidates(audit_tenant(admin, progress=False))
 
 
 def at_the_cap(users: int) -> None:
@@ -102,7 +110,7 @@ def at_the_cap(users: int) -> None:
           f"(the SDK version finds {len(sdk_groups)}, without risks or primaries)")
     print(HEADER)
     print(row("auth0-python users.list -> pandas (baseline)", total, sdk_s, sdk_s, sdk_mb))
-    print(row("linking_toolkit audit() + link_candidates()", total, ours_s, sdk_s, ours_mb))
+    print(row("linking_toolkit audit_tenant() + link_candidates()", total, ours_s, sdk_s, ours_mb))
 
 
 def floor(path: str) -> int:
@@ -129,8 +137,8 @@ def large(users: int, repeat: int) -> None:
         with connect(sandbox=sandbox, quiet=True) as tenant, \
                 ManagementClient.from_client_credentials(tenant) as admin:
             total = admin.count_users()
-            # audit() end to end, as an analyst runs it
-            end_s, result = timed(lambda: link_candidates(audit(admin, progress=False, poll=0.2)))
+            # audit_tenant() end to end, as an analyst runs it
+            end_s, result = timed(lambda: link_candidates(audit_tenant(admin, progress=False, poll=0.2)))
             # the same export, kept on disk, for the client-side comparison
             job_s, job = timed(lambda: admin.wait_for_job(
                 admin.create_users_export(format="json", fields=AUDIT_FIELDS)["id"], poll=0.2))
@@ -160,7 +168,7 @@ def large(users: int, repeat: int) -> None:
     print(HEADER)
     print(row("floor: gunzip + json.loads per line (baseline)", total, floor_s, floor_s, floor_mb))
     print(row("audit_export_file() + link_candidates()", total, ours_s, floor_s, ours_mb))
-    print(row("audit() + link_candidates(), end to end", total, end_s, floor_s, None))
+    print(row("audit_tenant() + link_candidates(), end to end", total, end_s, floor_s, None))
     print(f"  of which the tenant's export job {job_s:.1f} s and the download {download_s:.1f} s "
           f"(measured once more apart)")
     print(f"  AuditTable over {len(candidates):,} groups: {page_ms:.1f} ms per page turn; "

@@ -54,7 +54,7 @@ def main() -> None:
         redirect = sandbox.approve_browser(pending.authorize_url, connection="google-oauth2",
                                            email=ada["email"])
         secondary = pending.complete(redirect)
-        ours = primary._management
+        ours = ManagementClient.for_session(primary)  # the client link() and unlink() use
         with ManagementClient.from_session(primary) as seed_client:
             rows = [
                 run("linking_toolkit link() + unlink()", args.cycles,

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import httpx
 from auth0.management.client import Auth0
 
-from linking_toolkit import ClientCredentials, ManagementClient, connect
+from linking_toolkit import ManagementClient, connect
+from linking_toolkit.management import ClientCredentials
 from linking_toolkit.sandbox import Sandbox
 
 BURST, RATE = 50, 16.0  # the sandbox's "enterprise" preset: Auth0's enterprise production tier

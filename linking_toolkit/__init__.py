@@ -1,6 +1,9 @@
 """Auth0 account linking from Jupyter: log in twice, link, unlink, see the identities as a table.
 
-Runs against a real Auth0 tenant or, by default, the embedded sandbox tenant.
+Runs against a real Auth0 tenant or, by default, the embedded sandbox tenant. These are the names a
+learner or an analyst types; everything else lives in its module, each with its own ``__all__``:
+``linking_toolkit.errors`` (every error), ``.tokens`` (ID-token verification), ``.login_flows``,
+``.identities``, ``.management``, ``.audit``, ``.widgets`` and ``.sandbox``.
 
 Examples
 --------
@@ -12,120 +15,39 @@ Examples
 >>> identities_frame(primary.profile)
 """
 
-from .audit import (
-    Audit,
-    Journal,
-    apply_plan,
-    audit,
-    audit_export_file,
-    candidates_by_risk,
-    link_candidates,
-    merge_metadata,
-    normalise_email,
-    plan_links,
-    undo,
-)
-from .errors import (
-    AccessDenied,
-    AlreadyLinked,
-    Auth0Error,
-    BadRequest,
-    Forbidden,
-    InvalidAlgorithm,
-    InvalidAudience,
-    InvalidAuthorizedParty,
-    InvalidIssuer,
-    InvalidNonce,
-    InvalidSignature,
-    InvalidState,
-    InvalidToken,
-    LinkRefused,
-    LoginCancelled,
-    LoginError,
-    LoginExpired,
-    LoginTimeout,
-    MalformedToken,
-    MissingClaim,
-    NotFound,
-    RateLimited,
-    ServerError,
-    SessionExpired,
-    TenantError,
-    TokenExpired,
-    TokenIssuedInFuture,
-    TokenTooOld,
-    TokenVerificationError,
-    UnknownSigningKey,
-    UnsafeLink,
-)
-from .identities import Identity, identities_frame, linked_accounts
-from .login import SCOPE, PendingLogin, login, start_login
-from .management import ClientCredentials, JobFailed, ManagementClient, ManagementStats, link, unlink
+from .audit import Audit, apply_plan, audit_export_file, audit_tenant, link_candidates, plan_links, undo
+from .errors import Auth0Error, LinkRefused, LoginError, TokenVerificationError
+from .identities import Identity, identities_frame
+from .linking import link, unlink
+from .login_flows import login
+from .management import ManagementClient
 from .tenant import Tenant, connect
-from .tokens import Session, verify_id_token
-from .widgets import AuditTable, IdentityTable, LoginPrompt
+from .tokens import Session
+from .widgets import AuditTable, IdentityTable, LoginPrompt, start_login
 
 __all__ = [
-    "SCOPE",
-    "AccessDenied",
-    "AlreadyLinked",
     "Audit",
     "AuditTable",
     "Auth0Error",
-    "BadRequest",
-    "ClientCredentials",
-    "Forbidden",
     "Identity",
     "IdentityTable",
-    "InvalidAlgorithm",
-    "InvalidAudience",
-    "InvalidAuthorizedParty",
-    "InvalidIssuer",
-    "InvalidNonce",
-    "InvalidSignature",
-    "InvalidState",
-    "InvalidToken",
-    "JobFailed",
-    "Journal",
     "LinkRefused",
-    "LoginCancelled",
     "LoginError",
-    "LoginExpired",
     "LoginPrompt",
-    "LoginTimeout",
-    "MalformedToken",
     "ManagementClient",
-    "ManagementStats",
-    "MissingClaim",
-    "NotFound",
-    "PendingLogin",
-    "RateLimited",
-    "ServerError",
     "Session",
-    "SessionExpired",
     "Tenant",
-    "TenantError",
-    "TokenExpired",
-    "TokenIssuedInFuture",
-    "TokenTooOld",
     "TokenVerificationError",
-    "UnknownSigningKey",
-    "UnsafeLink",
     "apply_plan",
-    "audit",
     "audit_export_file",
-    "candidates_by_risk",
+    "audit_tenant",
     "connect",
     "identities_frame",
     "link",
     "link_candidates",
-    "linked_accounts",
     "login",
-    "merge_metadata",
-    "normalise_email",
     "plan_links",
     "start_login",
     "undo",
     "unlink",
-    "verify_id_token",
 ]

@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from .audit import Audit, audit, link_candidates
+from .audit import Audit, audit_tenant, link_candidates
 
-__all__ = ["main"]
+__all__ = ["main", "write_audit"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,22 +92,14 @@ def _audit(args: argparse.Namespace) -> int:
             print("--format parquet needs pyarrow (pip install pyarrow); use --format csv",
                   file=sys.stderr)
             return 2
-    sandbox = None
     try:
-        probe = connect(env_file=args.env_file, sandbox_seed=args.seed, quiet=True)
-        if probe.sandbox is not None and args.sandbox_users:
-            probe.close()
-            from .sandbox import Sandbox
-
-            sandbox = Sandbox(seed=args.seed, users=args.sandbox_users).start()
-            tenant = connect(sandbox=sandbox)
-        else:
-            tenant = probe
+        tenant = connect(env_file=args.env_file, sandbox_seed=args.seed, sandbox_users=args.sandbox_users,
+                         quiet=True)
         if tenant.sandbox is not None:
             print(f"No AUTH0_DOMAIN configured: auditing a sandbox tenant at {tenant.issuer}",
                   file=sys.stderr)
         with tenant, ManagementClient.from_client_credentials(tenant) as admin:
-            result = audit(admin, progress=not args.no_progress)
+            result = audit_tenant(admin, progress=not args.no_progress)
             candidates = link_candidates(result)
             summary = write_audit(result, candidates, args.out, args.format)
     except Auth0Error as error:
@@ -117,9 +109,6 @@ def _audit(args: argparse.Namespace) -> int:
         print(f"audit failed: cannot write the frames to {args.out}: {error.strerror or error}",
               file=sys.stderr)
         return 1
-    finally:
-        if sandbox is not None:
-            sandbox.stop()
     risks = ", ".join(f"{v} {k}" for k, v in summary["groups_by_risk"].items() if v)
     print(f"{summary['users']} users, {summary['identities']} identities, "
           f"{summary['candidate_groups']} candidate groups ({risks or 'none'}) -> {args.out}")

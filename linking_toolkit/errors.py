@@ -15,6 +15,7 @@ __all__ = [
     "AlreadyLinked",
     "Auth0Error",
     "BadRequest",
+    "ConnectionFailed",
     "Forbidden",
     "InvalidAlgorithm",
     "InvalidAudience",
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidSignature",
     "InvalidState",
     "InvalidToken",
+    "JobFailed",
     "LinkRefused",
     "LoginCancelled",
     "LoginError",
@@ -115,8 +117,17 @@ class TenantError(Auth0Error):
     connection: nothing can be concluded about what happened."""
 
 
+class ConnectionFailed(TenantError):
+    """The connection to the tenant failed (refused, reset, timed out): the request may or may not
+    have reached it."""
+
+
 class ServerError(TenantError):
     """5xx after the retries that were safe to make."""
+
+
+class JobFailed(Auth0Error):
+    """An export job ended as ``failed``, did not finish within the timeout, or has no file."""
 
 
 class SessionExpired(Auth0Error):

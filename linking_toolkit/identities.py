@@ -16,6 +16,7 @@ import pandas as pd
 __all__ = [
     "FRAME_COLUMNS",
     "Identity",
+    "holds_identity",
     "identities_frame",
     "identities_of",
     "is_primary",
@@ -83,6 +84,13 @@ def is_primary(profile: Mapping[str, Any], identity: Mapping[str, Any] | Identit
     else:
         full = f"{identity.get('provider')}|{identity.get('user_id')}"
     return full == profile.get("user_id")
+
+
+def holds_identity(profile: Mapping[str, Any], provider: str, user_id: str) -> bool:
+    """Whether the profile holds the identity ``provider``/``user_id`` (linked or its own): how a
+    link or an unlink is known to have happened, from the tenant's answer alone."""
+    return any(i.get("provider") == provider and str(i.get("user_id")) == user_id
+               for i in profile.get("identities") or ())
 
 
 def primary_identity(profile: Mapping[str, Any]) -> Identity | None:

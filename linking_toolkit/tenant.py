@@ -1,4 +1,4 @@
-"""Where a tenant lives: its issuer, endpoints, client ids and Management audience.
+"""Where a tenant lives: its issuer, endpoints, client ids, Management audience and signing keys.
 
 ``connect()`` finds a real Auth0 tenant in the arguments, the environment or a ``.env`` file, and
 otherwise starts the embedded sandbox tenant, so a notebook runs with no account and no network.
@@ -12,7 +12,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
 from dotenv import dotenv_values
@@ -22,7 +22,7 @@ from .errors import TenantError
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-__all__ = ["DEFAULT_TIMEOUT", "Tenant", "connect"]
+__all__ = ["DEFAULT_TIMEOUT", "Closeable", "Tenant", "connect"]
 
 logger = logging.getLogger("linking_toolkit.tenant")
 
@@ -31,6 +31,12 @@ DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
 
 _ENDPOINT_NAMES = ("authorization_endpoint", "token_endpoint", "device_authorization_endpoint",
                    "userinfo_endpoint", "jwks_uri")
+
+
+class Closeable(Protocol):
+    """Anything holding a connection pool that :meth:`Tenant.close` should close."""
+
+    def close(self) -> None: ...
 
 
 @dataclass(repr=False, eq=False)
@@ -51,12 +57,13 @@ class Tenant:
     endpoints: dict[str, str] = field(default_factory=dict)
     connections: list[str] = field(default_factory=list)
     sandbox: Sandbox | None = None
-    _owns_sandbox: bool = False
+    owns_sandbox: bool = False  # close() stops the sandbox too (connect() started it)
     _http: httpx2.Client | None = None
-    _jwks_lock: threading.Lock = field(default_factory=threading.Lock)
-    _jwks: dict[str, Any] = field(default_factory=dict)
+    # The JWKS's entries by kid, filled on first use (see signing_jwk).
+    _jwks_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _jwks: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     # Management clients made for this tenant (sessions' and machine ones): close() closes their pools.
-    _clients: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+    _clients: weakref.WeakSet[Closeable] = field(default_factory=weakref.WeakSet, init=False)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -151,7 +158,26 @@ class Tenant:
         }
         return self.endpoints.get(name) or self.base_url + defaults[name]
 
+    def signing_jwk(self, kid: str) -> dict[str, Any] | None:
+        """The JWK named ``kid`` in the tenant's JWKS, or None.
+
+        The JWKS is fetched once and kept; a kid it does not hold makes it fetched again, once
+        (the tenant may have rotated its keys since), under a lock so concurrent logins fetch once.
+        """
+        with self._jwks_lock:
+            if kid not in self._jwks:
+                doc = self.get_json(self.endpoint("jwks_uri"))
+                self._jwks = {str(entry.get("kid")): entry for entry in doc.get("keys") or []
+                              if isinstance(entry, dict)}
+                logger.debug("fetched %d keys from %s", len(self._jwks), self.issuer)
+            return self._jwks.get(kid)
+
     # -- lifecycle -------------------------------------------------------------------------------
+
+    def register_client(self, client: Closeable) -> None:
+        """Have :meth:`close` close ``client`` too (a Management API client made for this tenant);
+        the tenant holds it weakly, so a client dropped earlier is simply garbage collected."""
+        self._clients.add(client)
 
     def close(self) -> None:
         """Close the connection pools (the tenant's and those of every ``ManagementClient`` made for
@@ -161,7 +187,7 @@ class Tenant:
         if self._http is not None:
             self._http.close()
             self._http = None
-        if self._owns_sandbox and self.sandbox is not None:
+        if self.owns_sandbox and self.sandbox is not None:
             self.sandbox.stop()
 
     def __enter__(self) -> Tenant:
@@ -190,6 +216,7 @@ def connect(
     m2m_client_id: str | None = None,
     env_file: str | os.PathLike[str] | None = ".env",
     sandbox_seed: int | None = 1,
+    sandbox_users: int = 0,
     sandbox: Sandbox | None = None,
     connections: list[str] | None = None,
     quiet: bool = False,
@@ -204,8 +231,8 @@ def connect(
     ``domain`` may be a full ``http(s)://`` URL (a sandbox started from a shell, for instance).
 
     With no domain anywhere, the embedded sandbox starts on a free loopback port (seeded with
-    ``sandbox_seed`` so notebook outputs repeat) and one line says so; pass ``sandbox=`` to use
-    one that is already running.
+    ``sandbox_seed`` so notebook outputs repeat, with ``sandbox_users`` synthetic users besides its
+    demo people) and one line says so; pass ``sandbox=`` to use one that is already running.
 
     Examples
     --------
@@ -230,16 +257,21 @@ def connect(
         return Tenant.discover(base_url, client_id=client_id,
                                audience=_setting("AUTH0_AUDIENCE", audience, file_values),
                                m2m_client_id=m2m_id, m2m_client_secret=secret, connections=connections)
+    return _start_sandbox(sandbox_seed, sandbox_users, quiet=quiet)
 
+
+def _start_sandbox(seed: int | None, users: int, *, quiet: bool) -> Tenant:
+    """The embedded sandbox, started for this tenant alone (``close()`` stops it), and one line
+    saying so unless ``quiet``."""
     from .sandbox import Sandbox
 
-    started = Sandbox(seed=sandbox_seed).start()
+    started = Sandbox(seed=seed, users=users).start()
     try:
         tenant = Tenant.from_sandbox(started)
     except BaseException:
         started.stop()
         raise
-    tenant._owns_sandbox = True
+    tenant.owns_sandbox = True
     if not quiet:
         print(f"No AUTH0_DOMAIN configured: using the sandbox tenant at {tenant.issuer}")
     logger.info("started the sandbox tenant at %s", tenant.issuer)

@@ -1,8 +1,8 @@
 """ID-token verification against the tenant's JWKS, and the ``Session`` a login returns.
 
 Every ID token is verified before anything uses it; a failed check raises its own exception and
-the token is dropped. Tokens live only in a session's private fields: reprs show who is logged
-in, never a token.
+the token is dropped. The JWKS is cached by its owner, the :class:`~linking_toolkit.tenant.Tenant`.
+Tokens live only in a session's private fields: reprs show who is logged in, never a token.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import hmac
 import html
 import json
-import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -41,9 +40,7 @@ from .identities import Identity, identities_of
 if TYPE_CHECKING:
     from .tenant import Tenant
 
-__all__ = ["LEEWAY_SECONDS", "Session", "unverified_claims", "verify_id_token"]
-
-logger = logging.getLogger("linking_toolkit.tokens")
+__all__ = ["LEEWAY_SECONDS", "Purpose", "Session", "SessionClient", "unverified_claims", "verify_id_token"]
 
 # Clocks of laptops and tenants differ a little; a minute is what OIDC libraries commonly allow.
 LEEWAY_SECONDS = 60
@@ -51,31 +48,16 @@ LEEWAY_SECONDS = 60
 Purpose = Literal["login", "linking"]
 
 
-def _fetch_jwks(tenant: Tenant) -> dict[str, RSAKey]:
-    doc = tenant.get_json(tenant.endpoint("jwks_uri"))
-    keys: dict[str, RSAKey] = {}
-    for entry in doc.get("keys") or []:
-        # Only RSA signing keys can verify RS256; anything else in the set is ignored.
-        if not isinstance(entry, dict) or entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
-            continue
-        try:
-            keys[str(entry.get("kid"))] = RSAKey.import_key(entry)
-        except (JoseError, ValueError, TypeError):
-            continue
-    logger.debug("fetched %d signing keys from %s", len(keys), tenant.issuer)
-    return keys
-
-
 def _signing_key(tenant: Tenant, kid: str) -> RSAKey:
-    """The key with ``kid`` from the cached JWKS, fetched again once when the kid is unknown
-    (the tenant may have rotated its keys since the cache was filled)."""
-    with tenant._jwks_lock:
-        if kid not in tenant._jwks:
-            tenant._jwks = _fetch_jwks(tenant)
-        key = tenant._jwks.get(kid)
-    if key is None:
-        raise UnknownSigningKey("the ID token's kid is not in the tenant's JWKS")
-    return key
+    """The RSA key named ``kid`` in the tenant's JWKS (which the tenant caches and refetches)."""
+    entry = tenant.signing_jwk(kid)
+    # Only RSA signing keys can verify RS256; anything else in the set is no key for an ID token.
+    if entry is not None and entry.get("kty") == "RSA" and entry.get("use", "sig") == "sig":
+        try:
+            return RSAKey.import_key(entry)
+        except (JoseError, ValueError, TypeError):
+            pass
+    raise UnknownSigningKey("the ID token's kid is not in the tenant's JWKS")
 
 
 def _split(token: str) -> jws.CompactSignature:
@@ -128,6 +110,24 @@ def verify_id_token(
     --------
     >>> claims = verify_id_token(session.id_token, tenant, nonce=sent_nonce)   # doctest: +SKIP
     """
+    claims = _signed_claims(token, tenant)
+    _check_parties(claims, tenant)
+    moment = time.time() if now is None else now
+    _check_lifetime(claims, leeway=leeway, moment=moment)
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise MissingClaim("the ID token has no sub claim")
+    if nonce is not None:
+        got = claims.get("nonce")
+        if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+            raise InvalidNonce("the ID token's nonce is not the one this login sent")
+    if max_age is not None and _number(claims, "auth_time") + max_age + leeway < moment:
+        raise TokenTooOld("the user authenticated longer ago than max_age allows")
+    return claims
+
+
+def _signed_claims(token: str, tenant: Tenant) -> dict[str, Any]:
+    """The payload of an ID token whose RS256 signature verifies with the tenant's key."""
     obj = _split(token)
     header = obj.headers()
     # RS256 only: "none", HS256 signed with the public key and friends never reach a verifier.
@@ -149,7 +149,11 @@ def verify_id_token(
         raise MalformedToken("the ID token's payload is not JSON") from None
     if not isinstance(claims, dict):
         raise MalformedToken("the ID token's payload is not a JSON object")
+    return claims
 
+
+def _check_parties(claims: Mapping[str, Any], tenant: Tenant) -> None:
+    """``iss`` is the tenant, ``aud`` holds our client id, ``azp`` (when needed) is us."""
     if claims.get("iss") != tenant.issuer:
         raise InvalidIssuer(f"the ID token was issued by {claims.get('iss')!r}, not {tenant.issuer!r}")
     aud = claims.get("aud")
@@ -162,30 +166,33 @@ def verify_id_token(
     if azp is not None and azp != tenant.client_id:
         raise InvalidAuthorizedParty("the ID token's azp is another application")
 
-    moment = time.time() if now is None else now
+
+def _check_lifetime(claims: Mapping[str, Any], *, leeway: int, moment: float) -> None:
+    """``exp`` ahead and ``iat`` not ahead of ``moment``, give or take ``leeway`` seconds."""
     if _number(claims, "exp") + leeway < moment:
         raise TokenExpired("the ID token has expired")
     if _number(claims, "iat") - leeway > moment:
         raise TokenIssuedInFuture("the ID token was issued in the future")
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise MissingClaim("the ID token has no sub claim")
-    if nonce is not None:
-        got = claims.get("nonce")
-        if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
-            raise InvalidNonce("the ID token's nonce is not the one this login sent")
-    if max_age is not None and _number(claims, "auth_time") + max_age + leeway < moment:
-        raise TokenTooOld("the user authenticated longer ago than max_age allows")
-    return claims
 
 
-@dataclass(repr=False, eq=False)
+class SessionClient(Protocol):
+    """What a session needs of its own Management API client (made in ``linking_toolkit.management``)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(init=False, repr=False, eq=False)
 class Session:
     """A verified login: who (``claims``, ``profile``), why (``purpose``) and until when.
 
     ``purpose`` is ``"login"`` for the main account and ``"linking"`` for the account to link in;
     only a ``"linking"`` session can be the secondary of ``link()``, so the two are never confused.
     The tokens are private; ``access_token`` and ``id_token`` give them to the package's own calls.
+    ``management`` is the session's own Management API client (one connection pool per session),
+    set by the login that made the session or on first use by ``ManagementClient.for_session``.
     """
 
     tenant: Tenant
@@ -193,11 +200,33 @@ class Session:
     claims: dict[str, Any]
     profile: dict[str, Any]
     expires_at: datetime
-    scope: str = ""
-    _access_token: str = field(default="", repr=False)
-    _id_token: str = field(default="", repr=False)
-    _refresh_token: str | None = field(default=None, repr=False)
-    _management: Any = field(default=None, repr=False)  # the session's own ManagementClient
+    scope: str
+    management: SessionClient | None
+    _access_token: str
+    _id_token: str
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        purpose: Purpose,
+        claims: dict[str, Any],
+        profile: dict[str, Any],
+        expires_at: datetime,
+        scope: str = "",
+        *,
+        access_token: str = "",
+        id_token: str = "",
+        management: SessionClient | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.purpose = purpose
+        self.claims = claims
+        self.profile = profile
+        self.expires_at = expires_at
+        self.scope = scope
+        self.management = management
+        self._access_token = access_token
+        self._id_token = id_token
 
     @property
     def user_id(self) -> str:
@@ -226,8 +255,8 @@ class Session:
 
     def close(self) -> None:
         """Close the session's Management API connection pool (``Tenant.close()`` does it too)."""
-        if self._management is not None:
-            self._management.close()
+        if self.management is not None:
+            self.management.close()
 
     def __enter__(self) -> Session:
         return self

@@ -16,9 +16,16 @@ REFERENCE = Path(__file__).resolve().parent / "reference"
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
+def sandbox_options() -> dict[str, int]:
+    """``Sandbox`` options of the ``sandbox`` fixture beyond its seed: none, unless a module or a
+    test overrides this fixture (``{"device_poll_interval": 1}`` keeps device logins short)."""
+    return {}
+
+
+@pytest.fixture
+def sandbox(sandbox_options: dict[str, int]) -> Iterator[Sandbox]:
     """A fresh, seeded demo tenant for one test (nothing leaks between tests)."""
-    with Sandbox(seed=7) as tenant:
+    with Sandbox(seed=7, **sandbox_options) as tenant:
         yield tenant
 
 
@@ -110,6 +117,16 @@ def client_tenant(sandbox: Sandbox):
     tenant = connect(sandbox=sandbox)
     yield tenant
     tenant.close()
+
+
+@pytest.fixture
+def admin(client_tenant):
+    """A Management client of the demo machine-to-machine application (client credentials), which
+    retries without waiting (``backoff=0``): tests inject faults, they need not sit them out."""
+    from linking_toolkit import ManagementClient
+
+    with ManagementClient.from_client_credentials(client_tenant, backoff=0) as client:
+        yield client
 
 
 @pytest.fixture

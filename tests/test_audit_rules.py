@@ -19,10 +19,12 @@ from linking_toolkit.audit import (
     audit_export_file,
     audit_records,
     candidates_by_risk,
+    connections_summary,
     link_candidates,
     merge_metadata,
     normalise_email,
     plan_links,
+    read_ndjson_batches,
 )
 
 
@@ -161,7 +163,7 @@ def test_summaries_count_identities_per_connection_and_users_per_identity_count(
     assert table.loc["Username-Password-Authentication", "main"] == 2
     assert table.loc["github", "linked"] == 1
     assert result.users_by_identity_count()["users"].tolist() == [1, 1, 0]
-    assert isinstance(result.summary().to_html(), str)
+    assert isinstance(connections_summary(result).to_html(), str)
 
 
 def test_no_candidates_is_an_empty_frame_with_the_columns() -> None:
@@ -303,13 +305,11 @@ class CountingStream(io.BytesIO):
 
 
 def test_an_export_is_parsed_in_batches_as_it_is_read_never_whole() -> None:
-    from linking_toolkit.audit import _ndjson_chunks
-
     records = [{"user_id": f"auth0|{i}", "email": f"p{i}@x.org" + "x" * (i % 17)} for i in range(1000)]
     data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
     stream = CountingStream(data)
     seen, read_at_each_batch = [], []
-    for batch in _ndjson_chunks(stream, lines=100, block=4096):
+    for batch in read_ndjson_batches(stream, lines=100, block=4096):
         read_at_each_batch.append(stream.read_so_far)
         assert len(batch) < 100 + 4096 // 40  # a batch is about ``lines`` records, never the file
         seen += batch

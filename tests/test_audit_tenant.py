@@ -11,8 +11,17 @@ import httpx2
 import pandas as pd
 import pytest
 
-from linking_toolkit import ManagementClient, RateLimited, ServerError, Tenant, UnsafeLink
-from linking_toolkit.audit import Audit, apply_plan, audit, link_candidates, merge_metadata, plan_links, undo
+from linking_toolkit import ManagementClient, Tenant
+from linking_toolkit.audit import (
+    Audit,
+    apply_plan,
+    audit_tenant,
+    link_candidates,
+    merge_metadata,
+    plan_links,
+    undo,
+)
+from linking_toolkit.errors import RateLimited, ServerError, UnsafeLink
 from linking_toolkit.sandbox import Sandbox
 from linking_toolkit.sandbox.seed import DEMO_PEOPLE, SyntheticTenant
 
@@ -69,7 +78,8 @@ def check_audit(result: Audit, sandbox: Sandbox) -> None:
 
 
 @pytest.fixture(scope="module")
-def small() -> Iterator[tuple[Sandbox, ManagementClient]]:
+def shared_400_users() -> Iterator[tuple[Sandbox, ManagementClient]]:
+    """A sandbox of 400 synthetic users and its admin client, shared by the tests that only read."""
     with Sandbox(seed=21, users=400) as sandbox:
         tenant = Tenant.from_sandbox(sandbox)
         with ManagementClient.from_client_credentials(tenant) as admin:
@@ -77,18 +87,20 @@ def small() -> Iterator[tuple[Sandbox, ManagementClient]]:
 
 
 def test_a_small_tenant_is_paged_and_every_identity_and_group_is_found(
-    small: tuple[Sandbox, ManagementClient],
+    shared_400_users: tuple[Sandbox, ManagementClient],
 ) -> None:
-    sandbox, admin = small
-    result = audit(admin, progress=False)
+    sandbox, admin = shared_400_users
+    result = audit_tenant(admin, progress=False)
     assert result.source == "paging"
     check_audit(result, sandbox)
 
 
-def test_the_export_path_gives_the_same_audit_as_paging(small: tuple[Sandbox, ManagementClient]) -> None:
-    sandbox, admin = small
-    paged = audit(admin, progress=False)
-    exported = audit(admin, progress=False, export_above=0, poll=0.05)
+def test_the_export_path_gives_the_same_audit_as_paging(
+    shared_400_users: tuple[Sandbox, ManagementClient],
+) -> None:
+    sandbox, admin = shared_400_users
+    paged = audit_tenant(admin, progress=False)
+    exported = audit_tenant(admin, progress=False, export_above=0, poll=0.05)
     assert exported.source == "export"
     check_audit(exported, sandbox)
     columns = ["user_id", "connection", "email", "email_verified", "created_at", "logins_count",
@@ -101,25 +113,26 @@ def test_the_export_path_gives_the_same_audit_as_paging(small: tuple[Sandbox, Ma
 def test_a_tenant_past_the_1000_cap_is_audited_through_an_export_job() -> None:
     with Sandbox(seed=4, users=1500) as sandbox:
         with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
-            result = audit(admin, progress=False, poll=0.05)
+            result = audit_tenant(admin, progress=False, poll=0.05)
         assert result.source == "export"
         assert len(result.users) > 1000
         check_audit(result, sandbox)
 
 
 @pytest.fixture
-def fresh() -> Iterator[tuple[Sandbox, ManagementClient]]:
+def fresh_120_users() -> Iterator[tuple[Sandbox, ManagementClient]]:
+    """A new sandbox of 120 synthetic users and its admin client, for a test that links."""
     with Sandbox(seed=8, users=120) as sandbox:
         with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
             yield sandbox, admin
 
 
 def test_a_dry_run_changes_nothing_and_unsafe_rows_are_refused_before_any_request(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    _, admin = fresh
+    _, admin = fresh_120_users
     before = snapshot(admin)
-    result = audit(admin, progress=False)
+    result = audit_tenant(admin, progress=False)
     plan = plan_links(link_candidates(result), result)
     shown = apply_plan(admin, plan)
     assert set(shown["status"]) == {"would link", "would refuse: unverified email"}
@@ -131,10 +144,10 @@ def test_a_dry_run_changes_nothing_and_unsafe_rows_are_refused_before_any_reques
 
 
 def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    _, admin = fresh
-    result = audit(admin, progress=False)
+    _, admin = fresh_120_users
+    result = audit_tenant(admin, progress=False)
     candidates = link_candidates(result)
     plan = plan_links(candidates, result)
     unsafe = plan[plan["risk"] != "safe"]
@@ -160,7 +173,7 @@ def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
         # merged by the documented rule: the primary's keys win, the secondary's new keys are added
         assert after[row.primary_id]["user_metadata"] == expected[row.primary_id]
         assert after[row.primary_id]["user_metadata"]["prefs"]["lang"] == "en"
-    assert link_candidates(audit(admin, progress=False))["risk"].eq("safe").sum() == 0
+    assert link_candidates(audit_tenant(admin, progress=False))["risk"].eq("safe").sum() == 0
 
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     started = [r for r in records if r["event"] == "started"]
@@ -194,11 +207,11 @@ def killing_transport(after_links: int) -> tuple[httpx2.MockTransport, dict[str,
 
 
 def test_a_run_killed_halfway_resumes_from_its_journal_without_linking_twice(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    sandbox, admin = fresh
+    sandbox, admin = fresh_120_users
     before = snapshot(admin)
-    result = audit(admin, progress=False)
+    result = audit_tenant(admin, progress=False)
     plan = plan_links(link_candidates(result), result)
     plan = plan[plan["risk"] == "safe"]
     assert len(plan) >= 4
@@ -227,7 +240,7 @@ def test_a_run_killed_halfway_resumes_from_its_journal_without_linking_twice(
 def test_the_audit_and_a_plan_run_unchanged_under_auth0s_free_tier_rate_limit(tmp_path: Path) -> None:
     with Sandbox(seed=6, users=150, rate_limit="free") as sandbox:  # burst 2, 2 requests a second
         with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
-            result = audit(admin, progress=False)
+            result = audit_tenant(admin, progress=False)
             check_audit(result, sandbox)
             plan = plan_links(link_candidates(result), result)
             plan = plan[plan["risk"] == "safe"].head(2)
@@ -266,10 +279,10 @@ def failing_links_transport(after_links: int, status: int = 503,
 
 @pytest.mark.parametrize(("status", "error"), [(503, ServerError), (429, RateLimited)])
 def test_a_run_stopped_by_server_errors_or_rate_limits_resumes_from_its_journal(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path, status: int, error: type[Exception],
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path, status: int, error: type[Exception],
 ) -> None:
-    sandbox, admin = fresh
-    result = audit(admin, progress=False)
+    sandbox, admin = fresh_120_users
+    result = audit_tenant(admin, progress=False)
     plan = plan_links(link_candidates(result), result)
     plan = plan[plan["risk"] == "safe"]
     journal = tmp_path / "links.jsonl"
@@ -291,10 +304,10 @@ def test_a_run_stopped_by_server_errors_or_rate_limits_resumes_from_its_journal(
 
 
 def test_a_row_the_tenant_refuses_is_reported_and_gives_the_merged_metadata_back(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    _, admin = fresh
-    result = audit(admin, progress=False)
+    _, admin = fresh_120_users
+    result = audit_tenant(admin, progress=False)
     users = result.users
     holder = users[users["identities"] > 1]["user_id"].iloc[0]  # Auth0 refuses a secondary with links
     primary = users[(users["identities"] == 1) & (users["user_id"] != holder)]["user_id"].iloc[0]
@@ -312,12 +325,14 @@ def test_a_row_the_tenant_refuses_is_reported_and_gives_the_merged_metadata_back
 
 
 def test_both_paths_give_frames_with_the_documented_columns_and_dtypes(
-    small: tuple[Sandbox, ManagementClient],
+    shared_400_users: tuple[Sandbox, ManagementClient],
 ) -> None:
     from test_audit_rules import IDENTITY_COLUMNS, USER_COLUMNS
 
-    _, admin = small
-    for result in (audit(admin, progress=False), audit(admin, progress=False, export_above=0, poll=0.05)):
+    _, admin = shared_400_users
+    paged, exported = (audit_tenant(admin, progress=False),
+                       audit_tenant(admin, progress=False, export_above=0, poll=0.05))
+    for result in (paged, exported):
         assert {c: str(t) for c, t in result.identities.dtypes.items()} == IDENTITY_COLUMNS, result.source
         assert {c: str(t) for c, t in result.users.dtypes.items()} == USER_COLUMNS, result.source
         assert result.users["email"].notna().all() and result.users["email_verified"].notna().all()
@@ -332,7 +347,7 @@ def test_an_empty_tenant_is_an_empty_audit_with_every_column(tmp_path: Path) -> 
         for user_id in everyone:
             store.delete_user(user_id)
         with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
-            result = audit(admin, progress=False)
+            result = audit_tenant(admin, progress=False)
             candidates = link_candidates(result)
             plan = plan_links(candidates, result)
             done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
@@ -342,10 +357,10 @@ def test_an_empty_tenant_is_an_empty_audit_with_every_column(tmp_path: Path) -> 
 
 
 def test_a_plan_row_naming_a_user_that_is_gone_is_reported_and_nothing_is_sent_for_it(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    sandbox, admin = fresh
-    result = audit(admin, progress=False)
+    sandbox, admin = fresh_120_users
+    result = audit_tenant(admin, progress=False)
     plan = plan_links(link_candidates(result), result)
     plan = plan[plan["risk"] == "safe"].head(2).reset_index(drop=True)
     assert sandbox.context is not None
@@ -361,10 +376,10 @@ def test_a_plan_row_naming_a_user_that_is_gone_is_reported_and_nothing_is_sent_f
 
 
 def test_a_corrupt_journal_stops_apply_and_undo_before_any_request(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    _, admin = fresh
-    result = audit(admin, progress=False)
+    _, admin = fresh_120_users
+    result = audit_tenant(admin, progress=False)
     plan = plan_links(link_candidates(result), result)
     plan = plan[plan["risk"] == "safe"].head(2)
     journal = tmp_path / "links.jsonl"
@@ -384,23 +399,23 @@ def test_a_corrupt_journal_stops_apply_and_undo_before_any_request(
 
 
 def test_the_export_job_and_the_reading_show_progress_bars(
-    small: tuple[Sandbox, ManagementClient], capsys: pytest.CaptureFixture[str],
+    shared_400_users: tuple[Sandbox, ManagementClient], capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, admin = small
+    _, admin = shared_400_users
     total = admin.count_users()
-    result = audit(admin, export_above=0, poll=0.05)  # progress=True is the default
+    result = audit_tenant(admin, export_above=0, poll=0.05)  # progress=True is the default
     bars = capsys.readouterr().err
     assert "export job: 100%" in bars
     assert "users: 100%" in bars and f"{total}/{total}" in bars and len(result.users) == total
-    audit(admin, progress=False)
+    audit_tenant(admin, progress=False)
     assert capsys.readouterr().err == ""
 
 
 def test_a_row_marked_safe_is_checked_again_on_the_users_as_they_are_now(
-    fresh: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_120_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    sandbox, admin = fresh
-    result = audit(admin, progress=False)
+    sandbox, admin = fresh_120_users
+    result = audit_tenant(admin, progress=False)
     plan = plan_links(link_candidates(result), result)
     plan = plan[plan["risk"] == "safe"].head(1)
     users = result.users

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from linking_toolkit import AuditTable, ManagementClient, Tenant, audit, link_candidates, undo
+from linking_toolkit import AuditTable, ManagementClient, Tenant, audit_tenant, link_candidates, undo
 from linking_toolkit.audit import RISKS
 from linking_toolkit.sandbox import Sandbox
 
@@ -43,37 +43,38 @@ def test_paging_a_large_frame_shows_25_rows_at_a_time_from_the_filtered_position
     table.set_filter(risk="safe", connection="github")
     assert (table.page_frame["connections"] == "facebook, github").all()
     assert table.filtered == len(candidates[(candidates.index % 3 != 0) & (candidates.index % 2 == 1)])
-    shown = [cells[0].value for cells in table._cells]
+    shown = [cells[0].value for cells in table.cells]
     assert shown == table.page_frame["email"].tolist()
 
 
 def test_selected_rows_become_a_plan_and_the_checkboxes_follow_the_page() -> None:
     table = AuditTable(big_candidates(60))
     table.select_page()
-    table._checks[0].value = False  # a person unticks the first row
+    table.checks[0].value = False  # a person unticks the first row
     assert len(table.selected) == 24
     table.next_page()
-    table._checks[1].value = True
+    table.checks[1].value = True
     plan = table.plan
     assert len(plan) == 25 and plan["secondary_id"].iloc[-1] == "github|26"
     table.prev_page()
-    assert [c.value for c in table._checks][:2] == [False, True]
+    assert [c.value for c in table.checks][:2] == [False, True]
     assert "25 selected" in table.page_label.value
     assert "<table" in table.to_html() and "p1@example.org" in table.to_html()
 
 
 @pytest.fixture
-def tenant() -> Iterator[tuple[Sandbox, ManagementClient]]:
+def fresh_150_users() -> Iterator[tuple[Sandbox, ManagementClient]]:
+    """A new sandbox of 150 synthetic users and its admin client, for a test that links."""
     with Sandbox(seed=31, users=150) as sandbox:
         with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
             yield sandbox, admin
 
 
 def test_dry_run_then_apply_after_confirmation_then_undo(
-    tenant: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_150_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    _, admin = tenant
-    result = audit(admin, progress=False)
+    _, admin = fresh_150_users
+    result = audit_tenant(admin, progress=False)
     candidates = link_candidates(result)
     journal = tmp_path / "links.jsonl"
     table = AuditTable(candidates, admin, audit=result, journal=str(journal))
@@ -92,17 +93,17 @@ def test_dry_run_then_apply_after_confirmation_then_undo(
     table.confirm()
     assert table.wait_idle(60)
     assert set(table.result["status"]) == {"linked"}, table.message
-    assert link_candidates(audit(admin, progress=False))["risk"].eq("safe").sum() == (
+    assert link_candidates(audit_tenant(admin, progress=False))["risk"].eq("safe").sum() == (
         (candidates["risk"] == "safe").sum() - 3)
     undo(admin, journal)
-    assert len(link_candidates(audit(admin, progress=False))) == len(candidates)
+    assert len(link_candidates(audit_tenant(admin, progress=False))) == len(candidates)
 
 
 def test_unsafe_rows_are_refused_unless_allowed_and_the_error_is_shown(
-    tenant: tuple[Sandbox, ManagementClient], tmp_path: Path,
+    fresh_150_users: tuple[Sandbox, ManagementClient], tmp_path: Path,
 ) -> None:
-    _, admin = tenant
-    result = audit(admin, progress=False)
+    _, admin = fresh_150_users
+    result = audit_tenant(admin, progress=False)
     table = AuditTable(link_candidates(result), admin, audit=result, journal=str(tmp_path / "j.jsonl"))
     table.set_filter(risk="unverified email")
     table.select([table.page_frame.index[0]])

@@ -167,8 +167,7 @@ def google_login_as_ada(base_url: str, client_id: str) -> Session:
         pending = start_login(tenant, show=lambda _text, _url: None)
         approve_device(base_url, pending.user_code, connection="google-oauth2", email="ada@example.com")
         session = pending.result(ACTION)
-        if session._management is not None:
-            session._management.close()
+        session.close()  # its Management API pool; the session itself is still used
         return session
 
 

@@ -6,26 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from linking_toolkit import (
-    Identity,
-    LinkRefused,
-    ManagementClient,
-    NotFound,
-    SessionExpired,
-    UnsafeLink,
-    connect,
-    identities_frame,
-    link,
-    linked_accounts,
-    unlink,
-)
+from linking_toolkit import Identity, LinkRefused, ManagementClient, connect, identities_frame, link, unlink
+from linking_toolkit.errors import NotFound, SessionExpired, UnsafeLink
+from linking_toolkit.identities import linked_accounts
 from linking_toolkit.sandbox import Sandbox
-
-DATABASE = "Username-Password-Authentication"
+from linking_toolkit.sandbox.connections import DATABASE
 
 
 def requests_of(session) -> int:
-    return session._management.stats.requests
+    return session.management.stats.requests
 
 
 @pytest.mark.parametrize(

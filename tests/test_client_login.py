@@ -10,23 +10,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from linking_toolkit import (
-    SCOPE,
+from linking_toolkit import LoginError, ManagementClient, Session, Tenant, connect, login, start_login
+from linking_toolkit.errors import (
     AccessDenied,
     InvalidState,
     LoginCancelled,
-    LoginError,
     LoginExpired,
     LoginTimeout,
-    ManagementClient,
-    PendingLogin,
-    Session,
-    Tenant,
     TenantError,
-    connect,
-    login,
-    start_login,
 )
+from linking_toolkit.login_flows import SCOPE, PendingLogin
 from linking_toolkit.sandbox import Sandbox
 
 GOOGLE = "google-oauth2"
@@ -37,11 +30,8 @@ def quiet(text: str, url: str | None) -> None:
 
 
 @pytest.fixture
-def tenant(sandbox: Sandbox) -> Iterator[Tenant]:
-    assert sandbox.context is not None
-    sandbox.context.extras["device_poll_interval"] = 1  # keep device tests short
-    with connect(sandbox=sandbox) as t:
-        yield t
+def sandbox_options() -> dict[str, int]:
+    return {"device_poll_interval": 1}  # keep device tests short
 
 
 def query(url: str) -> dict[str, str]:
@@ -58,37 +48,38 @@ def assert_logged_in(session: Session, email: str, purpose: str) -> None:
 # -- password ---------------------------------------------------------------------------------
 
 
-def test_password_login(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_password_login(sandbox: Sandbox, client_tenant: Tenant) -> None:
     user = sandbox.demo_users[0]
-    session = login(tenant, method="password", email=user["email"], password=user["password"])
+    session = login(client_tenant, method="password", email=user["email"], password=user["password"])
     assert_logged_in(session, user["email"], "login")
     assert session.user_id == user["user_id"]
     assert set(SCOPE.split()) <= set(session.scope.split())
 
 
-def test_password_login_with_a_wrong_password(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_password_login_with_a_wrong_password(sandbox: Sandbox, client_tenant: Tenant) -> None:
     user = sandbox.demo_users[0]
     with pytest.raises(LoginError) as caught:
-        login(tenant, method="password", email=user["email"], password="not-" + user["password"])
+        login(client_tenant, method="password", email=user["email"], password="not-" + user["password"])
     assert caught.value.error == "invalid_grant"
     assert "Wrong email or password" in str(caught.value)
 
 
-def test_login_refuses_an_unknown_purpose(tenant: Tenant) -> None:
+def test_login_refuses_an_unknown_purpose(client_tenant: Tenant) -> None:
     with pytest.raises(ValueError, match="purpose"):
-        login(tenant, method="password", email="a@b.c", password="x", purpose="admin")  # type: ignore[arg-type]
+        login(client_tenant, method="password", email="a@b.c", password="x", purpose="admin")  # type: ignore[arg-type]
 
 
 # -- paste ------------------------------------------------------------------------------------
 
 
-def test_paste_login_sends_state_nonce_pkce_audience_and_scope(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="paste", purpose="linking", connection=GOOGLE, show=quiet)
+def test_paste_login_sends_state_nonce_pkce_audience_and_scope(sandbox: Sandbox,
+                                                              client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="paste", purpose="linking", connection=GOOGLE, show=quiet)
     assert pending.authorize_url is not None
     sent = query(pending.authorize_url)
     assert sent["state"].startswith("linking.")
     assert sent["nonce"] and sent["code_challenge_method"] == "S256" and len(sent["code_challenge"]) == 43
-    assert sent["audience"] == tenant.management_audience and sent["scope"] == SCOPE
+    assert sent["audience"] == client_tenant.management_audience and sent["scope"] == SCOPE
     assert sent["connection"] == GOOGLE
     redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="alan@example.com")
     session = pending.complete(redirect)
@@ -98,8 +89,8 @@ def test_paste_login_sends_state_nonce_pkce_audience_and_scope(sandbox: Sandbox,
     assert pending.status == "done" and pending.result(0) is session
 
 
-def test_paste_login_refuses_another_state(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
+def test_paste_login_refuses_another_state(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="paste", connection=GOOGLE, show=quiet)
     assert pending.authorize_url is not None
     redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="alan@example.com")
     forged = redirect.replace("state=login.", "state=linking.")
@@ -108,8 +99,8 @@ def test_paste_login_refuses_another_state(sandbox: Sandbox, tenant: Tenant) -> 
     assert pending.status == "failed"
 
 
-def test_paste_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
+def test_paste_login_denied(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="paste", connection=GOOGLE, show=quiet)
     assert pending.authorize_url is not None
     redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="alan@example.com",
                                        deny=True)
@@ -119,10 +110,10 @@ def test_paste_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
         pending.result(0)
 
 
-def test_paste_login_with_a_code_for_another_login(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_paste_login_with_a_code_for_another_login(sandbox: Sandbox, client_tenant: Tenant) -> None:
     """A code obtained by another login (another verifier) is refused by the tenant (PKCE)."""
-    victim = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
-    attacker = start_login(tenant, method="paste", connection=GOOGLE, show=quiet)
+    victim = start_login(client_tenant, method="paste", connection=GOOGLE, show=quiet)
+    attacker = start_login(client_tenant, method="paste", connection=GOOGLE, show=quiet)
     assert victim.authorize_url and attacker.authorize_url
     redirect = sandbox.approve_browser(attacker.authorize_url, connection=GOOGLE, email="alan@example.com")
     # Replay the attacker's code with the victim's state: the verifier does not match the challenge.
@@ -134,8 +125,8 @@ def test_paste_login_with_a_code_for_another_login(sandbox: Sandbox, tenant: Ten
 # -- browser ----------------------------------------------------------------------------------
 
 
-def test_browser_login_through_the_loopback_redirect(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
+def test_browser_login_through_the_loopback_redirect(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
                           timeout=30)
     assert pending.authorize_url is not None
     redirect_uri = query(pending.authorize_url)["redirect_uri"]
@@ -148,8 +139,8 @@ def test_browser_login_through_the_loopback_redirect(sandbox: Sandbox, tenant: T
     assert_logged_in(session, "ada@example.com", "login")
 
 
-def test_browser_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
+def test_browser_login_denied(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
                           timeout=30)
     assert pending.authorize_url is not None
     redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="ada@example.com",
@@ -160,8 +151,8 @@ def test_browser_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
     assert pending.status == "failed"
 
 
-def test_browser_login_with_a_forged_state(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
+def test_browser_login_with_a_forged_state(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="browser", connection=GOOGLE, open_browser=False, show=quiet,
                           timeout=30)
     assert pending.authorize_url is not None
     redirect_uri = query(pending.authorize_url)["redirect_uri"]
@@ -170,24 +161,24 @@ def test_browser_login_with_a_forged_state(sandbox: Sandbox, tenant: Tenant) -> 
         pending.result(timeout=30)
 
 
-def test_browser_login_times_out(tenant: Tenant) -> None:
-    pending = start_login(tenant, method="browser", open_browser=False, show=quiet, timeout=0.5)
+def test_browser_login_times_out(client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="browser", open_browser=False, show=quiet, timeout=0.5)
     with pytest.raises(LoginTimeout):
         pending.result(timeout=30)
 
 
-def test_browser_login_shows_the_link_when_no_browser_opens(tenant: Tenant) -> None:
+def test_browser_login_shows_the_link_when_no_browser_opens(client_tenant: Tenant) -> None:
     shown: list[tuple[str, str | None]] = []
-    pending = start_login(tenant, method="browser", open_browser=False, timeout=30,
+    pending = start_login(client_tenant, method="browser", open_browser=False, timeout=30,
                           show=lambda text, url: shown.append((text, url)))
     assert shown and shown[0][1] == pending.authorize_url
     pending.cancel()
     with pytest.raises(LoginCancelled):
         pending.result(timeout=30)
     assert pending.status == "cancelled"
-    assert pending._thread is not None
-    pending._thread.join(timeout=10)
-    assert not pending._thread.is_alive()
+    assert pending.thread is not None
+    pending.thread.join(timeout=10)
+    assert not pending.thread.is_alive()
     with pytest.raises(httpx2.ConnectError):  # the loopback server is closed, nothing listens
         httpx2.get(query(pending.authorize_url or "")["redirect_uri"], timeout=5)
 
@@ -195,9 +186,9 @@ def test_browser_login_shows_the_link_when_no_browser_opens(tenant: Tenant) -> N
 # -- device -----------------------------------------------------------------------------------
 
 
-def test_device_login(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_device_login(sandbox: Sandbox, client_tenant: Tenant) -> None:
     shown: list[tuple[str, str | None]] = []
-    pending = start_login(tenant, method="device", purpose="linking",
+    pending = start_login(client_tenant, method="device", purpose="linking",
                           show=lambda text, url: shown.append((text, url)))
     assert pending.user_code and pending.verification_uri_complete
     assert shown[0][1] == pending.verification_uri_complete and pending.user_code in shown[0][0]
@@ -212,33 +203,33 @@ def test_device_login(sandbox: Sandbox, tenant: Tenant) -> None:
     assert called == ["done", "late"]
 
 
-def test_device_login_denied(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="device", show=quiet)
+def test_device_login_denied(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="device", show=quiet)
     assert pending.user_code
     sandbox.approve_device(pending.user_code, connection=GOOGLE, email="alan@example.com", deny=True)
     with pytest.raises(AccessDenied):
         pending.result(timeout=60)
 
 
-def test_device_login_expired(sandbox: Sandbox, tenant: Tenant) -> None:
-    assert sandbox.context is not None
-    sandbox.context.extras["device_code_seconds"] = 1
-    pending = start_login(tenant, method="device", show=quiet)
+@pytest.mark.parametrize("sandbox_options", [{"device_poll_interval": 1, "device_code_seconds": 1}],
+                         ids=["code_expires_in_1s"])
+def test_device_login_expired(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="device", show=quiet)
     with pytest.raises(LoginExpired):
         pending.result(timeout=60)
 
 
-def test_device_login_cancelled(tenant: Tenant) -> None:
-    pending = start_login(tenant, method="device", show=quiet)
+def test_device_login_cancelled(client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="device", show=quiet)
     pending.cancel()
     with pytest.raises(LoginCancelled):
         pending.result(timeout=10)
     assert pending.status == "cancelled" and isinstance(pending.error, LoginCancelled)
 
 
-def test_device_login_honours_slow_down(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_device_login_honours_slow_down(sandbox: Sandbox, client_tenant: Tenant) -> None:
     assert sandbox.context is not None
-    pending = start_login(tenant, method="device", show=quiet)  # told to poll every second
+    pending = start_login(client_tenant, method="device", show=quiet)  # told to poll every second
     assert pending.user_code and pending.interval == 1.0
     # The tenant now wants 3 s between polls: the client's second poll is too early, the tenant
     # answers slow_down, and the client must add 5 s to its interval.
@@ -256,12 +247,13 @@ def test_device_login_honours_slow_down(sandbox: Sandbox, tenant: Tenant) -> Non
 # -- the event loop stays free ----------------------------------------------------------------
 
 
-def test_awaiting_a_device_login_leaves_the_event_loop_running(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_awaiting_a_device_login_leaves_the_event_loop_running(sandbox: Sandbox,
+                                                               client_tenant: Tenant) -> None:
     """As in a notebook cell with top-level await: the approval below runs on the same loop, so if
     awaiting the login blocked the loop the login could only end by timing out."""
 
     async def cell() -> Session:
-        pending = start_login(tenant, method="device", show=quiet, timeout=20)
+        pending = start_login(client_tenant, method="device", show=quiet, timeout=20)
         assert pending.user_code
 
         async def person_approves() -> None:
@@ -277,8 +269,8 @@ def test_awaiting_a_device_login_leaves_the_event_loop_running(sandbox: Sandbox,
     assert_logged_in(session, "alan@example.com", "login")
 
 
-def test_cancelling_the_awaiting_task_cancels_the_login(tenant: Tenant) -> None:
-    pending = start_login(tenant, method="device", show=quiet, timeout=20)
+def test_cancelling_the_awaiting_task_cancels_the_login(client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="device", show=quiet, timeout=20)
 
     async def cell() -> None:
         waiting = asyncio.create_task(_wait(pending))
@@ -297,8 +289,8 @@ async def _wait(pending: PendingLogin) -> Session:
     return await pending
 
 
-def test_awaiting_a_failed_login_raises_its_error(sandbox: Sandbox, tenant: Tenant) -> None:
-    pending = start_login(tenant, method="device", show=quiet, timeout=20)
+def test_awaiting_a_failed_login_raises_its_error(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    pending = start_login(client_tenant, method="device", show=quiet, timeout=20)
     sandbox.approve_device(pending.user_code or "", connection=GOOGLE, email="alan@example.com", deny=True)
     with pytest.raises(AccessDenied):
         asyncio.run(_wait(pending))
@@ -312,17 +304,17 @@ def test_tenant_close_closes_the_sessions_connection_pools(sandbox: Sandbox) -> 
     tenant = connect(sandbox=sandbox)
     session = login(tenant, method="password", email=user["email"], password=user["password"])
     with ManagementClient.from_client_credentials(tenant) as admin:
-        assert not session._management.closed and not admin.closed
+        assert not session.management.closed and not admin.closed
         tenant.close()
-        assert session._management.closed and admin.closed
+        assert session.management.closed and admin.closed
         with pytest.raises(TenantError, match="closed"):
             admin.get_user(session.user_id)
 
 
-def test_a_session_closes_its_own_pool(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_a_session_closes_its_own_pool(sandbox: Sandbox, client_tenant: Tenant) -> None:
     user = sandbox.demo_users[0]
-    with login(tenant, method="password", email=user["email"], password=user["password"]) as session:
-        client = session._management
+    with login(client_tenant, method="password", email=user["email"], password=user["password"]) as session:
+        client = session.management
         assert not client.closed
     assert client.closed
 
@@ -353,9 +345,9 @@ def test_a_token_endpoint_answering_garbage_is_a_tenant_error(sandbox: Sandbox, 
     assert "token_endpoint" in str(caught.value) and user["password"] not in repr(caught.value)
 
 
-def test_outside_a_notebook_the_device_prompt_is_one_line_of_text(tenant: Tenant,
+def test_outside_a_notebook_the_device_prompt_is_one_line_of_text(client_tenant: Tenant,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    pending = start_login(tenant, method="device", purpose="linking")
+    pending = start_login(client_tenant, method="device", purpose="linking")
     pending.cancel()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the account to link" in err
@@ -462,9 +454,7 @@ def test_a_device_answer_without_its_required_fields_is_a_tenant_error(sandbox: 
 
 def device_polls_dropping(sandbox: Sandbox, drops: int) -> tuple[Tenant, list[str]]:
     """The sandbox as a tenant whose first ``drops`` device polls lose their connection."""
-    assert sandbox.context is not None
-    sandbox.context.extras["device_poll_interval"] = 1
-    real = httpx2.HTTPTransport()
+    real = httpx2.HTTPTransport()  # the sandbox polls every second (sandbox_options)
     seen: list[str] = []
 
     def handle(request: httpx2.Request) -> httpx2.Response:

@@ -11,31 +11,21 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from linking_toolkit import (
+from linking_toolkit import Auth0Error, ManagementClient, Tenant, connect
+from linking_toolkit.errors import (
     AlreadyLinked,
-    Auth0Error,
     BadRequest,
-    ClientCredentials,
     Forbidden,
     InvalidToken,
     MalformedToken,
-    ManagementClient,
     NotFound,
     RateLimited,
     ServerError,
-    Tenant,
     TenantError,
-    connect,
 )
+from linking_toolkit.management import ClientCredentials
 from linking_toolkit.sandbox import Sandbox
-
-DATABASE = "Username-Password-Authentication"
-
-
-@pytest.fixture
-def admin(client_tenant: Tenant) -> Iterator[ManagementClient]:
-    with ManagementClient.from_client_credentials(client_tenant, backoff=0) as client:
-        yield client
+from linking_toolkit.sandbox.connections import DATABASE
 
 
 def user_id_of(sandbox: Sandbox, email: str, connection: str = DATABASE) -> str:
@@ -347,10 +337,20 @@ def test_a_token_of_another_tenant_is_invalid_token(sandbox: Sandbox, client_ten
         client.get_user(user_id_of(sandbox, "ada@example.com"))
 
 
+class RevokedFirst(ClientCredentials):
+    """Machine credentials whose first token the tenant no longer accepts (revoked since)."""
+
+    fetched = 0
+
+    def request_token(self) -> tuple[str, float]:
+        self.fetched += 1
+        token, expires_at = super().request_token()
+        return ("revoked" if self.fetched == 1 else token), expires_at
+
+
 def test_a_revoked_machine_token_is_renewed_once(sandbox: Sandbox, client_tenant: Tenant) -> None:
-    source = ClientCredentials(client_tenant, sandbox.m2m_client_id, sandbox.m2m_client_secret)
-    source()
-    source._token = "revoked"  # the tenant no longer accepts the cached token
+    source = RevokedFirst(client_tenant, sandbox.m2m_client_id, sandbox.m2m_client_secret)
+    assert source() == "revoked"  # the tenant no longer accepts the cached token
     with ManagementClient(client_tenant, source) as client:
         assert client.get_user(user_id_of(sandbox, "ada@example.com"))["email"] == "ada@example.com"
         assert client.stats.requests == 2  # the 401, then the same call with a fresh token

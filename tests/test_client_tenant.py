@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from linking_toolkit import ManagementClient, Tenant, TenantError, connect, login
+from linking_toolkit import ManagementClient, Tenant, connect, login
+from linking_toolkit.errors import TenantError
 from linking_toolkit.sandbox import Sandbox
 
 ENV = ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "AUTH0_AUDIENCE", "AUTH0_M2M_CLIENT_ID")

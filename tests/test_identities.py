@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from linking_toolkit import Identity, connect, identities_frame, linked_accounts, login
-from linking_toolkit.identities import FRAME_COLUMNS, is_primary, primary_identity
+from linking_toolkit import Identity, connect, identities_frame, login
+from linking_toolkit.identities import FRAME_COLUMNS, is_primary, linked_accounts, primary_identity
 from linking_toolkit.sandbox import Sandbox
 
 COLUMNS = ["connection", "provider", "user_id", "is_social", "is_primary", "name", "email", "email_verified"]

@@ -22,11 +22,10 @@ from joserfc.errors import BadSignatureError, InvalidKeyIdError
 from joserfc.jwk import KeySet
 
 from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.authserver import DEVICE_CODE, PASSWORD_REALM
+from linking_toolkit.sandbox.connections import DATABASE
 from linking_toolkit.sandbox.driver import LoginPageError
 
-DATABASE = "Username-Password-Authentication"
-PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
-DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 REDIRECT = "http://127.0.0.1:8765/callback"
 
 
@@ -379,9 +378,9 @@ def test_device_flow_denied(sandbox: Sandbox) -> None:
     assert denied.status_code == 403 and denied.json()["error"] == "access_denied"
 
 
+@pytest.mark.parametrize("sandbox_options", [{"device_code_seconds": -1}],
+                         ids=["code_expired_when_issued"])
 def test_device_flow_expired_once(sandbox: Sandbox) -> None:
-    assert sandbox.context is not None
-    sandbox.context.extras["device_code_seconds"] = -1  # already expired when issued
     started = device_start(sandbox)
     assert started["expires_in"] == -1
     expired = poll(sandbox, started["device_code"])
@@ -566,10 +565,11 @@ def test_an_oversized_token_request_gets_a_json_413(sandbox: Sandbox) -> None:
     assert response.status_code == 413 and response.json()["error"] == "invalid_request"
 
 
-ODD_VALUES = ["http://[::1/callback", "http://127.0.0.1:abc/callback", "\u2603 snow", "%00\x01", "a" * 3000]
+ODD_AUTHORIZE_VALUES = ["http://[::1/callback", "http://127.0.0.1:abc/callback", "\u2603 snow", "%00\x01",
+                        "a" * 3000]
 
 
-@pytest.mark.parametrize("value", ODD_VALUES)
+@pytest.mark.parametrize("value", ODD_AUTHORIZE_VALUES)
 def test_odd_input_never_gets_a_500(shared_sandbox: Sandbox, value: str) -> None:
     tenant = shared_sandbox
     authorize_keys = ("redirect_uri", "client_id", "audience", "connection", "code_challenge",

@@ -15,8 +15,8 @@ from typing import Any
 import httpx2
 import pytest
 
-DATABASE = "Username-Password-Authentication"
-PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
+from linking_toolkit.sandbox.authserver import PASSWORD_REALM
+from linking_toolkit.sandbox.connections import DATABASE
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import pytest
 from test_sandbox_management import assert_error, enc
 
 from linking_toolkit.sandbox import Sandbox
-from linking_toolkit.sandbox.jobs import _NdjsonFields, _NdjsonFieldsInPython, _record_writer
+from linking_toolkit.sandbox.jobs import NdjsonFieldsInPython, NdjsonFieldsInSql, record_writer
 
 USERS = 3000
 
@@ -173,14 +173,10 @@ def test_export_files_are_removed_when_the_sandbox_stops(fmt: str) -> None:
     with Sandbox(seed=3) as sandbox:
         ctx = sandbox.context
         assert ctx is not None
-        from linking_toolkit.sandbox.tokens import mint_access_token
-
-        token = mint_access_token(ctx, sub="x@clients", client_id=sandbox.m2m_client_id, scope="read:users",
-                                  audience=sandbox.management_audience)
-        with httpx2.Client(base_url=sandbox.base_url + "/api/v2",
-                           headers={"Authorization": f"Bearer {token}"}) as api:
+        with management_api(sandbox) as api:
             run_export(api, {"format": fmt})
-        directory = ctx.extras["exports"].directory
+        assert ctx.exports is not None
+        directory = ctx.exports.directory
         assert any(name.endswith(f".{fmt}.gz") for name in os.listdir(directory))
     assert not os.path.exists(directory)
 
@@ -246,8 +242,8 @@ IN_PYTHON = [{"name": "email", "export_as": "contact"}, {"name": "nickname", "ex
 
 def test_fields_export_is_the_full_export_reduced_to_those_fields() -> None:
     """Record by record, whichever way the fields are picked (SQLite or Python), in field order."""
-    assert isinstance(_record_writer({"format": "json", "fields": PICKED}), _NdjsonFields)
-    assert isinstance(_record_writer({"format": "json", "fields": IN_PYTHON}), _NdjsonFieldsInPython)
+    assert isinstance(record_writer({"format": "json", "fields": PICKED}), NdjsonFieldsInSql)
+    assert isinstance(record_writer({"format": "json", "fields": IN_PYTHON}), NdjsonFieldsInPython)
     with Sandbox(seed=11, users=3000) as sandbox, management_api(sandbox) as api:
         add_users(sandbox, 20)  # users without last_login or nickname
         ada, _ = link_ada_google(sandbox, api)

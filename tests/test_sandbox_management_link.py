@@ -14,8 +14,7 @@ from joserfc.jwk import OctKey
 from test_sandbox_management import assert_error, by_email, enc
 
 from linking_toolkit.sandbox import Sandbox
-
-DATABASE = "Username-Password-Authentication"
+from linking_toolkit.sandbox.connections import DATABASE
 
 
 def account(api: httpx2.Client, email: str, provider: str) -> str:

@@ -12,12 +12,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 import pytest
+from test_sandbox_auth import REDIRECT
 
 from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.connections import DATABASE
 from linking_toolkit.sandbox.driver import LoginPageError
-
-DATABASE = "Username-Password-Authentication"
-REDIRECT = "http://127.0.0.1:8765/callback"
 
 
 def start(tenant: Sandbox, **extra: str) -> tuple[str, str]:

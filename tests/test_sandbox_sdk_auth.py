@@ -16,8 +16,7 @@ from auth0.authentication.token_verifier import (
 )
 
 from linking_toolkit.sandbox import Sandbox
-
-DATABASE = "Username-Password-Authentication"
+from linking_toolkit.sandbox.connections import DATABASE
 
 
 def sdk(tenant: Sandbox, **kwargs: str) -> GetToken:

@@ -7,14 +7,14 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx2
 import pytest
 
 from linking_toolkit.sandbox import Sandbox
-
-DATABASE = "Username-Password-Authentication"
+from linking_toolkit.sandbox.connections import DATABASE
 
 
 @contextmanager
@@ -90,6 +90,26 @@ def test_two_sandboxes_in_one_process_share_nothing() -> None:
         assert {k["kid"] for k in keys_one}.isdisjoint({k["kid"] for k in keys_two})
         assert one.m2m_client_secret != two.m2m_client_secret
         assert one.demo_user("ada@example.com")["password"] != two.demo_user("ada@example.com")["password"]
+
+
+def test_device_flow_lifetimes_are_options_with_auth0s_defaults() -> None:
+    def device_code(tenant: Sandbox) -> dict[str, Any]:
+        response = httpx2.post(f"{tenant.base_url}/oauth/device/code",
+                               data={"client_id": tenant.client_id, "scope": "openid"})
+        assert response.status_code == 200
+        return response.json()
+
+    with Sandbox(seed=7) as default, Sandbox(seed=7, device_poll_interval=1, device_code_seconds=60) as short:
+        assert (device_code(default)["interval"], device_code(default)["expires_in"]) == (5, 900)
+        assert (device_code(short)["interval"], device_code(short)["expires_in"]) == (1, 60)
+
+
+@pytest.mark.parametrize("options", [{"device_poll_interval": 0}, {"device_poll_interval": 1.5},
+                                     {"device_poll_interval": True}, {"device_code_seconds": "60"}])
+def test_bad_device_flow_options_are_one_line_value_errors(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(options))) as refused:
+        Sandbox(**options)
+    assert "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize(("preset", "limit"), [("free", "2"), ("enterprise", "50"), ("12/3", "12")])

@@ -29,12 +29,12 @@ def _rows(store: Store, sql: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def tenant() -> tuple[Store, SyntheticTenant]:
+def synthetic_3000() -> tuple[Store, SyntheticTenant]:
     return _tenant(3000)
 
 
-def test_exactly_n_users_and_the_identity_invariant(tenant: tuple[Store, SyntheticTenant]) -> None:
-    store, truth = tenant
+def test_exactly_n_users_and_the_identity_invariant(synthetic_3000: tuple[Store, SyntheticTenant]) -> None:
+    store, truth = synthetic_3000
     users = _rows(store, "SELECT user_id FROM users WHERE email LIKE '%@example.org'")
     assert len(users) == truth.users == 3000
     identities = _rows(store, "SELECT * FROM identities WHERE json_extract(profile_data, '$.email')"
@@ -50,9 +50,9 @@ def test_exactly_n_users_and_the_identity_invariant(tenant: tuple[Store, Synthet
 
 
 def test_the_known_duplicate_groups_are_exactly_the_users_sharing_an_email(
-    tenant: tuple[Store, SyntheticTenant],
+    synthetic_3000: tuple[Store, SyntheticTenant],
 ) -> None:
-    store, truth = tenant
+    store, truth = synthetic_3000
     by_email: dict[str, set[str]] = defaultdict(set)
     for row in _rows(store, "SELECT owner, profile_data FROM identities"):
         email = json.loads(row["profile_data"]).get("email")
@@ -66,9 +66,9 @@ def test_the_known_duplicate_groups_are_exactly_the_users_sharing_an_email(
 
 
 def test_unsafe_groups_hold_an_unverified_email_and_safe_ones_do_not(
-    tenant: tuple[Store, SyntheticTenant],
+    synthetic_3000: tuple[Store, SyntheticTenant],
 ) -> None:
-    store, truth = tenant
+    store, truth = synthetic_3000
     verified = {u["user_id"]: bool(u["email_verified"])
                 for u in _rows(store, "SELECT user_id, email_verified FROM users")}
     assert all(verified[u] for group in truth.safe_groups for u in group)

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx2
@@ -15,7 +14,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from linking_toolkit import (
+from linking_toolkit import Session, Tenant
+from linking_toolkit.errors import (
     InvalidAlgorithm,
     InvalidAudience,
     InvalidAuthorizedParty,
@@ -24,17 +24,14 @@ from linking_toolkit import (
     InvalidSignature,
     MalformedToken,
     MissingClaim,
-    Session,
     SessionExpired,
-    Tenant,
     TokenExpired,
     TokenIssuedInFuture,
     TokenTooOld,
     UnknownSigningKey,
-    connect,
-    verify_id_token,
 )
 from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.tokens import verify_id_token
 
 
 class CountingTransport(httpx2.HTTPTransport):
@@ -47,12 +44,6 @@ class CountingTransport(httpx2.HTTPTransport):
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         self.paths.append(request.url.path)
         return super().handle_request(request)
-
-
-@pytest.fixture
-def tenant(sandbox: Sandbox) -> Iterator[Tenant]:
-    with connect(sandbox=sandbox) as t:
-        yield t
 
 
 def b64(data: bytes) -> str:
@@ -78,44 +69,45 @@ def signed(sandbox: Sandbox, claims: dict, key: RSAKey | None = None, kid: str |
     return jwt.encode(header, claims, signing, algorithms=["RS256"])
 
 
-def test_a_valid_token_gives_its_claims(sandbox: Sandbox, tenant: Tenant) -> None:
-    claims = verify_id_token(signed(sandbox, claims_for(tenant)), tenant, nonce="n-1", max_age=60)
+def test_a_valid_token_gives_its_claims(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    token = signed(sandbox, claims_for(client_tenant))
+    claims = verify_id_token(token, client_tenant, nonce="n-1", max_age=60)
     assert claims["sub"] == "auth0|abc"
 
 
-def test_a_forged_signature_is_refused(sandbox: Sandbox, tenant: Tenant) -> None:
-    header, payload, signature = signed(sandbox, claims_for(tenant)).split(".")
-    other = b64(json.dumps(claims_for(tenant, sub="auth0|admin")).encode())
+def test_a_forged_signature_is_refused(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    header, payload, signature = signed(sandbox, claims_for(client_tenant)).split(".")
+    other = b64(json.dumps(claims_for(client_tenant, sub="auth0|admin")).encode())
     with pytest.raises(InvalidSignature):
-        verify_id_token(f"{header}.{other}.{signature}", tenant)
+        verify_id_token(f"{header}.{other}.{signature}", client_tenant)
     flipped = signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")
     with pytest.raises(InvalidSignature):
-        verify_id_token(f"{header}.{payload}.{flipped}", tenant)
+        verify_id_token(f"{header}.{payload}.{flipped}", client_tenant)
 
 
-def test_another_key_with_the_same_kid_is_refused(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_another_key_with_the_same_kid_is_refused(sandbox: Sandbox, client_tenant: Tenant) -> None:
     assert sandbox.context is not None
     impostor = RSAKey.generate_key(2048, parameters={"kid": sandbox.context.keys.current.kid}, private=True)
     with pytest.raises(InvalidSignature):
-        verify_id_token(signed(sandbox, claims_for(tenant), key=impostor), tenant)
+        verify_id_token(signed(sandbox, claims_for(client_tenant), key=impostor), client_tenant)
 
 
-def test_alg_none_is_refused(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_alg_none_is_refused(sandbox: Sandbox, client_tenant: Tenant) -> None:
     assert sandbox.context is not None
     header = b64(json.dumps({"alg": "none", "kid": sandbox.context.keys.current.kid}).encode())
-    token = f"{header}.{b64(json.dumps(claims_for(tenant)).encode())}."
+    token = f"{header}.{b64(json.dumps(claims_for(client_tenant)).encode())}."
     with pytest.raises(InvalidAlgorithm):
-        verify_id_token(token, tenant)
+        verify_id_token(token, client_tenant)
 
 
-def test_hs256_signed_with_the_public_key_is_refused(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_hs256_signed_with_the_public_key_is_refused(sandbox: Sandbox, client_tenant: Tenant) -> None:
     assert sandbox.context is not None
     public_pem = sandbox.context.keys.current.as_pem(private=False)
     header = b64(json.dumps({"alg": "HS256", "kid": sandbox.context.keys.current.kid}).encode())
-    payload = b64(json.dumps(claims_for(tenant)).encode())
+    payload = b64(json.dumps(claims_for(client_tenant)).encode())
     mac = hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()
     with pytest.raises(InvalidAlgorithm):
-        verify_id_token(f"{header}.{payload}.{b64(mac)}", tenant)
+        verify_id_token(f"{header}.{payload}.{b64(mac)}", client_tenant)
 
 
 @pytest.mark.parametrize(
@@ -137,35 +129,38 @@ def test_hs256_signed_with_the_public_key_is_refused(sandbox: Sandbox, tenant: T
     ],
 )
 def test_wrong_claims_with_a_valid_signature_are_refused(
-    sandbox: Sandbox, tenant: Tenant, changes: dict, error: type[Exception]
+    sandbox: Sandbox, client_tenant: Tenant, changes: dict, error: type[Exception]
 ) -> None:
     if isinstance(changes.get("aud"), list):
-        changes = {**changes, "aud": [tenant.client_id if a == "CLIENT" else a for a in changes["aud"]]}
+        ours = client_tenant.client_id
+        changes = {**changes, "aud": [ours if a == "CLIENT" else a for a in changes["aud"]]}
     with pytest.raises(error):
-        verify_id_token(signed(sandbox, claims_for(tenant, **changes)), tenant, nonce="n-1")
+        verify_id_token(signed(sandbox, claims_for(client_tenant, **changes)), client_tenant, nonce="n-1")
 
 
-def test_several_audiences_with_our_azp_pass(sandbox: Sandbox, tenant: Tenant) -> None:
-    token = signed(sandbox, claims_for(tenant, aud=[tenant.client_id, "x"]))
-    assert verify_id_token(token, tenant)["azp"] == tenant.client_id
+def test_several_audiences_with_our_azp_pass(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    token = signed(sandbox, claims_for(client_tenant, aud=[client_tenant.client_id, "x"]))
+    assert verify_id_token(token, client_tenant)["azp"] == client_tenant.client_id
 
 
-def test_leeway_and_max_age(sandbox: Sandbox, tenant: Tenant) -> None:
+def test_leeway_and_max_age(sandbox: Sandbox, client_tenant: Tenant) -> None:
     now = int(time.time())
     # Within the minute of leeway: a laptop's clock a little behind the tenant's.
-    assert verify_id_token(signed(sandbox, claims_for(tenant, exp=now - 30, iat=now + 30)), tenant)
-    old = signed(sandbox, claims_for(tenant, auth_time=now - 7200))
-    assert verify_id_token(old, tenant, max_age=86_400)
+    near = signed(sandbox, claims_for(client_tenant, exp=now - 30, iat=now + 30))
+    assert verify_id_token(near, client_tenant)
+    old = signed(sandbox, claims_for(client_tenant, auth_time=now - 7200))
+    assert verify_id_token(old, client_tenant, max_age=86_400)
     with pytest.raises(TokenTooOld):
-        verify_id_token(old, tenant, max_age=600)
+        verify_id_token(old, client_tenant, max_age=600)
     with pytest.raises(MissingClaim):
-        verify_id_token(signed(sandbox, claims_for(tenant, auth_time=None)), tenant, max_age=600)
+        no_auth_time = signed(sandbox, claims_for(client_tenant, auth_time=None))
+        verify_id_token(no_auth_time, client_tenant, max_age=600)
 
 
 @pytest.mark.parametrize("token", ["", "abc", "a.b", "a.b.c", "e30.e30.", "e30.W10.sig", "ü.ü.ü"])
-def test_malformed_tokens_are_refused(tenant: Tenant, token: str) -> None:
+def test_malformed_tokens_are_refused(client_tenant: Tenant, token: str) -> None:
     with pytest.raises((MalformedToken, InvalidAlgorithm)):
-        verify_id_token(token, tenant)
+        verify_id_token(token, client_tenant)
 
 
 def test_unknown_kid_refetches_the_jwks_once(sandbox: Sandbox) -> None:
@@ -186,14 +181,14 @@ def test_unknown_kid_refetches_the_jwks_once(sandbox: Sandbox) -> None:
         tenant.close()
 
 
-def test_session_repr_shows_who_and_never_a_token(sandbox: Sandbox, tenant: Tenant) -> None:
-    id_token = signed(sandbox, claims_for(tenant))
-    claims = verify_id_token(id_token, tenant)
-    session = Session(tenant=tenant, purpose="login", claims=claims,
+def test_session_repr_shows_who_and_never_a_token(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    id_token = signed(sandbox, claims_for(client_tenant))
+    claims = verify_id_token(id_token, client_tenant)
+    session = Session(tenant=client_tenant, purpose="login", claims=claims,
                       profile={"user_id": "auth0|abc", "email": "ada@example.com",
                                "identities": [{"provider": "auth0", "user_id": "abc", "connection": "db"}]},
                       expires_at=datetime.now(UTC) + timedelta(hours=1),
-                      _access_token="ACCESS-TOKEN-VALUE", _id_token=id_token)
+                      access_token="ACCESS-TOKEN-VALUE", id_token=id_token)
     for text in (repr(session), session._repr_html_(), str(session)):
         assert "auth0|abc" in text and "ada@example.com" in text
         assert "ACCESS-TOKEN-VALUE" not in text and id_token not in text

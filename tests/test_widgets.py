@@ -13,28 +13,20 @@ from collections.abc import Iterator
 import ipywidgets as widgets
 import pytest
 
-from linking_toolkit import LoginCancelled, ManagementClient, NotFound, Session, Tenant, login
+from linking_toolkit import ManagementClient, Session, Tenant, login
+from linking_toolkit.errors import LoginCancelled, NotFound
 from linking_toolkit.management import ClientCredentials
-from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.connections import DATABASE
 from linking_toolkit.widgets import IdentityTable, LoginPrompt
 
 ADA = "ada@example.com"
-DATABASE = "Username-Password-Authentication"
 WAIT = 30  # seconds: an upper bound for a sandbox login, never a timing under test
 
 
 @pytest.fixture
-def tenant(sandbox: Sandbox) -> Iterator[Tenant]:
+def sandbox_options() -> dict[str, int]:
     # Poll every second instead of Auth0's five, so each device login costs one second.
-    sandbox.context.extras["device_poll_interval"] = 1
-    with Tenant.from_sandbox(sandbox) as tenant:
-        yield tenant
-
-
-@pytest.fixture
-def admin(tenant: Tenant) -> Iterator[ManagementClient]:
-    with ManagementClient.from_client_credentials(tenant) as client:
-        yield client
+    return {"device_poll_interval": 1}
 
 
 def ada_login(tenant: Tenant) -> Session:
@@ -74,10 +66,10 @@ def all_widget_states(widget: widgets.Widget, seen: set[int] | None = None) -> I
                 yield from all_widget_states(item, seen)
 
 
-def test_table_shows_each_identity_and_no_unlink_button_on_the_main_one(tenant, admin):
-    primary = ada_login(tenant)
+def test_table_shows_each_identity_and_no_unlink_button_on_the_main_one(client_tenant, admin):
+    primary = ada_login(client_tenant)
     google = link_google_elsewhere(admin, primary.user_id)
-    primary = ada_login(tenant)  # a fresh login reads the profile with Google linked
+    primary = ada_login(client_tenant)  # a fresh login reads the profile with Google linked
 
     table = IdentityTable(primary)
 
@@ -90,23 +82,23 @@ def test_table_shows_each_identity_and_no_unlink_button_on_the_main_one(tenant, 
     assert buttons[0] is None and buttons[1].description == "Unlink"
     with pytest.raises(ValueError, match="main identity"):
         table.press_unlink(0)
-    assert table.connection_picker.options == tuple(tenant.connections)
+    assert table.connection_picker.options == tuple(client_tenant.connections)
     assert repr(table) == f"<IdentityTable {primary.user_id}: 2 identities>"
 
 
-def test_link_through_the_button_links_the_approved_account(tenant, admin):
-    primary = ada_login(tenant)
+def test_link_through_the_button_links_the_approved_account(client_tenant, admin):
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
     cells_before = list(table.grid.children[:14])
     google = google_id_of_ada(admin)
-    requests_before = primary._management.stats.requests  # the session's own Management client
+    requests_before = primary.management.stats.requests  # the session's own Management client
 
-    link_through_button(table, tenant, "google-oauth2")
+    link_through_button(table, client_tenant, "google-oauth2")
 
     assert table.message == f"Linked the google-oauth2 account ({google})."
     assert [r["connection"] for r in table.rows] == [DATABASE, "google-oauth2"]
     # One request, the link itself: the table redrew from its answer, without re-fetching.
-    assert primary._management.stats.requests == requests_before + 1
+    assert primary.management.stats.requests == requests_before + 1
     # The tenant agrees: the Google user is now an identity of Ada's, not a user of its own.
     assert [i["connection"] for i in admin.get_user(primary.user_id)["identities"]] == [DATABASE,
                                                                                         "google-oauth2"]
@@ -118,13 +110,13 @@ def test_link_through_the_button_links_the_approved_account(tenant, admin):
     assert not table.busy and not table.link_button.disabled
 
 
-def test_unlink_through_a_rows_button_asks_first_then_unlinks(tenant, admin):
-    primary = ada_login(tenant)
+def test_unlink_through_a_rows_button_asks_first_then_unlinks(client_tenant, admin):
+    primary = ada_login(client_tenant)
     google = link_google_elsewhere(admin, primary.user_id)
-    primary = ada_login(tenant)
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
     main_row = list(table.grid.children[:14])  # the header and Ada's own row
-    requests_before = primary._management.stats.requests
+    requests_before = primary.management.stats.requests
 
     table.unlink_buttons[1].click()
     assert table.confirmation == f"Unlink the google-oauth2 account {ADA}? It becomes a separate user again."
@@ -146,7 +138,7 @@ def test_unlink_through_a_rows_button_asks_first_then_unlinks(tenant, admin):
     assert table.unlink_buttons == [None]
     # One request, the unlink itself: the table redrew from its answer, without re-fetching,
     # and kept the widgets of the row that stayed.
-    assert primary._management.stats.requests == requests_before + 1
+    assert primary.management.stats.requests == requests_before + 1
     assert list(table.grid.children) == main_row
     assert all(a is b for a, b in zip(main_row, table.grid.children, strict=True))
     assert table.message.startswith(f"Unlinked google-oauth2 ({google})")
@@ -156,16 +148,16 @@ def test_unlink_through_a_rows_button_asks_first_then_unlinks(tenant, admin):
     assert [i["connection"] for i in secondary["identities"]] == ["google-oauth2"]
 
 
-def test_confirm_without_a_question_is_refused(tenant):
-    table = IdentityTable(ada_login(tenant))
+def test_confirm_without_a_question_is_refused(client_tenant):
+    table = IdentityTable(ada_login(client_tenant))
     with pytest.raises(RuntimeError, match="no unlink to confirm"):
         table.confirm()
 
 
-def test_a_double_click_on_confirm_or_on_a_gone_rows_unlink_does_nothing(tenant, admin, caplog):
-    primary = ada_login(tenant)
+def test_a_double_click_on_confirm_or_on_a_gone_rows_unlink_does_nothing(client_tenant, admin, caplog):
+    primary = ada_login(client_tenant)
     link_google_elsewhere(admin, primary.user_id)
-    table = IdentityTable(ada_login(tenant))
+    table = IdentityTable(ada_login(client_tenant))
     google_button = table.unlink_buttons[1]
     google_button.click()
 
@@ -180,10 +172,10 @@ def test_a_double_click_on_confirm_or_on_a_gone_rows_unlink_does_nothing(tenant,
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-def test_buttons_are_disabled_while_the_linking_login_waits(tenant, admin):
-    primary = ada_login(tenant)
+def test_buttons_are_disabled_while_the_linking_login_waits(client_tenant, admin):
+    primary = ada_login(client_tenant)
     link_google_elsewhere(admin, primary.user_id)
-    primary = ada_login(tenant)
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
 
     table.press_link("github")
@@ -198,7 +190,7 @@ def test_buttons_are_disabled_while_the_linking_login_waits(tenant, admin):
     assert isinstance(prompt, LoginPrompt) and prompt.pending is pending
     assert pending.user_code in prompt.code.value
 
-    tenant.sandbox.approve_device(pending.user_code, connection="github", email=ADA)
+    client_tenant.sandbox.approve_device(pending.user_code, connection="github", email=ADA)
     assert table.wait_idle(WAIT)
     assert not table.busy
     assert not any(b.disabled for b in table.unlink_buttons if b is not None)
@@ -206,10 +198,10 @@ def test_buttons_are_disabled_while_the_linking_login_waits(tenant, admin):
     assert [r["connection"] for r in table.rows] == [DATABASE, "google-oauth2", "github"]
 
 
-def test_a_denied_login_shows_the_tenants_words_and_changes_nothing(tenant):
-    table = IdentityTable(ada_login(tenant))
+def test_a_denied_login_shows_the_tenants_words_and_changes_nothing(client_tenant):
+    table = IdentityTable(ada_login(client_tenant))
 
-    link_through_button(table, tenant, "google-oauth2", deny=True)
+    link_through_button(table, client_tenant, "google-oauth2", deny=True)
 
     assert table.message == "User cancelled the confirmation prompt or consent page."
     assert "Traceback" not in table.message_area.value
@@ -218,25 +210,25 @@ def test_a_denied_login_shows_the_tenants_words_and_changes_nothing(tenant):
     assert not table.busy and not table.link_button.disabled
 
 
-def test_linking_the_same_account_is_refused_in_the_message_area(tenant):
-    primary = ada_login(tenant)
+def test_linking_the_same_account_is_refused_in_the_message_area(client_tenant):
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
-    password = tenant.sandbox.demo_user(ADA)["password"]
+    password = client_tenant.sandbox.demo_user(ADA)["password"]
 
-    link_through_button(table, tenant, DATABASE, password=password)
+    link_through_button(table, client_tenant, DATABASE, password=password)
 
     assert table.message.startswith("the secondary session is the primary account itself")
     assert [r["connection"] for r in table.rows] == [DATABASE]
 
 
-def test_the_tenants_refusal_of_an_unlink_shows_in_the_message_area(tenant, admin):
-    primary = ada_login(tenant)
+def test_the_tenants_refusal_of_an_unlink_shows_in_the_message_area(client_tenant, admin):
+    primary = ada_login(client_tenant)
     link_google_elsewhere(admin, primary.user_id)
-    primary = ada_login(tenant)
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
     # Meanwhile an administrator deletes Ada's user.
-    token = ClientCredentials(tenant, tenant.m2m_client_id, tenant.m2m_client_secret)()
-    deleted = tenant.http.delete(f"{tenant.management_audience}users/{primary.user_id}",
+    token = ClientCredentials(client_tenant, client_tenant.m2m_client_id, client_tenant.m2m_client_secret)()
+    deleted = client_tenant.http.delete(f"{client_tenant.management_audience}users/{primary.user_id}",
                                  headers={"Authorization": f"Bearer {token}"})
     assert deleted.status_code == 204
 
@@ -249,10 +241,10 @@ def test_the_tenants_refusal_of_an_unlink_shows_in_the_message_area(tenant, admi
     assert not table.unlink_buttons[1].disabled
 
 
-def test_an_identity_unlinked_elsewhere_disappears_after_the_next_unlink(tenant, admin):
-    primary = ada_login(tenant)
+def test_an_identity_unlinked_elsewhere_disappears_after_the_next_unlink(client_tenant, admin):
+    primary = ada_login(client_tenant)
     google = link_google_elsewhere(admin, primary.user_id)
-    primary = ada_login(tenant)
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
     admin.unlink(primary.user_id, "google-oauth2", google.split("|", 1)[1])  # in another tab
 
@@ -264,8 +256,8 @@ def test_an_identity_unlinked_elsewhere_disappears_after_the_next_unlink(tenant,
     assert [r["connection"] for r in table.rows] == [DATABASE]
 
 
-def test_refresh_redraws_after_a_link_made_outside_the_table(tenant, admin):
-    primary = ada_login(tenant)
+def test_refresh_redraws_after_a_link_made_outside_the_table(client_tenant, admin):
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
     primary.profile["identities"] = admin.link(primary.user_id, provider="google-oauth2",
                                                user_id=google_id_of_ada(admin).split("|", 1)[1])
@@ -273,24 +265,24 @@ def test_refresh_redraws_after_a_link_made_outside_the_table(tenant, admin):
     assert [r["connection"] for r in table.rows] == [DATABASE, "google-oauth2"]
 
 
-def test_no_widget_state_holds_a_token_secret_or_password(tenant):
-    primary = ada_login(tenant)
+def test_no_widget_state_holds_a_token_secret_or_password(client_tenant):
+    primary = ada_login(client_tenant)
     table = IdentityTable(primary)
-    link_through_button(table, tenant, "google-oauth2")
+    link_through_button(table, client_tenant, "google-oauth2")
     secondary = table.pending_login.result(0)
     table.press_unlink(1)  # leave a confirmation on screen too
 
     saved = repr(list(all_widget_states(table)))
 
     secrets = [primary.access_token, primary.id_token, secondary.access_token, secondary.id_token,
-               tenant.sandbox.demo_user(ADA)["password"], tenant.m2m_client_secret]
+               client_tenant.sandbox.demo_user(ADA)["password"], client_tenant.m2m_client_secret]
     assert not [s for s in secrets if s and s in saved]
     assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}", saved)
     assert "google-oauth2" in saved  # the scan did see the table's contents
 
 
-def test_login_prompt_shows_link_code_and_countdown_and_cancels(tenant):
-    prompt = LoginPrompt.start(tenant, purpose="linking")
+def test_login_prompt_shows_link_code_and_countdown_and_cancels(client_tenant):
+    prompt = LoginPrompt.start(client_tenant, purpose="linking")
     pending = prompt.pending
 
     assert pending.verification_uri_complete in prompt.link.value
@@ -308,8 +300,8 @@ def test_login_prompt_shows_link_code_and_countdown_and_cancels(tenant):
     assert prompt.status.value == "The login was cancelled."
 
 
-def test_login_prompt_counts_down_while_it_waits(tenant):
-    prompt = LoginPrompt.start(tenant)
+def test_login_prompt_counts_down_while_it_waits(client_tenant):
+    prompt = LoginPrompt.start(client_tenant)
     first = prompt.countdown.value
 
     # The countdown is a thread of the prompt: it redraws by itself, with no cell running.
@@ -323,10 +315,10 @@ def test_login_prompt_counts_down_while_it_waits(tenant):
     assert prompt.countdown.value == ""
 
 
-def test_only_core_widgets_so_they_render_in_lab_vs_code_and_colab(tenant, admin):
-    primary = ada_login(tenant)
+def test_only_core_widgets_so_they_render_in_lab_vs_code_and_colab(client_tenant, admin):
+    primary = ada_login(client_tenant)
     link_google_elsewhere(admin, primary.user_id)
-    table = IdentityTable(ada_login(tenant))
+    table = IdentityTable(ada_login(client_tenant))
     table.press_link("github")
     table.wait_for_login(WAIT)  # the login prompt is in the table now
 
@@ -340,9 +332,9 @@ def test_only_core_widgets_so_they_render_in_lab_vs_code_and_colab(tenant, admin
     assert table.wait_idle(WAIT)
 
 
-def test_login_prompt_shows_who_logged_in(tenant):
-    prompt = LoginPrompt.start(tenant)
-    tenant.sandbox.approve_device(prompt.pending.user_code, connection="google-oauth2", email=ADA)
+def test_login_prompt_shows_who_logged_in(client_tenant):
+    prompt = LoginPrompt.start(client_tenant)
+    client_tenant.sandbox.approve_device(prompt.pending.user_code, connection="google-oauth2", email=ADA)
 
     session = prompt.result(WAIT)
 
@@ -351,8 +343,8 @@ def test_login_prompt_shows_who_logged_in(tenant):
     assert prompt.countdown.value == ""
 
 
-def test_cancelling_the_tables_login_links_nothing(tenant):
-    table = IdentityTable(ada_login(tenant))
+def test_cancelling_the_tables_login_links_nothing(client_tenant):
+    table = IdentityTable(ada_login(client_tenant))
     table.press_link("google-oauth2")
     table.wait_for_login(WAIT)
 
@@ -364,10 +356,11 @@ def test_cancelling_the_tables_login_links_nothing(tenant):
     assert table.prompt_area.children == () and not table.link_button.disabled
 
 
-def test_a_paste_login_finishes_with_the_address_pasted_into_the_prompt(tenant):
-    prompt = LoginPrompt.start(tenant, method="paste", purpose="linking", connection="github")
+def test_a_paste_login_finishes_with_the_address_pasted_into_the_prompt(client_tenant):
+    prompt = LoginPrompt.start(client_tenant, method="paste", purpose="linking", connection="github")
     assert f"href='{html.escape(prompt.pending.authorize_url)}'" in prompt.link.value
-    address = tenant.sandbox.approve_browser(prompt.pending.authorize_url, connection="github", email=ADA)
+    address = client_tenant.sandbox.approve_browser(prompt.pending.authorize_url, connection="github",
+                                                    email=ADA)
 
     prompt.paste_box.value = address
     prompt.paste_button.click()
@@ -378,14 +371,14 @@ def test_a_paste_login_finishes_with_the_address_pasted_into_the_prompt(tenant):
     assert prompt.paste_button.disabled
 
 
-def test_finish_with_an_empty_box_or_twice_does_not_end_the_paste_login(tenant):
-    prompt = LoginPrompt.start(tenant, method="paste", purpose="linking", connection="github")
+def test_finish_with_an_empty_box_or_twice_does_not_end_the_paste_login(client_tenant):
+    prompt = LoginPrompt.start(client_tenant, method="paste", purpose="linking", connection="github")
 
     prompt.paste_button.click()  # nothing pasted yet
     assert not prompt.pending.done()
     assert "Paste the address" in prompt.status.value
 
-    prompt.paste_box.value = tenant.sandbox.approve_browser(prompt.pending.authorize_url,
+    prompt.paste_box.value = client_tenant.sandbox.approve_browser(prompt.pending.authorize_url,
                                                             connection="github", email=ADA)
     prompt.paste_button.click()
     prompt.paste_button.click()  # a double click
@@ -393,13 +386,13 @@ def test_finish_with_an_empty_box_or_twice_does_not_end_the_paste_login(tenant):
     assert prompt.result(WAIT).user_id.startswith("github|")
 
 
-def test_an_unexpected_failure_is_one_line_in_the_message_area(tenant):
-    table = IdentityTable(ada_login(tenant))
+def test_an_unexpected_failure_is_one_line_in_the_message_area(client_tenant):
+    table = IdentityTable(ada_login(client_tenant))
     table.session.profile["identities"] = [{"provider": "google-oauth2"}]  # a profile that makes no sense
 
     table.press_link("google-oauth2")
     pending = table.wait_for_login(WAIT)
-    tenant.sandbox.approve_device(pending.user_code, connection="google-oauth2", email=ADA)
+    client_tenant.sandbox.approve_device(pending.user_code, connection="google-oauth2", email=ADA)
     assert table.wait_idle(WAIT)
 
     assert table.message.startswith("Something went wrong: KeyError")

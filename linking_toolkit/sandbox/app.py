@@ -1,4 +1,5 @@
-"""The sandbox's web app: an application factory wiring the Authentication and Management APIs."""
+"""The sandbox's web app: an application factory wiring the Authentication API (its routes and its
+HTML pages, on one authorization server) and the Management API."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import sys
 
 from flask import Flask, Response, request
 
-from .context import TenantContext
+from .context import TenantContext, install_tenant
+from .grants import install_oauth_server
+from .management_api import management
+from .oauth import auth
+from .pages import pages
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -16,15 +21,14 @@ MAX_BODY_BYTES = 1 << 20
 
 def create_app(tenant: TenantContext) -> Flask:
     """A Flask app serving one tenant. Two apps never share state."""
-    from .management_api import management
-    from .oauth import auth
-
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["linking_sandbox"] = tenant
+    install_tenant(app, tenant)
+    install_oauth_server(app)
     app.register_blueprint(auth)
+    app.register_blueprint(pages)
     app.register_blueprint(management, url_prefix="/api/v2")
 
     @app.after_request

@@ -1,22 +1,42 @@
-"""What one sandbox tenant is: its store, keys, URLs, clients and rate limiter.
+"""What one sandbox tenant is: its store, keys, URLs, clients, rate limiter and lifetimes.
 
-Every request handler finds its tenant with ``tenant_of(current_app)``; nothing lives at module
+Every request handler finds its tenant with ``current_tenant()``; nothing lives at module
 level, so two sandboxes in one process never share state.
 """
 
 from __future__ import annotations
 
+import secrets
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 
 from .keys import SigningKeys
 from .store import Store
 
-__all__ = ["RateLimiter", "TenantContext", "parse_rate_limit", "tenant_of"]
+__all__ = [
+    "DEVICE_CODE_SECONDS",
+    "DEVICE_POLL_INTERVAL",
+    "ExportState",
+    "LoginTransaction",
+    "RateLimiter",
+    "TenantContext",
+    "check_device_options",
+    "current_tenant",
+    "install_tenant",
+    "parse_rate_limit",
+    "tenant_of",
+]
+
+TENANT_EXTENSION = "linking_sandbox"  # where an app keeps its tenant (Flask's app.extensions)
+DEVICE_CODE_SECONDS = 900  # Auth0's default lifetime of a device code
+DEVICE_POLL_INTERVAL = 5  # Auth0's default polling interval, in seconds
 
 # Auth0's Management API rate-limit tiers (its "Management API Endpoint Rate Limits" page):
 # free tenants burst 2 at 2/s, enterprise 50 at 16/s.
@@ -83,9 +103,55 @@ class RateLimiter:
         return allowed, headers
 
 
+def check_device_options(device_code_seconds: int, device_poll_interval: int) -> None:
+    """ValueError, in one line, for device-flow lifetimes a tenant cannot run with.
+
+    A device code may be issued already expired (``device_code_seconds`` <= 0 shows a client what
+    ``expired_token`` looks like), but polling needs an interval of at least one second.
+    """
+    if isinstance(device_code_seconds, bool) or not isinstance(device_code_seconds, int):
+        raise ValueError(f"device_code_seconds must be an int, not {device_code_seconds!r}")
+    if (isinstance(device_poll_interval, bool) or not isinstance(device_poll_interval, int)
+            or device_poll_interval < 1):
+        raise ValueError(f"device_poll_interval must be an int >= 1, not {device_poll_interval!r}")
+
+
+@dataclass
+class LoginTransaction:
+    """A person between /authorize (or /activate) and the end of their login.
+
+    ``csrf`` goes in every form's hidden field and in a cookie: a form posted from another site
+    carries neither, so it cannot finish someone else's login.
+    """
+
+    id: str
+    kind: str  # "authorize" | "device"
+    params: dict[str, Any]
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    created: float = field(default_factory=time.time)
+    done: bool = False
+
+
+class ExportState:
+    """A tenant's export directory, running export threads and their stop signal."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="linking-sandbox-exports-")
+        # Removed at interpreter exit at the latest, even if the sandbox is never stopped.
+        self.remove = weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+
+
 @dataclass
 class TenantContext:
-    """One tenant. ``base_url`` is ``http://127.0.0.1:{port}`` (no trailing slash)."""
+    """One tenant. ``base_url`` is ``http://127.0.0.1:{port}`` (no trailing slash).
+
+    ``device_code_seconds`` and ``device_poll_interval`` are the device flow's lifetimes (Auth0's
+    defaults unless the ``Sandbox`` was given others); ``exports`` is the export jobs' state, made
+    by the first job; ``logins`` holds the logins in progress, by id, under ``logins_lock``.
+    """
 
     store: Store
     keys: SigningKeys
@@ -93,7 +159,12 @@ class TenantContext:
     seed: int | None = None
     rate_limiter: RateLimiter | None = None
     quiet: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
+    device_code_seconds: int = DEVICE_CODE_SECONDS
+    device_poll_interval: int = DEVICE_POLL_INTERVAL
+    exports: ExportState | None = None
+    exports_lock: threading.Lock = field(default_factory=threading.Lock)
+    logins: dict[str, LoginTransaction] = field(default_factory=dict)
+    logins_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def issuer(self) -> str:
@@ -120,5 +191,17 @@ class TenantContext:
         return self.store.get_setting("m2m_client_id") or ""
 
 
+def install_tenant(app: Flask, tenant: TenantContext) -> None:
+    """Make ``tenant`` the one the app's handlers serve (``create_app`` calls it)."""
+    app.extensions[TENANT_EXTENSION] = tenant
+
+
 def tenant_of(app: Flask) -> TenantContext:
-    return app.extensions["linking_sandbox"]
+    """The tenant an app serves."""
+    tenant: TenantContext = app.extensions[TENANT_EXTENSION]
+    return tenant
+
+
+def current_tenant() -> TenantContext:
+    """The tenant of the request being handled."""
+    return tenant_of(current_app)

@@ -19,9 +19,9 @@ from urllib.parse import urljoin
 
 import httpx2
 
-__all__ = ["LoginPageError", "approve_browser", "approve_device"]
+from .connections import DATABASE
 
-DATABASE = "Username-Password-Authentication"
+__all__ = ["LoginPageError", "approve_browser", "approve_device"]
 
 
 class LoginPageError(RuntimeError):
@@ -29,7 +29,7 @@ class LoginPageError(RuntimeError):
 
 
 @dataclass
-class Form:
+class _Form:
     id: str
     action: str
     method: str
@@ -43,15 +43,15 @@ class _FormParser(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self.forms: list[Form] = []
+        self.forms: list[_Form] = []
         self.error: str | None = None
         self._in_error = False
-        self._current: Form | None = None
+        self._current: _Form | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self._current = Form(a.get("id", ""), a.get("action", ""), a.get("method", "get").lower(), a)
+            self._current = _Form(a.get("id", ""), a.get("action", ""), a.get("method", "get").lower(), a)
             self.forms.append(self._current)
         elif tag == "input" and self._current is not None and a.get("name"):
             self._current.fields.append((a["name"], a.get("value", "")))
@@ -78,14 +78,14 @@ def _parse(response: httpx2.Response) -> _FormParser:
     return parser
 
 
-def _form(page: _FormParser, predicate: object, what: str) -> Form:
+def _form(page: _FormParser, predicate: object, what: str) -> _Form:
     for form in page.forms:
         if callable(predicate) and predicate(form):
             return form
     raise LoginPageError(page.error or f"the page has no {what}")
 
 
-def _submit(client: httpx2.Client, page_url: str, form: Form, values: dict[str, str] | None = None,
+def _submit(client: httpx2.Client, page_url: str, form: _Form, values: dict[str, str] | None = None,
             button: tuple[str, str] | None = None) -> httpx2.Response:
     data = dict(form.fields)
     data.update(values or {})

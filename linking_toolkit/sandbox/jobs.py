@@ -1,9 +1,10 @@
 """Users-export jobs of the sandbox: a background thread writes a gzipped NDJSON or CSV file.
 
-Rows stream from SQLite in chunks (see ``Store.export_chunks``; ``_NdjsonFields`` has SQLite pick
-the asked fields too) straight into the gzip stream, so an export of a million users never holds
-them in memory. Files live in a temporary directory of the tenant, removed when the sandbox stops
-(``stop_exports`` runs when the store closes) or, at the latest, when the interpreter exits.
+Rows stream from SQLite in chunks (see ``Store.export_chunks``; ``NdjsonFieldsInSql`` has SQLite
+pick the asked fields too, with ``Store.export_picked_chunks``) straight into the gzip stream, so an
+export of a million users never holds them in memory. Files live in a temporary directory of the
+tenant, removed when the sandbox stops (``stop_exports`` runs when the store closes) or, at the
+latest, when the interpreter exits.
 """
 
 from __future__ import annotations
@@ -15,18 +16,27 @@ import json
 import operator
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .context import TenantContext
-from .store import EXPORT_BARE_RECORD_SQL, Store, _connection_filter
+from .context import ExportState, TenantContext
+from .store import Store
 
-__all__ = ["DEFAULT_CSV_FIELDS", "EXPORT_FORMATS", "download_path", "start_export", "stop_exports"]
+__all__ = [
+    "DEFAULT_CSV_FIELDS",
+    "EXPORT_FORMATS",
+    "CsvWriter",
+    "NdjsonAll",
+    "NdjsonFieldsInPython",
+    "NdjsonFieldsInSql",
+    "RecordWriter",
+    "download_path",
+    "record_writer",
+    "start_export",
+    "stop_exports",
+]
 
 EXPORT_FORMATS = ("json", "csv")
 # What Auth0's dashboard proposes for a CSV export when no fields are given.
@@ -36,34 +46,18 @@ CHUNK = 5000
 GZIP_LEVEL = 4  # a small level: the export is bound by compression time, and the files stay small
 
 
-class _Exports:
-    """A tenant's export directory, running threads and stop signal."""
-
-    def __init__(self) -> None:
-        self.directory = tempfile.mkdtemp(prefix="linking-sandbox-exports-")
-        # Removed at interpreter exit at the latest, even if the sandbox is never stopped.
-        self.remove = weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
-        self.stop = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.lock = threading.Lock()
-
-
-def _exports(ctx: TenantContext) -> _Exports:
-    with _EXTRAS_LOCK:
-        state = ctx.extras.get("exports")
-        if state is None:
-            state = ctx.extras["exports"] = _Exports()
+def _exports(ctx: TenantContext) -> ExportState:
+    with ctx.exports_lock:
+        if ctx.exports is None:
+            ctx.exports = ExportState()
             # Sandbox.stop() closes the store: the exports stop and their files go with it.
             ctx.store.on_close(lambda: stop_exports(ctx))
-    return state
-
-
-_EXTRAS_LOCK = threading.Lock()
+        return ctx.exports
 
 
 def stop_exports(ctx: TenantContext) -> None:
     """Stop running exports and delete the tenant's export files. Call before the store closes."""
-    state: _Exports | None = ctx.extras.get("exports")
+    state = ctx.exports
     if state is None:
         return
     state.stop.set()
@@ -88,8 +82,7 @@ def download_path(ctx: TenantContext, job: dict[str, Any]) -> str | None:
     """The file of a completed job, if it is still there."""
     if job["status"] != "completed" or not job["file_path"]:
         return None
-    state: _Exports | None = ctx.extras.get("exports")
-    if state is None or not os.path.isfile(job["file_path"]):
+    if ctx.exports is None or not os.path.isfile(job["file_path"]):
         return None
     return job["file_path"]
 
@@ -103,7 +96,7 @@ def _run_export(store: Store, job: dict[str, Any], connection: str | None, path:
         store.update_job(job["id"], status="processing")
         started = time.monotonic()
         done = 0
-        writer = _record_writer(job)
+        writer = record_writer(job)
         partial = path + ".part"
         with gzip.open(partial, "wb", compresslevel=GZIP_LEVEL) as out:
             header = writer.header()
@@ -132,7 +125,7 @@ def _run_export(store: Store, job: dict[str, Any], connection: str | None, path:
             pass
 
 
-class _Writer:
+class RecordWriter:
     """A file format: its header, where its chunks of lines come from, and how they are written."""
 
     def header(self) -> bytes:
@@ -145,50 +138,29 @@ class _Writer:
         raise NotImplementedError
 
 
-class _NdjsonAll(_Writer):
+class NdjsonAll(RecordWriter):
     """Records exactly as SQLite built them: one JSON object a line."""
 
     def write(self, records: list[str]) -> bytes:
         return ("\n".join(records) + "\n").encode()
 
 
-class _NdjsonFields(_NdjsonAll):
-    """Only the asked fields, each under its ``export_as`` name, picked by SQLite from the record.
-
-    A line is concatenated text: ``,"alias":`` then the field's JSON as ``->`` extracts it, left out
-    when absent or null (the Python path's None test). Values are copied verbatim from the record,
-    with whatever nulls it holds nested in ``user_metadata``. The record is the bare one (absent
-    members as null, see ``EXPORT_BARE_RECORD_SQL``): the null test here makes leaving them out twice
-    useless, and it is cheaper to build and to read.
-    """
+class NdjsonFieldsInSql(NdjsonAll):
+    """Only the asked fields, each under its ``export_as`` name, picked by SQLite from the record
+    (``Store.export_picked_chunks``): left out when absent or null, values copied verbatim."""
 
     def __init__(self, prefixes: list[str], paths: list[str]) -> None:
-        self.prefixes, self.paths = prefixes, paths
+        self.members = list(zip(prefixes, paths, strict=True))
 
     def chunks(self, store: Store, connection: str | None, size: int) -> Iterator[list[str]]:
-        """``export_chunks``' keyset paging; MATERIALIZED builds each full record once, not once a field."""
-        where, params = _connection_filter(connection)
-        # nullif(..., 'null'): ``->`` answers SQL NULL when absent, the text 'null' for a JSON null.
-        pieces = " || ".join(["coalesce(? || nullif(rec -> ?, 'null'), '')"] * len(self.paths))
-        picked = [value for pair in zip(self.prefixes, self.paths, strict=True) for value in pair]
-        sql = (f"WITH page AS MATERIALIZED (SELECT u.user_id, {EXPORT_BARE_RECORD_SQL} AS rec FROM users u"  # noqa: S608
-               f" WHERE {where} AND u.user_id > ? ORDER BY u.user_id LIMIT ?)"
-               f" SELECT user_id, '{{' || substr({pieces}, 2) || '}}' FROM page ORDER BY user_id")
-        last = ""
-        while True:
-            with store.read() as db:
-                rows = db.execute(sql, (*params, last, size, *picked)).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [r[1] for r in rows]
+        return store.export_picked_chunks(connection, self.members, size)
 
 
-class _NdjsonFieldsInPython(_Writer):
+class NdjsonFieldsInPython(RecordWriter):
     """The asked fields picked in Python: for names SQLite's JSON paths cannot address exactly."""
 
     def __init__(self, fields: list[dict[str, str]]) -> None:
-        self.fields = [(field_getter(f["name"]), f.get("export_as") or f["name"]) for f in fields]
+        self.fields = [(_field_getter(f["name"]), f.get("export_as") or f["name"]) for f in fields]
 
     def write(self, records: list[str]) -> bytes:
         lines = []
@@ -199,10 +171,12 @@ class _NdjsonFieldsInPython(_Writer):
         return ("\n".join(lines) + "\n").encode()
 
 
-class _Csv(_Writer):
+class CsvWriter(RecordWriter):
+    """Auth0's CSV export: a header of aliases, one row a user (the dashboard's fields by default)."""
+
     def __init__(self, fields: list[dict[str, str]] | None) -> None:
         chosen = fields or [{"name": n} for n in DEFAULT_CSV_FIELDS]
-        self.fields = [(field_getter(f["name"]), f.get("export_as") or f["name"]) for f in chosen]
+        self.fields = [(_field_getter(f["name"]), f.get("export_as") or f["name"]) for f in chosen]
 
     def header(self) -> bytes:
         return self._rows([[alias for _, alias in self.fields]])
@@ -211,7 +185,7 @@ class _Csv(_Writer):
         rows = []
         for text in records:
             record = json.loads(text)
-            rows.append([csv_cell(get(record)) for get, _ in self.fields])
+            rows.append([_csv_cell(get(record)) for get, _ in self.fields])
         return self._rows(rows)
 
     @staticmethod
@@ -221,18 +195,20 @@ class _Csv(_Writer):
         return buffer.getvalue().encode()
 
 
-def _record_writer(job: dict[str, Any]) -> _Writer:
+def record_writer(job: dict[str, Any]) -> RecordWriter:
+    """The writer of a job's ``format`` and ``fields``: SQLite picks the fields when it can read them
+    exactly as ``_field_getter`` does, Python otherwise."""
     fields = job.get("fields")
     if job["format"] == "csv":
-        return _Csv(fields)
+        return CsvWriter(fields)
     if not fields:
-        return _NdjsonAll()
+        return NdjsonAll()
     aliases = [f.get("export_as") or f["name"] for f in fields]
     paths = [_json_path(f["name"]) for f in fields]
-    # Python for what SQLite cannot read exactly like field_getter, or a repeated alias (last one wins).
+    # Python for what SQLite cannot read exactly like _field_getter, or a repeated alias (last one wins).
     if len(set(aliases)) < len(aliases) or None in paths:
-        return _NdjsonFieldsInPython(fields)
-    return _NdjsonFields([f",{json.dumps(alias)}:" for alias in aliases], [p for p in paths if p])
+        return NdjsonFieldsInPython(fields)
+    return NdjsonFieldsInSql([f",{json.dumps(alias)}:" for alias in aliases], [p for p in paths if p])
 
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -242,7 +218,7 @@ _PLAIN_KEY = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def _json_path(name: str) -> str | None:
-    """``name``'s steps (as ``field_getter`` parses them) as an SQLite JSON path, or None when a
+    """``name``'s steps (as ``_field_getter`` parses them) as an SQLite JSON path, or None when a
     step has no exact equivalent there (a key with quotes or non-ASCII, an index past 9 digits)."""
     path = "$"
     for key, index in _STEP.findall(name):
@@ -255,7 +231,7 @@ def _json_path(name: str) -> str | None:
     return path
 
 
-def field_getter(name: str) -> Callable[[dict[str, Any]], Any]:
+def _field_getter(name: str) -> Callable[[dict[str, Any]], Any]:
     """A reader of ``name`` (``email``, ``identities[0].connection``) in an export record; it
     answers None when absent. Parsed once per job, not once per record."""
     steps = [(key, int(index) if index else None) for key, index in _STEP.findall(name)]
@@ -276,7 +252,7 @@ def field_getter(name: str) -> Callable[[dict[str, Any]], Any]:
     return get
 
 
-def csv_cell(value: Any) -> str:
+def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if value is True or value is False:

@@ -7,7 +7,6 @@ so notebook outputs compare, but it must never make a key guessable.
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
 from joserfc import jwt
@@ -41,7 +40,7 @@ class SigningKeys:
         """The public JWKS document, as Auth0 serves it at /.well-known/jwks.json."""
         keys = []
         for key in self._keys:
-            public = key.as_dict(private=False)
+            public: dict[str, Any] = dict(key.as_dict(private=False))
             public.update({"kid": key.kid, "use": "sig", "alg": "RS256"})
             keys.append(public)
         return {"keys": keys}
@@ -57,7 +56,3 @@ class SigningKeys:
         """
         tok = jwt.decode(token, self.key_set(), algorithms=["RS256"])
         return dict(tok.claims)
-
-    @staticmethod
-    def now() -> int:
-        return int(time.time())

@@ -8,7 +8,6 @@ Pages answer bad input with a 4xx page, never a 500 and never a redirect to an u
 from __future__ import annotations
 
 import hmac
-import sqlite3
 import time
 from typing import Any
 from urllib.parse import quote
@@ -20,20 +19,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from . import oauth_state as state
-from .context import TenantContext, tenant_of
-from .oauth import Auth0Error, active_user, known_audience, oauth_server, record_login
-from .seed import verify_password
-from .store import full_user_id, now_iso
+from .authserver import OAuthError, active_user, known_audience, oauth_server
+from .context import LoginTransaction, TenantContext, current_tenant
+from .passwords import verify_password
 
 __all__ = ["pages"]
 
 pages = Blueprint("pages", __name__)
 
 COOKIE_PREFIX = "sbx_"
-
-
-def _tenant() -> TenantContext:
-    return tenant_of(current_app)
 
 
 def _page(template: str, status: int = 200, **values: Any) -> Response:
@@ -47,15 +41,15 @@ def _error_page(message: str, status: int = 400) -> Response:
     return _page("error.html", status, message=message)
 
 
-def _with_cookie(response: Response, tx: state.LoginTransaction) -> Response:
+def _with_cookie(response: Response, tx: LoginTransaction) -> Response:
     response.set_cookie(COOKIE_PREFIX + tx.id, tx.csrf, max_age=state.TRANSACTION_SECONDS,
                         httponly=True, samesite="Lax", path="/")
     return response
 
 
-def _posted_transaction() -> state.LoginTransaction | None:
+def _posted_transaction() -> LoginTransaction | None:
     """The transaction a form names, if its CSRF token matches both the field and the cookie."""
-    tx = state.get_transaction(_tenant(), request.form.get("tx"))
+    tx = state.get_transaction(current_tenant(), request.form.get("tx"))
     if tx is None:
         return None
     field = request.form.get("csrf", "")
@@ -67,12 +61,12 @@ def _posted_transaction() -> state.LoginTransaction | None:
 
 
 def _client_name(client_id: str) -> str:
-    client = _tenant().store.client(client_id)
+    client = current_tenant().store.client(client_id)
     return client["name"] if client else client_id
 
 
 @pages.errorhandler(RequestEntityTooLarge)
-def too_large(error: RequestEntityTooLarge) -> Response:
+def form_too_large(error: RequestEntityTooLarge) -> Response:
     return _error_page("The form sent is too large.", 413)
 
 
@@ -80,7 +74,7 @@ def too_large(error: RequestEntityTooLarge) -> Response:
 
 @pages.get("/authorize")
 def authorize() -> Response:
-    tenant = _tenant()
+    tenant = current_tenant()
     try:
         grant = oauth_server(current_app).get_consent_grant(end_user=None)
     except OAuth2Error as error:
@@ -100,7 +94,7 @@ def authorize() -> Response:
 
     try:
         audience = known_audience(tenant, args.get("audience"))
-    except Auth0Error as error:
+    except OAuthError as error:
         return fail(error.error, error.description)
     connection = args.get("connection")
     if connection and tenant.store.connection_by_name(connection) is None:
@@ -120,11 +114,11 @@ def authorize() -> Response:
     return _with_cookie(_start_login(tx), tx)
 
 
-def _start_login(tx: state.LoginTransaction) -> Response:
+def _start_login(tx: LoginTransaction) -> Response:
     """The connection chooser, or straight to the named connection (``connection=``)."""
     connection = tx.params.get("connection")
     if connection:
-        found = _tenant().store.connection_by_name(connection)
+        found = current_tenant().store.connection_by_name(connection)
         if found and found["is_social"]:
             return redirect(f"/simulated/{quote(connection)}/authorize?tx={tx.id}", code=302)
     return redirect(f"/u/login?tx={tx.id}", code=302)
@@ -132,9 +126,9 @@ def _start_login(tx: state.LoginTransaction) -> Response:
 
 # -- the login page ----------------------------------------------------------------------------------
 
-def _login_page(tx: state.LoginTransaction, error: str | None = None, status: int = 200,
+def _login_page(tx: LoginTransaction, error: str | None = None, status: int = 200,
                 email: str = "") -> Response:
-    connections = _tenant().store.connections()
+    connections = current_tenant().store.connections()
     only = tx.params.get("connection")
     if only:
         connections = [c for c in connections if c["name"] == only]
@@ -146,7 +140,7 @@ def _login_page(tx: state.LoginTransaction, error: str | None = None, status: in
 
 @pages.get("/u/login")
 def login_page() -> Response:
-    tx = state.get_transaction(_tenant(), request.args.get("tx"))
+    tx = state.get_transaction(current_tenant(), request.args.get("tx"))
     if tx is None:
         return _error_page("This login has expired or was already completed. Start again from the "
                            "application.")
@@ -155,7 +149,7 @@ def login_page() -> Response:
 
 @pages.post("/u/login")
 def login_submit() -> Response:
-    tenant = _tenant()
+    tenant = current_tenant()
     tx = _posted_transaction()
     if tx is None:
         return _error_page("This form has expired or did not come from this page. Start again.", 403)
@@ -177,13 +171,13 @@ def login_submit() -> Response:
 # -- simulated social providers -------------------------------------------------------------------
 
 def _social(connection: str) -> dict[str, Any] | None:
-    found = _tenant().store.connection_by_name(connection)
+    found = current_tenant().store.connection_by_name(connection)
     return found if found and found["is_social"] else None
 
 
 @pages.get("/simulated/<connection>/authorize")
 def upstream_page(connection: str) -> Response:
-    tenant = _tenant()
+    tenant = current_tenant()
     if _social(connection) is None:
         return _error_page(f"There is no social connection named {connection!r}.", 404)
     tx = state.get_transaction(tenant, request.args.get("tx"))
@@ -196,7 +190,7 @@ def upstream_page(connection: str) -> Response:
 
 @pages.post("/simulated/<connection>/authorize")
 def upstream_submit(connection: str) -> Response:
-    tenant = _tenant()
+    tenant = current_tenant()
     if _social(connection) is None:
         return _error_page(f"There is no social connection named {connection!r}.", 404)
     tx = _posted_transaction()
@@ -208,52 +202,41 @@ def upstream_submit(connection: str) -> Response:
     account = next((a for a in tenant.store.upstream_accounts(connection) if a["sub"] == sub), None)
     if account is None:
         return _error_page("Choose one of the accounts listed.", 400)
-    return _finish(tx, social_user(tenant, connection, account))
+    return _finish(tx, _social_user(tenant, connection, account))
 
 
-def social_user(tenant: TenantContext, connection: str, account: dict[str, Any]) -> str:
-    """The user who owns this social identity, created on first login as ``provider|sub``
-    (if the identity was linked into another user, that user is who logs in, as on Auth0)."""
-    for _ in range(2):
-        identity = tenant.store.find_identity(connection, account["sub"])
-        if identity is not None:
-            return identity["owner"]
-        profile = {
-            "email": account["email"],
-            "email_verified": account["email_verified"],
-            "name": account["name"],
-            "given_name": account["given_name"],
-            "family_name": account["family_name"],
-            "picture": account["picture"],
-            "nickname": (account["email"] or "").split("@")[0] or None,
-        }
-        try:
-            with tenant.store.transaction() as db:
-                return tenant.store.insert_user(
-                    db, provider=connection, user_id=account["sub"], connection=connection,
-                    is_social=True, profile=profile, created_at=now_iso())
-        except sqlite3.IntegrityError:
-            continue  # a concurrent first login created it: read it again
-    return full_user_id(connection, account["sub"])
+def _social_user(tenant: TenantContext, connection: str, account: dict[str, Any]) -> str:
+    """The user who logs in with this upstream account (created on first login, see
+    ``Store.social_user``)."""
+    profile = {
+        "email": account["email"],
+        "email_verified": account["email_verified"],
+        "name": account["name"],
+        "given_name": account["given_name"],
+        "family_name": account["family_name"],
+        "picture": account["picture"],
+        "nickname": (account["email"] or "").split("@")[0] or None,
+    }
+    return tenant.store.social_user(connection, account["sub"], profile)
 
 
 # -- the end of a login ------------------------------------------------------------------------------
 
-def _finish(tx: state.LoginTransaction, user_id: str | None) -> Response:
+def _finish(tx: LoginTransaction, user_id: str | None) -> Response:
     """Approve (a user) or deny (None): a redirect to the app, or the device flow's last page."""
-    tenant = _tenant()
+    tenant = current_tenant()
     if not state.close_transaction(tenant, tx):
         return _error_page("This login was already completed.")
     response: Response
     if user_id is not None:
         try:
             active_user(tenant, user_id)
-        except Auth0Error as error:  # blocked (or deleted meanwhile): no code, no approval
+        except OAuthError as error:  # blocked (or deleted meanwhile): no code, no approval
             response = _error_page("Your account is blocked. Contact the administrator."
                                    if error.error == "unauthorized" else error.description, 401)
             response.delete_cookie(COOKIE_PREFIX + tx.id, path="/")
             return response
-        record_login(tenant, user_id)
+        tenant.store.record_login(user_id)
     if tx.kind == "device":
         finished = state.finish_device_code(tenant, tx.params["user_code"], user_id)
         if not finished:
@@ -283,7 +266,7 @@ def activate_page() -> Response:
 
 @pages.post("/activate")
 def activate_submit() -> Response:
-    tenant = _tenant()
+    tenant = current_tenant()
     typed = request.form.get("user_code", "")[:20]
     row = state.device_code_by_user(tenant, typed)
     if row is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import socket
 import threading
 from typing import Any
@@ -17,20 +16,20 @@ from werkzeug.serving import (
 )
 
 from .app import create_app
-from .context import RateLimiter, TenantContext, parse_rate_limit
-from .keys import SigningKeys
-from .seed import (
-    DATABASE,
-    DEMO_PEOPLE,
-    DemoTenant,
-    SyntheticTenant,
-    hash_password,
-    seed_demo_tenant,
-    seed_synthetic_users,
+from .connections import DATABASE
+from .context import (
+    DEVICE_CODE_SECONDS,
+    DEVICE_POLL_INTERVAL,
+    RateLimiter,
+    TenantContext,
+    check_device_options,
+    parse_rate_limit,
 )
+from .keys import SigningKeys
+from .seed import DemoTenant, SyntheticTenant, reopen_demo_tenant, seed_demo_tenant, seed_synthetic_users
 from .store import Store
 
-__all__ = ["Sandbox"]
+__all__ = ["Sandbox", "base_url_for"]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -60,43 +59,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def reopen_demo_tenant(store: Store, management_audience: str) -> DemoTenant:
-    """The demo tenant of an existing database file, now served at ``management_audience``.
-
-    Passwords are stored only as hashes, so the demo users get new random passwords (the info
-    line prints them); the M2M secret is read back from its client row.
-    """
-    native_id = store.get_setting("native_client_id") or ""
-    m2m_id = store.get_setting("m2m_client_id") or ""
-    m2m = store.client(m2m_id)
-    demo_emails = {person["email"] for person in DEMO_PEOPLE}
-    demo_users: list[dict[str, Any]] = []
-    with store.transaction() as db:
-        # The audience holds the port, which changes between runs: the grant and the stored
-        # refresh tokens follow the API to its new address, or client credentials would be refused.
-        old = db.execute("SELECT audience FROM client_grants WHERE client_id = ?", (m2m_id,)).fetchone()
-        if old is not None and old["audience"] != management_audience:
-            for table in ("client_grants", "refresh_tokens", "authorization_codes", "device_codes"):
-                db.execute(f"UPDATE {table} SET audience = ? WHERE audience = ?",  # noqa: S608
-                           (management_audience, old["audience"]))
-        rows = db.execute(
-            "SELECT i.*, json_extract(i.profile_data, '$.email') AS email,"
-            " json_extract(i.profile_data, '$.email_verified') AS email_verified"
-            " FROM identities i WHERE i.connection = ? AND i.is_social = 0 ORDER BY i.rowid",
-            (DATABASE,),
-        ).fetchall()
-        for row in rows:
-            if row["email"] not in demo_emails:
-                continue
-            password = secrets.token_urlsafe(12)
-            db.execute("UPDATE identities SET password_hash = ? WHERE provider = ? AND user_id = ?",
-                       (hash_password(password), row["provider"], row["user_id"]))
-            demo_users.append({"email": row["email"], "connection": DATABASE, "password": password,
-                               "user_id": row["owner"], "email_verified": bool(row["email_verified"])})
-    connections = {c["name"]: c["id"] for c in store.connections()}
-    return DemoTenant(native_id, m2m_id, (m2m or {}).get("client_secret") or "", connections, demo_users)
-
-
 class Sandbox:
     """A local Auth0-compatible tenant on a free loopback port.
 
@@ -105,6 +67,9 @@ class Sandbox:
     >>> with Sandbox(seed=1) as tenant:          # doctest: +SKIP
     ...     print(tenant.issuer)
     http://127.0.0.1:51234/
+
+    ``device_code_seconds`` and ``device_poll_interval`` set the device flow's lifetimes (Auth0's
+    900 s and 5 s by default): a test of expiry or of polling need not wait for Auth0's.
     """
 
     def __init__(
@@ -117,7 +82,12 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         quiet: bool = True,
+        device_code_seconds: int = DEVICE_CODE_SECONDS,
+        device_poll_interval: int = DEVICE_POLL_INTERVAL,
     ) -> None:
+        check_device_options(device_code_seconds, device_poll_interval)
+        self.device_code_seconds = device_code_seconds
+        self.device_poll_interval = device_poll_interval
         self.seed = seed
         self.users = users
         self.rate_limit = parse_rate_limit(rate_limit)
@@ -143,7 +113,9 @@ class Sandbox:
         store = Store(self.db)
         limiter = RateLimiter(*self.rate_limit) if self.rate_limit else None
         ctx = TenantContext(store=store, keys=SigningKeys(), base_url="", seed=self.seed,
-                            rate_limiter=limiter, quiet=self.quiet)
+                            rate_limiter=limiter, quiet=self.quiet,
+                            device_code_seconds=self.device_code_seconds,
+                            device_poll_interval=self.device_poll_interval)
         try:
             self._check_users_of(store)
             listener = _listen(self.host, self.port)

@@ -1,0 +1,53 @@
+"""Audit a whole tenant: every identity as a frame, link candidates, safe link plans with undo.
+
+The rules (what a record becomes, how emails are compared, which account is proposed as primary,
+when a group is safe, how metadata is merged) are plain functions on data; the functions that talk
+to a tenant (``audit_tenant``, ``apply_plan``, ``undo``) only fetch, call those rules and write a
+journal. One room per job, each importing only the rooms above it in this list:
+
+- ``frames``: the ``Audit`` value, records -> typed frames, ``normalise_email``;
+- ``candidates``: groups of users with one email, the proposed primary, the risks;
+- ``report``: styled summaries and the chart;
+- ``fetch``: reading a tenant (paging or an export job) or an export file;
+- ``journal``: the file ``apply_plan`` writes and ``undo`` reads;
+- ``plan``: link plans, the metadata merge, ``apply_plan`` and ``undo``.
+
+Examples
+--------
+>>> from linking_toolkit.audit import audit_tenant, link_candidates, plan_links, apply_plan  # doctest: +SKIP
+>>> result = audit_tenant(admin)
+>>> plan = plan_links(link_candidates(result), result)
+>>> apply_plan(admin, plan)                      # a dry run: what would happen
+"""
+
+from .candidates import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, link_candidates, risk_now
+from .fetch import audit_export_file, audit_tenant, read_ndjson_batches
+from .frames import AUDIT_FIELDS, Audit, audit_records, normalise_email
+from .journal import Journal
+from .plan import PLAN_COLUMNS, apply_plan, merge_metadata, plan_links, undo
+from .report import candidates_by_risk, connections_summary, identity_count_summary, plot_audit
+
+__all__ = [
+    "AUDIT_FIELDS",
+    "DATABASE_PROVIDER",
+    "DEFAULT_PRIMARY_RANK",
+    "PLAN_COLUMNS",
+    "RISKS",
+    "Audit",
+    "Journal",
+    "apply_plan",
+    "audit_export_file",
+    "audit_records",
+    "audit_tenant",
+    "candidates_by_risk",
+    "connections_summary",
+    "identity_count_summary",
+    "link_candidates",
+    "merge_metadata",
+    "normalise_email",
+    "plan_links",
+    "plot_audit",
+    "read_ndjson_batches",
+    "risk_now",
+    "undo",
+]

@@ -1,0 +1,110 @@
+"""How an audit reads at a glance: its counts as styled tables with bars, and as a chart.
+
+Every function here takes an ``Audit`` or a candidates frame and only presents it; the counts
+themselves are the frames' (``Audit.identities_per_connection()``, ``Audit.users_by_identity_count()``)
+or ``link_candidates``'s. A styled table's plain-text form is the table itself, and its HTML ids are
+fixed, so a notebook's saved output repeats from run to run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .candidates import link_candidates
+from .frames import Audit
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from pandas.io.formats.style import Styler
+
+__all__ = [
+    "candidates_by_risk",
+    "connections_summary",
+    "identity_count_summary",
+    "plot_audit",
+]
+
+
+def connections_summary(result: Audit) -> Styler:
+    """Identities per connection (main and linked) as a styled table with bars."""
+    return _bars(result.identities_per_connection(), "Identities per connection")
+
+
+def identity_count_summary(result: Audit) -> Styler:
+    """Users by number of identities (1, 2, 3+) as a styled table with bars."""
+    return _bars(result.users_by_identity_count(), "Users by number of identities")
+
+
+def candidates_by_risk(candidates: pd.DataFrame) -> Styler:
+    """Candidate groups and the users in them, per risk, as a styled table with bars."""
+    return _bars(_risk_table(candidates), "Link candidates by risk")
+
+
+def _risk_table(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Groups and users per risk, every risk present (a zero row says that risk was checked)."""
+    return candidates.groupby("risk", observed=False).agg(groups=("email", "size"), users=("users", "sum"))
+
+
+def _bars(table: pd.DataFrame, caption: str) -> Styler:
+    from pandas.io.formats.style import Styler
+
+    class SummaryStyler(Styler):
+        """A Styler whose plain-text form is the table itself (not a memory address), so a
+        notebook's saved output repeats from run to run."""
+
+        def __repr__(self) -> str:
+            return f"{caption}\n{self.data.to_string()}"
+
+    numeric = list(table.select_dtypes("number").columns)
+    # A fixed uuid (from the caption) instead of a random one, for the same reason.
+    uuid = "".join(ch if ch.isalnum() else "_" for ch in caption.lower())
+    # One scale for every column, never empty (an all-zero column would divide by zero).
+    top = max(1.0, float(table[numeric].to_numpy().max())) if numeric and len(table) else 1.0
+    return (SummaryStyler(table, uuid=uuid).bar(subset=numeric, color="#8fb8de", vmin=0, vmax=top)
+            .format("{:,}", subset=numeric).set_caption(caption))
+
+
+def plot_audit(result: Audit, candidates: pd.DataFrame | None = None) -> Figure:
+    """The audit's two counts that a glance should answer, as horizontal bar charts.
+
+    Left, link candidate groups by risk: how much could be linked safely against how much needs
+    a person to look first. Right, users by number of identities: how much is linked already.
+    Every bar carries its count, so a small bar next to a large one still reads. ``candidates``
+    is ``link_candidates(result)``, computed when not given.
+
+    Returns the matplotlib ``Figure``, already closed in pyplot: a notebook shows it once, as
+    the cell's result, and a script can ``fig.savefig(path)``.
+
+    Examples
+    --------
+    >>> plot_audit(result, candidates).savefig("audit.png")       # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt  # here, not at import: only the chart needs matplotlib
+
+    by_risk = _risk_table(link_candidates(result) if candidates is None else candidates)
+    by_count = result.users_by_identity_count()
+    # Through pyplot (not Figure()) so that Jupyter's inline backend loads and renders it.
+    fig, (risk_ax, count_ax) = plt.subplots(1, 2, figsize=(10, 3), layout="constrained")
+    fig.suptitle(f"Audit of {len(result.users):,} users")
+
+    # safe first and on top, the risks below in RISKS order
+    labels = [str(risk) for risk in by_risk.index]
+    bars = risk_ax.barh(labels, by_risk["groups"].tolist(),
+                        color=["#4c9a5b" if risk == "safe" else "#d98b3a" for risk in labels])
+    risk_ax.bar_label(bars, labels=[f"{g:,} ({u:,} users)" for g, u in
+                                    zip(by_risk["groups"].tolist(), by_risk["users"].tolist(),
+                                        strict=True)], padding=3)
+    risk_ax.set(title="Link candidate groups by risk", xlabel="candidate groups", ylabel="risk")
+
+    bars = count_ax.barh([str(n) for n in by_count.index], by_count["users"].tolist(), color="#8fb8de")
+    count_ax.bar_label(bars, labels=[f"{n:,}" for n in by_count["users"].tolist()], padding=3)
+    count_ax.set(title="Users by number of identities", xlabel="users", ylabel="identities per user")
+
+    for ax in (risk_ax, count_ax):
+        ax.invert_yaxis()  # read top-down, in the tables' order
+        ax.margins(x=0.3)  # room for the count labels right of the longest bar
+        ax.set_xlim(left=0)
+    plt.close(fig)  # out of pyplot's registry: the inline backend would draw it a second time
+    return fig

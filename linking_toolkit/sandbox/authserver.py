@@ -1,0 +1,284 @@
+"""The sandbox's authorization server: authlib's server, the client model, the token response,
+and the sandbox's OAuth error.
+
+authlib does what is easy to get wrong (client authentication, grant dispatch, PKCE verification,
+the grants' checks); this module gives it the tenant's clients and users, and builds the token
+response itself with ``tokens.py`` so every token is minted in one place. Errors leave as Auth0
+sends them: ``{"error", "error_description"}`` with Auth0's status codes. The grants are in
+``grants.py``; the routes that use this server in ``oauth.py`` and ``pages.py``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload
+from flask import Flask, Response, jsonify, request
+from werkzeug.datastructures import MultiDict
+
+from . import oauth_state as state
+from .context import TenantContext, current_tenant
+from .tokens import ACCESS_TOKEN_SECONDS, mint_access_token, mint_id_token
+
+__all__ = [
+    "AUTH0_ERROR_STATUS",
+    "DEVICE_CODE",
+    "LOOPBACK_HOSTS",
+    "PASSWORD_REALM",
+    "SERVER_EXTENSION",
+    "TOKEN_ENDPOINT_AUTH_METHODS",
+    "OAuthError",
+    "SandboxAuthorizationServer",
+    "SandboxClient",
+    "active_user",
+    "build_token_response",
+    "known_audience",
+    "loopback_match",
+    "oauth_server",
+    "printable",
+    "query_client",
+    "request_body",
+    "token_error",
+]
+
+PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"  # noqa: S105 - a grant type URI
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+SERVER_EXTENSION = "linking_sandbox_oauth"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+# Auth0 answers these token errors with 403 (429 for slow_down), where plain RFC 6749 says 400.
+AUTH0_ERROR_STATUS = {
+    "invalid_grant": 403,
+    "access_denied": 403,
+    "authorization_pending": 403,
+    "expired_token": 403,
+    "unauthorized_client": 403,
+    "slow_down": 429,
+}
+
+
+class OAuthError(OAuth2Error):
+    """An error with Auth0's code, message and status (authlib's classes carry RFC wording)."""
+
+    def __init__(self, error: str, description: str, status_code: int = 400) -> None:
+        super().__init__(description=printable(description), status_code=status_code)
+        self.error = error
+
+
+def printable(text: str) -> str:
+    """RFC 6749 §5.2 allows only printable ASCII but quote and backslash in an error description,
+    and authlib enforces it; echoed input (an audience, say) may hold anything."""
+    return "".join(c if (" " <= c <= "~" and c not in '"\\') else "?" for c in text)
+
+
+def token_error(error: str, description: str, status: int | None = None) -> Response:
+    """Auth0's Authentication API error body."""
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status or AUTH0_ERROR_STATUS.get(error, 400)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- clients -----------------------------------------------------------------------------------------
+
+def loopback_match(registered: str, given: str) -> bool:
+    """RFC 8252 §7.3: a loopback redirect matches whatever port the app listens on."""
+    try:
+        a, b = urlsplit(registered), urlsplit(given)
+        b.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:  # e.g. "http://[::1/callback": not a URL at all
+        return False
+    if a.scheme != "http" or a.hostname not in LOOPBACK_HOSTS:
+        return False
+    return (b.scheme, b.hostname, b.path or "/", b.query) == (a.scheme, a.hostname, a.path or "/", a.query)
+
+
+class SandboxClient(ClientMixin):
+    """A client row of the store, seen through authlib's client model."""
+
+    def __init__(self, row: dict[str, Any], native_scopes: str) -> None:
+        self.row = row
+        self.native_scopes = native_scopes.split()
+
+    @property
+    def is_public(self) -> bool:
+        return not self.row["client_secret"]
+
+    def get_client_id(self) -> str:
+        return self.row["client_id"]
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # Auth0 needs redirect_uri on every authorize request from these apps
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        asked = (scope or "").split()
+        if self.row["app_type"] == "native":
+            asked = [s for s in asked if s in self.native_scopes]
+        return " ".join(dict.fromkeys(asked))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return any(redirect_uri == uri or loopback_match(uri, redirect_uri)
+                   for uri in self.row["redirect_uris"])
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        secret = self.row["client_secret"]
+        return bool(secret) and hmac.compare_digest(secret.encode(), client_secret.encode())
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.is_public:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.row["grant_types"]
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.row["grant_types"]
+
+
+def query_client(client_id: str) -> SandboxClient | None:
+    tenant = current_tenant()
+    row = tenant.store.client(client_id) if isinstance(client_id, str) else None
+    if row is None:
+        return None
+    return SandboxClient(row, tenant.store.get_setting("native_scopes") or "")
+
+
+# -- requests: form or JSON body ------------------------------------------------------------------
+
+class _BodyPayload(OAuth2Payload):
+    def __init__(self, body: MultiDict) -> None:
+        self._body = body
+
+    @property
+    def data(self) -> MultiDict:
+        return self._body
+
+    @property
+    def datalist(self) -> dict[str, list[str]]:
+        return {k: self._body.getlist(k) for k in self._body}
+
+
+class _BodyRequest(OAuth2Request):
+    """The token request read from its body, form-encoded or JSON (auth0-python sends JSON)."""
+
+    def __init__(self, body: MultiDict) -> None:
+        super().__init__(method=request.method, uri=request.url, headers=request.headers)
+        self._body = body
+        self.payload = _BodyPayload(body)
+
+    @property
+    def args(self) -> MultiDict:
+        return request.args
+
+    @property
+    def form(self) -> MultiDict:
+        return self._body
+
+
+def request_body() -> MultiDict:
+    """Form fields or a flat JSON object's fields; raises OAuthError on anything else."""
+    if request.mimetype == "application/json":
+        try:
+            data = json.loads(request.get_data(as_text=True) or "{}")
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            raise OAuthError("invalid_request", "Invalid JSON body.") from None
+        if not isinstance(data, dict):
+            raise OAuthError("invalid_request", "The body must be a JSON object.")
+        body: MultiDict = MultiDict()
+        for key, value in data.items():
+            if value is None:
+                continue
+            if not isinstance(value, str | int | float | bool):
+                raise OAuthError("invalid_request", f"Parameter '{key}' must be a string.")
+            body.add(key, str(value))
+        return body
+    return MultiDict(request.form)
+
+
+# -- token response ------------------------------------------------------------------------------
+
+def known_audience(tenant: TenantContext, audience: str | None) -> str | None:
+    """The API a user token is for: the Management API or (no audience) userinfo only."""
+    if not audience or audience in (tenant.userinfo_url, tenant.management_audience):
+        return audience or None
+    raise OAuthError("access_denied", f"Service not found: {audience}", 403)
+
+
+def build_token_response(
+    tenant: TenantContext,
+    *,
+    client: SandboxClient,
+    user: dict[str, Any],
+    scope: str,
+    audience: str | None,
+    gty: str | None = None,
+    nonce: str | None = None,
+    auth_time: int | None = None,
+    refresh_token: bool = True,
+) -> dict[str, Any]:
+    """Auth0's token response for a user: access token, ID token when ``openid``, refresh token
+    when ``offline_access`` was granted to a client allowed to refresh."""
+    now = int(time.time())
+    auth_time = auth_time or now
+    scopes = scope.split()
+    body: dict[str, Any] = {
+        "access_token": mint_access_token(
+            tenant, sub=user["user_id"], client_id=client.get_client_id(), scope=scope,
+            audience=audience or tenant.userinfo_url, gty=gty, now=now),
+    }
+    if "offline_access" in scopes and refresh_token and client.check_grant_type("refresh_token"):
+        body["refresh_token"] = state.issue_refresh_token(
+            tenant, client_id=client.get_client_id(), user_id=user["user_id"], scope=scope,
+            audience=audience, auth_time=auth_time)
+    if "openid" in scopes:
+        body["id_token"] = mint_id_token(tenant, user=user, client_id=client.get_client_id(),
+                                         scope=scope, auth_time=auth_time, nonce=nonce, now=now)
+    body.update({"scope": scope, "expires_in": ACCESS_TOKEN_SECONDS, "token_type": "Bearer"})
+    return body
+
+
+def active_user(tenant: TenantContext, user_id: str) -> dict[str, Any]:
+    """The user who may get tokens now: a deleted user has none, a blocked one is refused."""
+    user = tenant.store.user_row(user_id)
+    if user is None:
+        raise OAuthError("invalid_grant", "The user no longer exists.", 403)
+    if user["blocked"]:
+        raise OAuthError("unauthorized", "user is blocked", 401)
+    return user
+
+
+class SandboxAuthorizationServer(AuthorizationServer):
+    """authlib's server reading JSON bodies too, and answering errors in Auth0's shape."""
+
+    def create_oauth2_request(self, req: Any) -> OAuth2Request:
+        if isinstance(req, OAuth2Request):
+            return req
+        if request.method == "POST" and request.path.endswith("/oauth/token"):
+            return _BodyRequest(request_body())
+        return super().create_oauth2_request(req)
+
+    def handle_error_response(self, req: Any, error: OAuth2Error) -> Response:
+        if error.error == "invalid_client":  # Auth0 says no more, whatever failed
+            return token_error("access_denied", "Unauthorized", 401)
+        status = AUTH0_ERROR_STATUS.get(error.error, error.status_code)
+        if isinstance(error, OAuthError):
+            status = error.status_code
+        return token_error(error.error, error.description or error.error.replace("_", " "), status)
+
+    def generate_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("tokens are built by build_token_response (tokens.py mints them)")
+
+
+def oauth_server(app: Flask) -> SandboxAuthorizationServer:
+    """The app's authorization server, made with its grants by ``grants.install_oauth_server``
+    when the app was created (one per app, so two sandboxes never share one)."""
+    server: SandboxAuthorizationServer = app.extensions[SERVER_EXTENSION]
+    return server

@@ -1,0 +1,109 @@
+"""Who is calling the Management API: the bearer token checked as Auth0 checks it, and its scopes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import request
+from joserfc.errors import BadSignatureError, JoseError
+
+from ..context import current_tenant
+from .errors import ApiError, unauthorized
+
+__all__ = ["SCOPE_MESSAGES", "Caller", "authenticate", "authorized_caller", "token_header"]
+
+NOT_ME = "User to be acted on does not match subject in bearer token."
+
+# Insufficient-scope messages, word for word as the OAS lists them for each operation.
+SCOPE_MESSAGES = {
+    "get_users": "Insufficient scope, expected any of: read:users.",
+    "post_users": "Insufficient scope, expected any of: create:users.",
+    "get_user": "Insufficient scope; expected any of: read:users, read:user_idp_tokens, read:current_user.",
+    "delete_user": "Insufficient scope; expected any of: delete:users,delete:current_user.",
+    "patch_user": "Insufficient scope; expected any of: "
+                  "update:users,update:users_app_metadata,update:current_user_metadata.",
+    "identities": "Insufficient scope; expected: update:users, update:current_user_identities.",
+    "users_by_email": "Insufficient scope; expected any of: read:users.",
+    "post_export": "Insufficient scope; expected any of: read:users.",
+    "get_job": "Insufficient scope; expected any of: create:users.",
+}
+
+@dataclass(frozen=True)
+class Caller:
+    """The bearer of a verified Management API access token."""
+
+    sub: str
+    azp: str | None
+    scopes: frozenset[str]
+    issuer: str
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def token_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWT, or ValueError."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWT")
+    raw = parts[0] + "=" * (-len(parts[0]) % 4)
+    header = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
+    if not isinstance(header, dict):
+        raise ValueError("header is not an object")
+    return header
+
+
+def authenticate() -> Caller:
+    """Check the bearer token as Auth0 does: an RS256 JWT signed by this tenant, not expired,
+    from this issuer, for the Management API audience. An ID token (aud = a client id) fails the
+    audience check: Auth0 no longer accepts ID tokens as bearer."""
+    ctx = current_tenant()
+    header = request.headers.get("Authorization")
+    if not header:
+        unauthorized("Missing authentication")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        unauthorized("Bad HTTP authentication header format")
+    try:
+        if token_header(token).get("alg") != "RS256":
+            unauthorized("Invalid token")
+        claims = ctx.keys.decode(token)
+    except BadSignatureError:
+        unauthorized("Invalid signature received for JSON Web Token validation")
+    except (JoseError, ValueError, UnicodeError, RecursionError):
+        unauthorized("Invalid token")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or exp <= time.time():
+        unauthorized("Expired token received for JSON Web Token validation")
+    if claims.get("iss") != ctx.issuer:
+        unauthorized("Invalid token")
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if ctx.management_audience not in audiences:
+        unauthorized(f"Bad audience: {' '.join(str(a) for a in audiences)}")
+    sub = claims.get("sub")
+    scope = claims.get("scope", "")
+    if not isinstance(sub, str) or not sub or not isinstance(scope, str):
+        unauthorized("Invalid token")
+    azp = claims.get("azp")
+    return Caller(sub=sub, azp=azp if isinstance(azp, str) else None,
+                  scopes=frozenset(scope.split()), issuer=ctx.issuer)
+
+
+def authorized_caller(operation: str, *, any_user: tuple[str, ...], own_user: tuple[str, ...] = (),
+              target: str | None = None) -> Caller:
+    """The caller, if one of ``any_user`` scopes is held, or one of ``own_user`` and ``target``
+    is the caller's own ``sub``. 403 otherwise, with Auth0's messages."""
+    caller = authenticate()
+    if any(caller.may(s) for s in any_user):
+        return caller
+    if any(caller.may(s) for s in own_user):
+        if target is not None and target != caller.sub:
+            raise ApiError(403, NOT_ME)
+        return caller
+    raise ApiError(403, SCOPE_MESSAGES[operation], "insufficient_scope")

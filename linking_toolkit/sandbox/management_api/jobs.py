@@ -1,0 +1,121 @@
+"""Management API routes on users-export jobs: start one, read its progress, download its file.
+
+The download lives outside ``/api/v2`` and takes no bearer, like Auth0's signed URL: the
+unguessable token in its path is the credential.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+
+from flask import Response, send_file
+
+from ..context import current_tenant
+from ..jobs import EXPORT_FORMATS, download_path, start_export
+from ..store import now_iso
+from .auth import authorized_caller
+from .blueprint import management, route
+from .errors import ApiError, bad_body, json_response
+from .validation import check_body, check_connection_id, path_segments, read_body
+
+__all__ = ["create_export", "download_export", "get_job"]
+
+EXPORT_SCHEMA: dict[str, tuple[str, ...]] = {
+    "connection_id": ("string",), "format": ("string",), "limit": ("integer",), "fields": ("array",),
+}
+
+
+@route("/jobs/users-exports", methods=["POST"])
+def create_export() -> Response:
+    """``POST /jobs/users-exports``: a background job writing a gzipped file (NDJSON or CSV)."""
+    authorized_caller("post_export", any_user=("read:users",))
+    body = read_body()
+    check_body(body, EXPORT_SCHEMA)
+    fmt = body.get("format", "csv")
+    if fmt not in EXPORT_FORMATS:
+        bad_body(f"Payload validation error: 'Invalid value \"{fmt[:20]}\" for enum' on property format.")
+    limit = body.get("limit")
+    if limit is not None and limit < 1:
+        bad_body("Payload validation error: 'Value 0 is less than minimum 1' on property limit.")
+    fields = body.get("fields")
+    if fields is not None:
+        for item in fields:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+                bad_body("Payload validation error: 'Missing required property: name' on property fields.")
+            extra = set(item) - {"name", "export_as"}
+            if extra:
+                bad_body(f"Payload validation error: 'Additional properties not allowed: {','.join(extra)}'.")
+            if any(not isinstance(v, str) or len(v) > 100 for v in item.values()):
+                bad_body("Payload validation error: 'Expected type string' on property fields.")
+    store = current_tenant().store
+    connection = None
+    if "connection_id" in body:
+        check_connection_id(body["connection_id"])
+        connection = store.connection_by_id(body["connection_id"])
+        if connection is None:
+            raise ApiError(400, "The connection does not exist.", "inexistent_connection")
+    job = {
+        "id": "job_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16)),
+        "type": "users_export", "status": "pending", "format": fmt, "created_at": now_iso(),
+        "connection_id": connection["id"] if connection else None, "fields": fields,
+        "download_token": secrets.token_urlsafe(32), "limit": limit,
+    }
+    store.create_job(job)
+    start_export(current_tenant(), job, connection["name"] if connection else None)
+    out: dict[str, Any] = {"type": job["type"], "status": job["status"]}
+    if connection:
+        out["connection_id"] = connection["id"]
+    # The OAS requires ``connection``: the connection's name, or "" when every user is exported.
+    out.update(connection=connection["name"] if connection else "", format=fmt)
+    if limit is not None:
+        out["limit"] = limit
+    if fields is not None:
+        out["fields"] = fields
+    out.update(created_at=job["created_at"], id=job["id"])
+    return json_response(out)
+
+
+@route("/jobs/<path:_rest>", methods=["GET"])
+def get_job(_rest: str) -> Response:
+    """``GET /jobs/{id}``: status, progress, and the download ``location`` once completed."""
+    segments = path_segments()
+    if len(segments) != 2 or not segments[1]:
+        raise ApiError(404, "Not Found")
+    authorized_caller("get_job", any_user=("create:users", "read:users"))
+    job = current_tenant().store.get_job(segments[1])
+    if job is None:
+        raise ApiError(404, "The job does not exist.", "inexistent_job")
+    out: dict[str, Any] = {"type": job["type"], "status": job["status"], "created_at": job["created_at"],
+                           "id": job["id"]}
+    if job["connection_id"]:
+        out["connection_id"] = job["connection_id"]
+    out["format"] = job["format"]
+    out["percentage_done"] = job["percentage_done"]
+    out["time_left_seconds"] = job["time_left_seconds"] or 0
+    if job["status"] == "completed":
+        out["location"] = f"{current_tenant().base_url}/exports/{job['download_token']}.{job['format']}.gz"
+    if job["status"] == "failed":
+        out["status_details"] = "The export failed."
+    return json_response(out)
+
+
+# -- the export download: outside /api/v2 and without a bearer, like Auth0's signed URL --------------
+
+def download_export(name: str) -> Response:
+    """Serve a completed export; the unguessable token in the URL is the credential."""
+    ctx = current_tenant()
+    token, _, ext = name.partition(".")
+    job = ctx.store.job_by_download_token(token) if token else None
+    path = download_path(ctx, job) if job else None
+    if job is None or path is None or ext != f"{job['format']}.gz":
+        return ApiError(404, "Not Found").response()
+    return send_file(path, mimetype="application/gzip", as_attachment=True,
+                     download_name=f"{job['id']}.{job['format']}.gz")
+
+
+@management.record_once
+def _register_download(state: Any) -> None:
+    # The route lives at the app's root (the blueprint's own prefix is /api/v2).
+    state.app.add_url_rule("/exports/<name>", "management_export_download", download_export)

@@ -1,0 +1,140 @@
+"""Reading a Management API request: path segments, JSON bodies checked against a schema, query
+parameters, and ``fields`` projection, with Auth0's validation messages.
+
+Path ids are read from the raw request URI, because werkzeug decodes ``%2F`` into ``/`` before
+routing, and an id like ``samlp|a/b`` must stay one segment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from flask import request
+
+from .errors import ApiError, bad_body, bad_query
+
+__all__ = ["CONNECTION_ID", "PROVIDERS", "check_body", "check_connection_id", "json_type", "path_segments",
+           "project", "query_bool", "query_int", "read_body"]
+
+# The providers the OAS's UserIdentityProviderEnum allows in a path or body.
+PROVIDERS = frozenset((
+    "ad adfs amazon apple dropbox bitbucket auth0-oidc auth0 baidu bitly box custom daccount dwolla "
+    "email evernote-sandbox evernote exact facebook fitbit github google-apps google-oauth2 instagram "
+    "ip line linkedin oauth1 oauth2 office365 oidc okta paypal paypal-sandbox pingfederate "
+    "planningcenter salesforce-community salesforce-sandbox salesforce samlp sharepoint shopify shop "
+    "sms soundcloud thirtysevensignals twitter untappd vkontakte waad weibo windowslive wordpress "
+    "yahoo yandex"
+).split())
+
+CONNECTION_ID = re.compile(r"^con_[A-Za-z0-9]{16}$")
+
+
+def check_connection_id(connection_id: str) -> None:
+    """A 400 unless ``connection_id`` has the shape of one (``con_`` and 16 letters or digits)."""
+    if not CONNECTION_ID.fullmatch(connection_id):
+        bad_body("Payload validation error: 'String does not match pattern ^con_[A-Za-z0-9]{16}$'"
+                 " on property connection_id.")
+
+
+def path_segments() -> list[str]:
+    """The segments after ``/api/v2/``, percent-decoded one by one from the raw URI, so that an
+    encoded ``/`` stays inside its segment. Invalid UTF-8 is a 400, not a 500."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw:
+        path_bytes = urlsplit(raw).path.encode("latin-1", "replace")
+    else:  # a WSGI server that keeps no raw URI: werkzeug's decoded path is the best there is
+        path_bytes = request.path.encode("utf-8")
+    prefix = b"/api/v2/"
+    if not path_bytes.startswith(prefix):
+        raise ApiError(404, "Not Found")
+    try:
+        return [unquote_to_bytes(seg).decode("utf-8") for seg in path_bytes[len(prefix):].split(b"/")]
+    except UnicodeDecodeError:
+        raise ApiError(400, "Path validation error: the path is not valid UTF-8.", "invalid_uri") from None
+
+
+def read_body(*, form_allowed: bool = True) -> dict[str, Any]:
+    """The JSON (or form-encoded, as the OAS allows) body as a dict; Auth0's errors otherwise."""
+    mimetype = request.mimetype
+    data = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    if mimetype == "application/json" or (not mimetype and data):
+        if not data.strip():
+            return {}
+        try:
+            body = json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
+            raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
+        if not isinstance(body, dict):
+            bad_body(f"Payload validation error: 'Expected type object but found type {json_type(body)}'.")
+        return body
+    if mimetype == "application/x-www-form-urlencoded" and form_allowed:
+        return request.form.to_dict()
+    if not mimetype and not data:
+        return {}
+    raise ApiError(415, "Unsupported Media Type")
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def check_body(body: dict[str, Any], schema: dict[str, tuple[str, ...]]) -> None:
+    """Unknown properties and wrong types, with Auth0's payload validation messages."""
+    unknown = [k for k in body if k not in schema]
+    if unknown:
+        bad_body(f"Payload validation error: 'Additional properties not allowed: {','.join(unknown)}'.")
+    for name, value in body.items():
+        allowed = schema[name]
+        found = json_type(value)
+        if found not in allowed and not (found == "integer" and "number" in allowed):
+            bad_body(f"Payload validation error: 'Expected type {allowed[0]} but found type {found}'"
+                     f" on property {name}.")
+
+
+def query_int(name: str, default: int, *, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"\d{1,9}", raw):
+        bad_query("Query validation error: 'Expected type integer but found type string'"
+                  f" on property {name}.")
+    value = int(raw)
+    if maximum is not None and value > maximum:
+        bad_query(f"Query validation error: 'Value {value} is greater than maximum {maximum}'"
+                  f" on property {name}.")
+    return value
+
+
+def query_bool(name: str, default: bool) -> bool:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in ("true", "false"):
+        bad_query("Query validation error: 'Expected type boolean but found type string'"
+                  f" on property {name}.")
+    return raw == "true"
+
+
+def project(doc: dict[str, Any], fields: str | None, include: bool) -> dict[str, Any]:
+    """Auth0's ``fields``/``include_fields``: keep (or drop) the named top-level attributes."""
+    if not fields:
+        return doc
+    names = {f.strip() for f in fields.split(",") if f.strip()}
+    if include:
+        return {k: v for k, v in doc.items() if k in names}
+    return {k: v for k, v in doc.items() if k not in names}

@@ -1,0 +1,158 @@
+"""The demo tenant: its connections, its two clients, and the demo people a learner logs in as.
+
+With ``seed`` set, ids, timestamps and people are the same on every run (notebook outputs compare);
+passwords, client secrets and keys are random on every run all the same.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..authserver import DEVICE_CODE, PASSWORD_REALM
+from ..connections import CONNECTIONS, DATABASE, provider_of
+from ..passwords import hash_password
+from ..store import Store, iso
+from .ids import IdFactory, clock_base
+
+__all__ = ["DEMO_PEOPLE", "DemoTenant", "reopen_demo_tenant", "seed_demo_tenant"]
+
+NATIVE_SCOPES = "openid profile email offline_access read:current_user update:current_user_identities"
+M2M_SCOPES = "read:users update:users delete:users create:users read:user_idp_tokens"
+
+# The demo people. Each entry is one account; the same person may hold several.
+# (connection, email_verified, is_user) -- is_user False means the social provider knows the
+# person but they have never logged in to this tenant (their first login creates a user).
+DEMO_PEOPLE: list[dict[str, Any]] = [
+    {"name": "Ada Lovelace", "email": "ada@example.com",
+     "accounts": [(DATABASE, True, True), ("google-oauth2", True, True), ("github", True, False)]},
+    {"name": "Grace Hopper", "email": "grace@example.com",
+     "accounts": [(DATABASE, True, True), ("github", True, True)]},
+    {"name": "Alan Turing", "email": "alan@example.com",
+     "accounts": [("google-oauth2", True, True), ("facebook", True, True)]},
+    {"name": "Katherine Johnson", "email": "katherine@example.com",
+     "accounts": [(DATABASE, True, True), ("google-oauth2", True, False)]},
+    # The classic takeover: someone pre-registered Linus's address on the database connection
+    # and never verified it; Linus himself signs in with Google.
+    {"name": "Linus Torvalds", "email": "linus@example.com",
+     "accounts": [("google-oauth2", True, True), (DATABASE, False, True)]},
+    {"name": "Margaret Hamilton", "email": "margaret@example.com",
+     "accounts": [("facebook", True, True), ("github", True, False)]},
+]
+
+
+@dataclass
+class DemoTenant:
+    native_client_id: str
+    m2m_client_id: str
+    m2m_client_secret: str
+    demo_users: list[dict[str, Any]]  # database users: email, connection, password, user_id
+
+
+def seed_demo_tenant(store: Store, management_audience: str, seed: int | None = None) -> DemoTenant:
+    """Create the connections, the two clients and the demo people in an empty store.
+
+    The machine-to-machine client is granted ``management_audience`` (Management API v2).
+    """
+    # Seeded ids and timestamps must repeat; secrets and keys come from `secrets`.
+    rng = random.Random(seed if seed is not None else secrets.randbits(64))  # noqa: S311
+    ids = IdFactory(rng)
+    connections = {name: ids.token("con_") for name in CONNECTIONS}
+    native_client_id = ids.token("", 32)
+    m2m_client_id = ids.token("", 32)
+    m2m_client_secret = secrets.token_urlsafe(48)  # a secret is random, seeded tenant or not
+    with store.transaction() as db:
+        for name, con_id in connections.items():
+            store.insert_connection(db, con_id=con_id, name=name, strategy=provider_of(name),
+                                    is_social=name != DATABASE)
+        _add_clients(store, db, native_client_id, m2m_client_id, m2m_client_secret, management_audience)
+        demo_users = _add_demo_people(store, db, ids, clock_base(seed))
+    return DemoTenant(native_client_id, m2m_client_id, m2m_client_secret, demo_users)
+
+
+def _add_clients(store: Store, db: sqlite3.Connection, native_client_id: str, m2m_client_id: str,
+                 m2m_client_secret: str, management_audience: str) -> None:
+    """The notebook's native client and the analyst's machine-to-machine one, and the settings
+    that name them."""
+    store.insert_client(db, client_id=native_client_id, name="Notebook (native)", secret=None,
+                        app_type="native",
+                        grant_types=["authorization_code", "refresh_token", PASSWORD_REALM, DEVICE_CODE],
+                        redirect_uris=["http://127.0.0.1/callback", "http://localhost/callback"])
+    store.insert_client(db, client_id=m2m_client_id, name="Audit (machine to machine)",
+                        secret=m2m_client_secret, app_type="non_interactive",
+                        grant_types=["client_credentials"], redirect_uris=[])
+    store.insert_client_grant(db, client_id=m2m_client_id, audience=management_audience, scope=M2M_SCOPES)
+    for setting, value in (("native_client_id", native_client_id), ("m2m_client_id", m2m_client_id),
+                           ("native_scopes", NATIVE_SCOPES)):
+        store.write_setting(db, setting, value)
+
+
+def _add_demo_people(store: Store, db: sqlite3.Connection, ids: IdFactory,
+                     base: datetime) -> list[dict[str, Any]]:
+    """Every account of ``DEMO_PEOPLE``: a user each (unless the person never logged in here) and,
+    for social ones, the upstream account. Returns the database users with their passwords."""
+    demo_users: list[dict[str, Any]] = []
+    minutes = 0
+    for person in DEMO_PEOPLE:
+        given, _, family = person["name"].partition(" ")
+        for connection, verified, is_user in person["accounts"]:
+            provider = provider_of(connection)
+            provider_id = ids.user_id(provider)
+            minutes += ids.rng.randint(60, 60 * 24 * 7)
+            created = iso(base + timedelta(minutes=minutes))
+            social = connection != DATABASE
+            profile = {
+                "email": person["email"],
+                "email_verified": verified,
+                "name": person["name"] if social else person["email"],
+                "nickname": person["email"].split("@")[0],
+                "given_name": given if social else None,
+                "family_name": family if social else None,
+                "picture": f"https://avatars.example.com/{person['email'].split('@')[0]}.png",
+            }
+            if social:
+                store.insert_upstream_account(db, connection=connection, sub=provider_id, profile=profile)
+            if not is_user:
+                continue
+            password = None if social else secrets.token_urlsafe(12)
+            user_id = store.insert_user(
+                db, provider=provider, user_id=provider_id, connection=connection, is_social=social,
+                profile=profile, created_at=created,
+                password_hash=hash_password(password) if password else None,
+                user_metadata={"theme": ids.rng.choice(["light", "dark"])},
+                last_login=created, logins_count=1,
+            )
+            if password:
+                demo_users.append({"email": person["email"], "connection": connection,
+                                   "password": password, "user_id": user_id, "email_verified": verified})
+    return demo_users
+
+
+def reopen_demo_tenant(store: Store, management_audience: str) -> DemoTenant:
+    """The demo tenant of an existing database file, now served at ``management_audience``.
+
+    Passwords are stored only as hashes, so the demo users get new random passwords (the info
+    line prints them); the M2M secret is read back from its client row.
+    """
+    native_id = store.get_setting("native_client_id") or ""
+    m2m_id = store.get_setting("m2m_client_id") or ""
+    m2m = store.client(m2m_id)
+    # The audience holds the port, which changes between runs: the grant and the stored refresh
+    # tokens follow the API to its new address, or client credentials would be refused.
+    store.move_audience(m2m_id, management_audience)
+    demo_emails = {person["email"] for person in DEMO_PEOPLE}
+    demo_users: list[dict[str, Any]] = []
+    hashes: dict[tuple[str, str], str] = {}
+    for identity in store.database_identities(DATABASE):
+        if identity["email"] not in demo_emails:
+            continue
+        password = secrets.token_urlsafe(12)
+        hashes[identity["provider"], identity["user_id"]] = hash_password(password)
+        demo_users.append({"email": identity["email"], "connection": DATABASE, "password": password,
+                           "user_id": identity["owner"], "email_verified": identity["email_verified"]})
+    store.set_password_hashes(hashes)
+    return DemoTenant(native_id, m2m_id, (m2m or {}).get("client_secret") or "", demo_users)

@@ -1,0 +1,42 @@
+"""Ids and timestamps of a seeded tenant: provider-shaped ids, and the date a seeded tenant lives at."""
+
+from __future__ import annotations
+
+import random
+import string
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["ID_SHAPES", "IdFactory", "clock_base"]
+
+# Each provider's own shape of user id (the part after "provider|").
+ID_SHAPES: dict[str, tuple[str, int]] = {
+    "auth0": ("hex", 24),
+    "google-oauth2": ("digits", 21),
+    "facebook": ("digits", 16),
+    "github": ("digits", 8),
+}
+ALPHANUMERIC = string.ascii_uppercase + string.ascii_lowercase + string.digits
+
+
+class IdFactory:
+    """Provider-shaped ids from one random source (seeded for reproducible tenants)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def user_id(self, provider: str) -> str:
+        kind, length = ID_SHAPES.get(provider, ("hex", 24))
+        if kind == "hex":
+            return "".join(self.rng.choice("0123456789abcdef") for _ in range(length))
+        first = self.rng.choice("123456789")
+        return first + "".join(self.rng.choice("0123456789") for _ in range(length - 1))
+
+    def token(self, prefix: str, length: int = 16) -> str:
+        return prefix + "".join(self.rng.choice(ALPHANUMERIC) for _ in range(length))
+
+
+def clock_base(seed: int | None) -> datetime:
+    """Seeded tenants live at a fixed date so their timestamps never change."""
+    if seed is not None:
+        return datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    return datetime.now(UTC) - timedelta(days=90)

@@ -1,0 +1,332 @@
+"""Synthetic tenants: N users, a known share of whom are one person under several accounts.
+
+The shares below are the ground truth the audit's tests and benchmark check against. Rows are built
+column-wise with numpy: people first (how many accounts each, linked, unverified), then one row per
+account (connection, verification, names, timestamps, metadata), then provider-shaped ids, then the
+rows written in chunks inside one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from math import gcd
+from typing import Any
+
+import numpy as np
+
+from ..connections import CONNECTIONS, provider_of
+from ..store import Store
+from .ids import ID_SHAPES, clock_base
+
+__all__ = ["SyntheticTenant", "seed_synthetic_users"]
+
+# The known shape of a synthetic tenant (the audit's tests and benchmark rely on these shares).
+DUPLICATE_SHARE = 0.10      # people with accounts in 2 or 3 connections, all under one email
+THREE_ACCOUNT_SHARE = 0.30  # of those, the share with 3 accounts rather than 2
+LINKED_SHARE = 0.15         # of those, the share whose first two accounts are already linked
+UNVERIFIED_SHARE = 0.25     # of those, the share with one account whose email is unverified
+CASE_VARIANT_SHARE = 0.30   # social accounts of those people whose provider sends Mixed.Case@Example.org
+SINGLE_CONNECTION_WEIGHTS = (0.55, 0.25, 0.10, 0.10)  # database, google-oauth2, facebook, github
+SYNTHETIC_DOMAIN = "example.org"  # the demo people use example.com, so no synthetic user joins them
+SYNTHETIC_SETTING = "synthetic_users"
+ROWS_PER_CHUNK = 50_000
+
+GIVEN_NAMES = ("Amara", "Bruno", "Chen", "Dana", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas",
+               "Kofi", "Lena", "Mateo", "Nadia", "Oskar", "Priya", "Quinn", "Rosa", "Sami", "Tara",
+               "Umar", "Vera", "Wen", "Ximena", "Yusuf", "Zoe")
+FAMILY_NAMES = ("Abara", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ito",
+                "Jensen", "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Petrov", "Quispe",
+                "Rossi", "Silva", "Tanaka", "Umarov", "Varga", "Weber", "Xu", "Yilmaz", "Zimmer")
+# A few user_metadata shapes, some overlapping (theme) and one nested, so merges have work to do.
+METADATA_VARIANTS = (
+    {"theme": "dark"},
+    {"theme": "light", "locale": "en-GB"},
+    {"locale": "fr-FR", "preferences": {"newsletter": True}},
+    {"theme": "dark", "preferences": {"newsletter": False, "digest": "weekly"}},
+    {"plan": "pro", "preferences": {"digest": "daily"}},
+)
+METADATA_SHARE = 0.30
+
+
+@dataclass
+class SyntheticTenant:
+    """What ``seed_synthetic_users`` made: the ground truth a test or a benchmark checks against.
+
+    ``safe_groups`` / ``unsafe_groups`` hold, per duplicate person whose accounts are still spread
+    over several users, the sorted full user ids of those users; a group is unsafe when one of
+    those users' own email is unverified.
+    """
+
+    seed: int | None
+    users: int
+    identities: int
+    people: int
+    duplicate_people: int
+    linked_users: int
+    safe_groups: list[list[str]]
+    unsafe_groups: list[list[str]]
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, separators=(",", ":"))
+
+    @classmethod
+    def from_store(cls, store: Store) -> SyntheticTenant | None:
+        """The ground truth stored by the last ``seed_synthetic_users`` call, if any."""
+        raw = store.get_setting(SYNTHETIC_SETTING)
+        return cls(**json.loads(raw)) if raw else None
+
+
+def _bijective_ids(count: int, start: int, modulus: int, offset: int, width: int, hex_: bool,
+                   rng: Any, taken: set[str]) -> list[str]:
+    """``count`` distinct, random-looking ids: an affine bijection of a counter modulo ``modulus``.
+
+    A bijection, not random draws, because 8-digit GitHub ids would collide by the hundred in a
+    tenant of a million users; ``taken`` (ids already in the store) are skipped.
+    """
+    def draw() -> int:  # numpy's integers stop at 64 bits; a 24-hex-digit modulus needs 96
+        return int.from_bytes(rng.bytes(16), "big") % modulus
+
+    mult = draw() | 1
+    while gcd(mult, modulus) != 1:
+        mult = draw() | 1
+    add = draw()
+    fmt = f"0{width}x" if hex_ else "d"
+    out: list[str] = []
+    k = start
+    while len(out) < count:
+        batch = [format(offset + (mult * i + add) % modulus, fmt) for i in range(k, k + count - len(out))]
+        k += len(batch)
+        out.extend(b for b in batch if b not in taken)
+    return out
+
+
+@dataclass
+class _People:
+    """Per person: how many accounts, whether a duplicate person, linked, with one unverified account."""
+
+    count: int
+    dup: Any
+    n_acc: Any
+    linked: Any
+    unverified: Any
+
+
+@dataclass
+class _Accounts:
+    """Per account (one identity each), in person order."""
+
+    count: int
+    person_of: Any
+    first: Any  # per person: the index of their first account
+    slot: Any  # 0 for each person's first account
+    conn: Any  # an index into CONNECTIONS
+    verified: Any
+    case_variant: Any
+    given: Any  # per person, an index into GIVEN_NAMES
+    family: Any
+    created: list[str]
+    last_login: list[str]
+    has_login: Any
+    logins: Any
+    metadata: Any  # an index into METADATA_VARIANTS, or -1
+
+
+def seed_synthetic_users(store: Store, n: int, seed: int | None = None) -> SyntheticTenant:
+    """Add exactly ``n`` synthetic users, a known share of whom are one person under several accounts.
+
+    Why this shape: an audit must find people with accounts in several connections under one email,
+    tell safe groups (every email verified) from unsafe ones, and leave already-linked accounts
+    alone. So ``DUPLICATE_SHARE`` of the people have 2 or 3 accounts in distinct connections sharing
+    one address (the social copies sometimes in another letter case); of those, ``LINKED_SHARE``
+    already have their first two accounts linked and ``UNVERIFIED_SHARE`` have one unverified
+    account (the database one when there is one: the pre-registration takeover). Emails are
+    ``given.family.<person>@example.org``. Synthetic users have no password (nobody logs in as
+    them) and no upstream social account.
+
+    Rows are built column-wise with numpy and written with ``Store.insert_user_rows`` in one transaction:
+    100 000 users take a few seconds, 1 000 000 are feasible. With ``seed`` the tenant is the same
+    on every run. The ground truth is returned and stored (``SyntheticTenant.from_store``).
+    """
+    rng = np.random.default_rng(seed)
+    previous = SyntheticTenant.from_store(store)
+    if n <= 0:
+        return previous or SyntheticTenant(seed, 0, 0, 0, 0, 0, [], [])
+    people = _draw_people(rng, n)
+    accounts = _draw_accounts(rng, people, clock_base(seed))
+    ids = _provider_ids(store, rng, accounts, previous.identities if previous else 0)
+    owners: list[str] = [""] * accounts.count
+    rows = _RowBuilder(people, accounts, ids, owners, previous.people if previous else 0)
+    with store.transaction() as db:
+        for lo in range(0, accounts.count, ROWS_PER_CHUNK):
+            store.insert_user_rows(db, *rows.build(lo, min(lo + ROWS_PER_CHUNK, accounts.count)))
+        truth = _ground_truth(seed, n, accounts.count, people.count, people.dup, people.linked,
+                              _unsafe_people(people, accounts), people.n_acc, accounts.first, owners,
+                              previous)
+        store.write_setting(db, SYNTHETIC_SETTING, truth.to_json())
+    return truth
+
+
+def _draw_people(rng: Any, n: int) -> _People:
+    """As many people as hold exactly ``n`` users between them (a linked pair is one user)."""
+    people = n  # an upper bound: every person holds at least one user
+    dup = rng.random(people) < DUPLICATE_SHARE
+    n_acc = np.where(dup, np.where(rng.random(people) < THREE_ACCOUNT_SHARE, 3, 2), 1)
+    linked = dup & (rng.random(people) < LINKED_SHARE)
+    unverified = dup & (rng.random(people) < UNVERIFIED_SHARE)
+    users_per = n_acc - linked
+    cum = np.cumsum(users_per)
+    last = int(np.searchsorted(cum, n))
+    people = last + 1
+    dup, n_acc, linked, unverified = dup[:people], n_acc[:people], linked[:people], unverified[:people]
+    rest = n - (int(cum[last - 1]) if last else 0)  # users the last person may still hold
+    if rest < users_per[last]:  # cut the last person down so the total is exactly n
+        n_acc[last], linked[last], dup[last] = rest, False, rest > 1
+        unverified[last] &= rest > 1
+    return _People(people, dup, n_acc, linked, unverified)
+
+
+def _draw_accounts(rng: Any, people: _People, base: Any) -> _Accounts:
+    """Connections (distinct per person), verification, names, timestamps and metadata."""
+    dup, n_acc, unverified = people.dup, people.n_acc, people.unverified
+    accounts = int(n_acc.sum())
+    person_of = np.repeat(np.arange(people.count), n_acc)
+    first = np.cumsum(n_acc) - n_acc
+    slot = np.arange(accounts) - first[person_of]
+    shuffled = np.argsort(rng.random((people.count, len(CONNECTIONS))), axis=1)  # distinct connections
+    single = rng.choice(len(CONNECTIONS), size=people.count, p=SINGLE_CONNECTION_WEIGHTS)
+    conn = np.where(n_acc[person_of] == 1, single[person_of], shuffled[person_of, np.minimum(slot, 3)])
+    is_db = conn == 0
+    has_db = np.zeros(people.count, dtype=bool)
+    np.logical_or.at(has_db, person_of, is_db)
+    unverified_pick = unverified[person_of] & np.where(has_db[person_of], is_db,
+                                                       slot == n_acc[person_of] - 1)
+    verified = np.where(is_db, rng.random(accounts) < np.where(dup[person_of], 1.0, 0.8),
+                        (conn == 1) | (rng.random(accounts) < 0.97))
+    verified &= ~unverified_pick
+    verified |= dup[person_of] & ~unverified[person_of]  # a "safe" person is verified everywhere
+    case_variant = dup[person_of] & ~is_db & (rng.random(accounts) < CASE_VARIANT_SHARE)
+    given = rng.integers(0, len(GIVEN_NAMES), size=people.count)
+    family = rng.integers(0, len(FAMILY_NAMES), size=people.count)
+    # timestamps in Auth0's format, millisecond precision
+    base_ms = np.datetime64(base.replace(tzinfo=None), "ms")
+    three_years_ms = 3 * 365 * 24 * 3600 * 1000
+    created = base_ms - rng.integers(0, three_years_ms, size=accounts).astype("timedelta64[ms]")
+    has_login = rng.random(accounts) < 0.9
+    since = (base_ms - created).astype(np.int64)
+    last_login = created + (rng.random(accounts) * since).astype(np.int64).astype("timedelta64[ms]")
+    logins = np.where(has_login, 1 + rng.geometric(0.15, size=accounts), 0)
+    metadata = np.where(rng.random(accounts) < METADATA_SHARE,
+                        rng.integers(0, len(METADATA_VARIANTS), size=accounts), -1)
+    return _Accounts(accounts, person_of, first, slot, conn, verified, case_variant, given, family,
+                    [s + "Z" for s in np.datetime_as_string(created, unit="ms").tolist()],
+                    [s + "Z" for s in np.datetime_as_string(last_login, unit="ms").tolist()],
+                    has_login, logins, metadata)
+
+
+def _provider_ids(store: Store, rng: Any, accounts: _Accounts, accounts_before: int) -> list[list[str]]:
+    """Per connection, provider-shaped ids, distinct, never one the store already holds."""
+    taken = store.identity_ids_by_provider()
+    ids_by_conn: list[list[str]] = []
+    for index, connection in enumerate(CONNECTIONS):
+        provider = provider_of(connection)
+        count = int((accounts.conn == index).sum())
+        kind, width = ID_SHAPES[provider]
+        if kind == "hex":
+            ids = _bijective_ids(count, accounts_before, 16**width, 0, width, True, rng,
+                                 taken.get(provider, set()))
+        else:
+            low = 10 ** (width - 1)
+            ids = _bijective_ids(count, accounts_before, 9 * low, low, width, False, rng,
+                                 taken.get(provider, set()))
+        ids_by_conn.append(ids)
+    return ids_by_conn
+
+
+class _RowBuilder:
+    """The rows of ``SYNTHETIC_USER_COLUMNS`` and ``SYNTHETIC_IDENTITY_COLUMNS``, a chunk at a time
+    (a million tuples at once would cost GBs). ``owners`` is filled as rows are built."""
+
+    def __init__(self, people: _People, accounts: _Accounts, ids_by_conn: list[list[str]], owners: list[str],
+                 people_before: int) -> None:
+        self.ids_by_conn, self.owners, self.people_before = ids_by_conn, owners, people_before
+        self.cursor = [0] * len(CONNECTIONS)
+        self.providers = [provider_of(c) for c in CONNECTIONS]
+        self.conn, self.slot, self.person = (accounts.conn.tolist(), accounts.slot.tolist(),
+                                             accounts.person_of.tolist())
+        self.verified, self.case = accounts.verified.tolist(), accounts.case_variant.tolist()
+        self.login, self.logins = accounts.has_login.tolist(), accounts.logins.tolist()
+        self.meta = accounts.metadata.tolist()
+        self.linked, self.given, self.family = (people.linked.tolist(), accounts.given.tolist(),
+                                                accounts.family.tolist())
+        self.created, self.last_login = accounts.created, accounts.last_login
+        self.metadata_json = [json.dumps(m) for m in METADATA_VARIANTS]
+        self.encode = json.JSONEncoder(separators=(",", ":")).encode
+
+    def build(self, lo: int, hi: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        user_rows: list[tuple[Any, ...]] = []
+        identity_rows: list[tuple[Any, ...]] = []
+        for a in range(lo, hi):
+            c, p = self.conn[a], self.person[a]
+            provider = self.providers[c]
+            pid = self.ids_by_conn[c][self.cursor[c]]
+            self.cursor[c] += 1
+            full = f"{provider}|{pid}"
+            profile = self._profile(a, p, c, pid)
+            secondary = self.linked[p] and self.slot[a] == 1
+            owner = self.owners[a - 1] if secondary else full
+            self.owners[a] = owner
+            identity_rows.append((provider, pid, CONNECTIONS[c], int(c != 0), owner, int(secondary),
+                                  self.encode(profile)))
+            if secondary:  # a linked secondary has no user of its own
+                continue
+            login = self.last_login[a] if self.login[a] else None
+            user_rows.append((full, profile["email"], int(self.verified[a]), profile["name"],
+                              profile["nickname"], profile.get("given_name"), profile.get("family_name"),
+                              profile["picture"], self.created[a], login or self.created[a], login,
+                              self.logins[a], self._metadata(a)))
+        return user_rows, identity_rows
+
+    def _metadata(self, a: int) -> str:
+        return self.metadata_json[self.meta[a]] if self.meta[a] >= 0 else "{}"
+
+    def _profile(self, a: int, p: int, c: int, pid: str) -> dict[str, Any]:
+        gn, fn = GIVEN_NAMES[self.given[p]], FAMILY_NAMES[self.family[p]]
+        local = f"{gn}.{fn}.{self.people_before + p}"
+        email = f"{local}@Example.org" if self.case[a] else f"{local.lower()}@{SYNTHETIC_DOMAIN}"
+        picture = f"https://avatars.example.org/{pid}.png"
+        if c == 0:  # Auth0 database profiles: the email is the name, no given/family name
+            return {"email": email, "email_verified": self.verified[a], "name": email,
+                    "nickname": local.lower(), "picture": picture}
+        return {"email": email, "email_verified": self.verified[a], "name": f"{gn} {fn}",
+                "nickname": local.lower(), "given_name": gn, "family_name": fn, "picture": picture}
+
+
+def _unsafe_people(people: _People, accounts: _Accounts) -> Any:
+    """A group is unsafe when one of its users' own (root) email is unverified: that is what an
+    audit sees, as an export does not carry the profiles of identities already linked."""
+    unverified_user = ~accounts.verified & ~(people.linked[accounts.person_of] & (accounts.slot == 1))
+    unsafe = np.zeros(people.count, dtype=bool)
+    np.logical_or.at(unsafe, accounts.person_of, unverified_user)
+    return unsafe
+
+
+def _ground_truth(seed: int | None, n: int, accounts: int, people: int, dup: Any, linked: Any,
+                  unsafe: Any, n_acc: Any, first: Any, owners: list[str],
+                  previous: SyntheticTenant | None) -> SyntheticTenant:
+    """Per duplicate person whose accounts are still spread over several users, those users."""
+    safe_groups: list[list[str]] = []
+    unsafe_groups: list[list[str]] = []
+    unsafe_l, first_l, n_acc_l = unsafe.tolist(), first.tolist(), n_acc.tolist()
+    for p in np.flatnonzero(n_acc - linked > 1).tolist():
+        group = sorted({owners[a] for a in range(first_l[p], first_l[p] + n_acc_l[p])})
+        (unsafe_groups if unsafe_l[p] else safe_groups).append(group)
+    before = previous or SyntheticTenant(seed, 0, 0, 0, 0, 0, [], [])
+    return SyntheticTenant(
+        seed=seed, users=n + before.users, identities=accounts + before.identities,
+        people=people + before.people,
+        duplicate_people=int(dup.sum()) + before.duplicate_people,
+        linked_users=int(linked.sum()) + before.linked_users,
+        safe_groups=before.safe_groups + safe_groups,
+        unsafe_groups=before.unsafe_groups + unsafe_groups,
+    )

@@ -1,0 +1,107 @@
+"""Authorization codes, device codes and refresh tokens: the rows behind the OAuth grants.
+
+Codes and tokens arrive here already hashed (``oauth_state`` hashes them): the tables never hold
+one that could be used as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .database import Database, as_dict
+
+__all__ = ["OAuthTables"]
+
+
+class OAuthTables(Database):
+    # -- authorization codes ------------------------------------------------------------------------
+
+    def insert_authorization_code(self, code_hash: str, *, client_id: str, redirect_uri: str, scope: str,
+                                  audience: str | None, user_id: str, nonce: str | None,
+                                  code_challenge: str | None, code_challenge_method: str | None,
+                                  auth_time: int, expires_at: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO authorization_codes(code, client_id, redirect_uri, scope, audience, user_id,"
+                " nonce, code_challenge, code_challenge_method, auth_time, expires_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (code_hash, client_id, redirect_uri, scope, audience, user_id, nonce, code_challenge,
+                 code_challenge_method, auth_time, expires_at),
+            )
+
+    def take_authorization_code(self, code_hash: str) -> dict[str, Any] | None:
+        """The code's row, deleted in the same transaction: a code works once, even under a race."""
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM authorization_codes WHERE code = ?", (code_hash,)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM authorization_codes WHERE code = ?", (code_hash,))
+        return as_dict(row)
+
+    # -- device codes -----------------------------------------------------------------------------
+
+    def insert_device_code(self, device_hash: str, new_user_code: Callable[[], str], *, client_id: str,
+                           scope: str, audience: str | None, interval: int, expires_at: int) -> str:
+        """A pending device code; its user code is drawn from ``new_user_code`` until one is free.
+        Returns that user code."""
+        with self.transaction() as db:
+            while True:
+                user_code = new_user_code()
+                taken = db.execute("SELECT 1 FROM device_codes WHERE user_code = ?", (user_code,))
+                if taken.fetchone() is None:
+                    break
+            db.execute(
+                "INSERT INTO device_codes(device_code, user_code, client_id, scope, audience, interval,"
+                " expires_at) VALUES (?,?,?,?,?,?,?)",
+                (device_hash, user_code, client_id, scope, audience, interval, expires_at),
+            )
+        return user_code
+
+    def device_code_by_user_code(self, user_code: str) -> dict[str, Any] | None:
+        return as_dict(self.fetch_one("SELECT * FROM device_codes WHERE user_code = ?", (user_code,)))
+
+    def finish_device_code(self, user_code: str, user_id: str | None, now: int) -> bool:
+        """Approve (``user_id``) or deny (``None``) a pending, unexpired request; False if it is not."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE device_codes SET status = ?, user_id = ?, auth_time = ? "
+                "WHERE user_code = ? AND status = 'pending' AND expires_at >= ?",
+                ("approved" if user_id else "denied", user_id, now, user_code, now),
+            )
+            return cur.rowcount == 1
+
+    def poll_device_code(self, device_hash: str, now: float) -> tuple[str, dict[str, Any] | None]:
+        """One poll, decided in one transaction: ``(outcome, row)`` where outcome is one of
+        ``unknown``, ``expired``, ``slow_down``, ``pending``, ``denied``, ``approved``.
+
+        An expired or finished code is deleted when reported, so ``expired_token`` is said once and a
+        code yields tokens once.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM device_codes WHERE device_code = ?", (device_hash,)).fetchone()
+            if row is None:
+                return "unknown", None
+            if row["expires_at"] < now:
+                outcome = "expired"
+            elif row["status"] in ("approved", "denied"):
+                outcome = row["status"]
+            else:
+                db.execute("UPDATE device_codes SET last_poll = ? WHERE device_code = ?", (now, device_hash))
+                too_soon = row["last_poll"] is not None and now - row["last_poll"] < row["interval"]
+                return ("slow_down" if too_soon else "pending"), dict(row)
+            db.execute("DELETE FROM device_codes WHERE device_code = ?", (device_hash,))
+            return outcome, dict(row)
+
+    # -- refresh tokens ---------------------------------------------------------------------------
+
+    def insert_refresh_token(self, token_hash: str, *, client_id: str, user_id: str, scope: str,
+                             audience: str | None, auth_time: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO refresh_tokens(token_hash, client_id, user_id, scope, audience, auth_time)"
+                " VALUES (?,?,?,?,?,?)",
+                (token_hash, client_id, user_id, scope, audience, auth_time),
+            )
+
+    def refresh_token(self, token_hash: str) -> dict[str, Any] | None:
+        return as_dict(self.fetch_one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)))

@@ -1,0 +1,129 @@
+"""The tables of a sandbox tenant, as one SQL script run when a store opens (``CREATE ... IF NOT EXISTS``).
+
+Invariant kept by every writer (all in this package): each user owns exactly one identity with
+``position = 0`` (its main identity) and ``users.user_id == provider || '|' || identities.user_id``
+of that identity; the primary key of ``identities`` is ``(provider, user_id)``, so an identity is
+never owned by two users.
+"""
+
+__all__ = ["SCHEMA"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS connections (
+    id        TEXT PRIMARY KEY,          -- con_...
+    name      TEXT NOT NULL UNIQUE,      -- Username-Password-Authentication, google-oauth2, ...
+    strategy  TEXT NOT NULL,             -- auth0, google-oauth2, facebook, github
+    is_social INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id     TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    client_secret TEXT,                  -- NULL for the public (native) client
+    app_type      TEXT NOT NULL,         -- native | non_interactive
+    grant_types   TEXT NOT NULL,         -- JSON list
+    redirect_uris TEXT NOT NULL          -- JSON list; loopback redirects match on any port
+);
+CREATE TABLE IF NOT EXISTS client_grants (
+    client_id TEXT NOT NULL REFERENCES clients(client_id),
+    audience  TEXT NOT NULL,
+    scope     TEXT NOT NULL,             -- space separated
+    PRIMARY KEY (client_id, audience)
+);
+CREATE TABLE IF NOT EXISTS users (
+    user_id        TEXT PRIMARY KEY,     -- provider|id of the main identity
+    email          TEXT,
+    email_verified INTEGER NOT NULL DEFAULT 0,
+    username       TEXT,
+    name           TEXT,
+    nickname       TEXT,
+    given_name     TEXT,
+    family_name    TEXT,
+    picture        TEXT,
+    created_at     TEXT NOT NULL,        -- ISO 8601, millisecond precision, Z
+    updated_at     TEXT NOT NULL,
+    last_login     TEXT,
+    logins_count   INTEGER NOT NULL DEFAULT 0,
+    blocked        INTEGER NOT NULL DEFAULT 0,
+    user_metadata  TEXT NOT NULL DEFAULT '{}',
+    app_metadata   TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS users_email ON users(email);
+CREATE INDEX IF NOT EXISTS users_email_lower ON users(lower(email));  -- q=email:"..." ignores case
+CREATE TABLE IF NOT EXISTS identities (
+    provider      TEXT NOT NULL,          -- auth0, google-oauth2, facebook, github
+    user_id       TEXT NOT NULL,          -- the provider's id, without the "provider|" prefix
+    connection    TEXT NOT NULL,          -- connection name
+    is_social     INTEGER NOT NULL,
+    owner         TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    position      INTEGER NOT NULL,       -- 0 = the owner's main identity, then link order
+    profile_data  TEXT NOT NULL DEFAULT '{}',  -- JSON: the identity's own profile (see Store.profile_of)
+    password_hash TEXT,                   -- database identities only
+    PRIMARY KEY (provider, user_id)
+);
+CREATE INDEX IF NOT EXISTS identities_owner ON identities(owner, position);
+CREATE INDEX IF NOT EXISTS identities_connection ON identities(connection);
+-- The people each simulated social provider knows (the "upstream" accounts of its login page).
+CREATE TABLE IF NOT EXISTS upstream_accounts (
+    connection     TEXT NOT NULL,
+    sub            TEXT NOT NULL,
+    email          TEXT,
+    email_verified INTEGER NOT NULL DEFAULT 1,
+    name           TEXT,
+    given_name     TEXT,
+    family_name    TEXT,
+    picture        TEXT,
+    PRIMARY KEY (connection, sub)
+);
+CREATE TABLE IF NOT EXISTS authorization_codes (
+    code                  TEXT PRIMARY KEY,
+    client_id             TEXT NOT NULL,
+    redirect_uri          TEXT NOT NULL,
+    scope                 TEXT NOT NULL,
+    audience              TEXT,
+    user_id               TEXT NOT NULL,
+    nonce                 TEXT,
+    code_challenge        TEXT,
+    code_challenge_method TEXT,
+    auth_time             INTEGER NOT NULL,
+    expires_at            INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_codes (
+    device_code  TEXT PRIMARY KEY,
+    user_code    TEXT NOT NULL UNIQUE,
+    client_id    TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    audience     TEXT,
+    status       TEXT NOT NULL DEFAULT 'pending',   -- pending | approved | denied
+    user_id      TEXT,
+    auth_time    INTEGER,
+    interval     INTEGER NOT NULL,
+    last_poll    REAL,
+    expires_at   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,          -- sha256 of the token; the token itself is never stored
+    client_id  TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    audience   TEXT,
+    auth_time  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id               TEXT PRIMARY KEY,    -- job_...
+    type             TEXT NOT NULL,       -- users_export
+    status           TEXT NOT NULL,       -- pending | processing | completed | failed
+    format           TEXT NOT NULL,       -- json | csv
+    connection_id    TEXT,
+    fields           TEXT,                -- JSON list or NULL
+    created_at       TEXT NOT NULL,
+    percentage_done  INTEGER NOT NULL DEFAULT 0,
+    time_left_seconds INTEGER,
+    file_path        TEXT,
+    download_token   TEXT UNIQUE,         -- the unguessable part of the download URL (a signed URL)
+    error            TEXT
+);
+"""

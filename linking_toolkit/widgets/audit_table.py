@@ -1,0 +1,317 @@
+"""``AuditTable``: an audit's link candidates in pages, selected into a plan, dry run, applied.
+
+Paging only slices the filtered positions and redraws 25 reused rows, so a million candidates
+page as fast as ten. Plans and their application are :mod:`linking_toolkit.audit`'s; the table
+only arranges, selects and calls.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+
+from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus
+
+__all__ = ["AuditTable"]
+
+_AUDIT_COLUMNS = ("email", "users", "primary_id", "connections", "risk", "last_login")
+_ALL = "(all)"
+
+
+def _audit_cell(value: Any) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "—"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+class AuditTable(WorkerStatus, widgets.VBox):
+    """Link candidates in pages of 25: filter by risk and connection, select rows into a plan, dry
+    run it, apply it after a confirmation.
+
+    Paging only slices the filtered positions (``iloc``) and redraws 25 reused rows, so a frame of
+    a million candidates pages as fast as one of ten; a filter is one vectorised mask. Applying
+    goes through :func:`~linking_toolkit.audit.apply_plan` with the journal given here, so
+    :func:`~linking_toolkit.audit.undo` can reverse it. Unsafe rows are refused unless "allow the
+    unsafe rows I selected" is ticked: each was picked by hand, row by row.
+
+    Driven from Python too: ``set_filter(risk=..., connection=...)``, ``next_page()``,
+    ``select(labels)`` / ``select_page()``, ``press_dry_run()``, ``press_apply()`` then
+    ``confirm()``, ``wait_idle()``; read ``page_frame``, ``plan``, ``result`` and ``message``.
+
+    Examples
+    --------
+    >>> table = AuditTable(candidates, admin, audit=result, journal="links.jsonl")  # doctest: +SKIP
+    >>> table                                                                      # doctest: +SKIP
+    """
+
+    page_size = 25
+
+    def __init__(self, candidates: pd.DataFrame, client: Any = None, *, audit: Any = None,
+                 journal: str | None = None, **kwargs: Any) -> None:
+        self.candidates = candidates
+        self.client = client
+        self.audit = audit
+        self.journal = journal
+        self.selected: set[Any] = set()
+        self.result: pd.DataFrame | None = None
+        self._pending_plan: pd.DataFrame | None = None
+        self._page = 0
+        self._positions = np.arange(len(candidates))
+        # Factorised once: a filter is then an isin() on integer codes, not a pass over the strings.
+        self._risk_codes, self._risks = pd.factorize(candidates["risk"].astype(str).to_numpy())
+        self._connection_codes, self._connection_sets = pd.factorize(candidates["connections"].to_numpy())
+        connections = sorted({c.strip() for text in self._connection_sets for c in str(text).split(",")})
+        risks = [str(r) for r in candidates["risk"].cat.categories] if hasattr(
+            candidates["risk"], "cat") else sorted(candidates["risk"].dropna().unique())
+        self.risk_picker = widgets.Dropdown(options=[_ALL, *risks], value=_ALL, description="Risk:")
+        self.connection_picker = widgets.Dropdown(options=[_ALL, *connections], value=_ALL,
+                                                  description="Connection:")
+        self.prev_button = widgets.Button(description="◀", tooltip="previous page",
+                                          layout=widgets.Layout(width="40px"))
+        self.next_button = widgets.Button(description="▶", tooltip="next page",
+                                          layout=widgets.Layout(width="40px"))
+        self.page_label = widgets.Label()
+        self.select_page_button = widgets.Button(description="Select page")
+        self.clear_button = widgets.Button(description="Clear selection")
+        self.allow_unsafe_box = widgets.Checkbox(value=False, indent=False,
+                                                 description="allow the unsafe rows I selected")
+        self.dry_run_button = widgets.Button(description="Dry run", icon="eye")
+        self.apply_button = widgets.Button(description="Apply…", icon="link", button_style="warning")
+        self.confirm_box = ConfirmBox(self.confirm, self.cancel)
+        self.confirm_text = self.confirm_box.text
+        self.confirm_button = self.confirm_box.confirm_button
+        self.cancel_button = self.confirm_box.cancel_button
+        self.message_area = widgets.HTML()
+        self.worker = BackgroundWorker(self.message_area, set_disabled=self._set_disabled,
+                                       thread_name="audit-table")
+        self.result_area = widgets.HTML()
+        self.grid = self._make_grid()
+        self.risk_picker.observe(lambda _c: self._refilter(), names="value")
+        self.connection_picker.observe(lambda _c: self._refilter(), names="value")
+        self.prev_button.on_click(lambda _b: self.go_to(self._page - 1))
+        self.next_button.on_click(lambda _b: self.go_to(self._page + 1))
+        self.select_page_button.on_click(lambda _b: self.select_page())
+        self.clear_button.on_click(lambda _b: self.clear_selection())
+        self.dry_run_button.on_click(lambda _b: self.press_dry_run())
+        self.apply_button.on_click(lambda _b: self.press_apply())
+        super().__init__([
+            widgets.HBox([self.risk_picker, self.connection_picker]),
+            self.grid,
+            widgets.HBox([self.prev_button, self.page_label, self.next_button, self.select_page_button,
+                          self.clear_button]),
+            widgets.HBox([self.dry_run_button, self.apply_button, self.allow_unsafe_box]),
+            self.confirm_box, self.message_area, self.result_area,
+        ], **kwargs)
+        self._render()
+
+    def _make_grid(self) -> widgets.GridBox:
+        """The page's grid: a header, then ``page_size`` row slots (a box and a cell per column),
+        made once and refilled by ``_render`` on every page."""
+        cell = widgets.Layout(overflow="hidden")
+        self._checks = [widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="28px"))
+                        for _ in range(self.page_size)]
+        self._cells = [[widgets.HTML(layout=cell) for _ in _AUDIT_COLUMNS] for _ in range(self.page_size)]
+        self._page_labels: list[Any] = [None] * self.page_size
+        for slot, check in enumerate(self._checks):
+            check.observe(lambda change, slot=slot: self._toggle(slot, change["new"]), names="value")
+        header = [widgets.HTML("<b>✓</b>")] + [widgets.HTML(f"<b>{c}</b>") for c in _AUDIT_COLUMNS]
+        return widgets.GridBox(
+            header + [w for check, cells in zip(self._checks, self._cells, strict=True)
+                      for w in (check, *cells)],
+            layout=widgets.Layout(grid_template_columns="28px 2fr 0.5fr 2fr 2fr 1fr 1fr", grid_gap="2px 8px"))
+
+    # -- what a person sees ---------------------------------------------------------------------------
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self._positions) // self.page_size))
+
+    @property
+    def page(self) -> int:
+        return self._page
+
+    @property
+    def filtered(self) -> int:
+        """How many candidates pass the filters."""
+        return len(self._positions)
+
+    @property
+    def page_frame(self) -> pd.DataFrame:
+        """The rows of the current page (an ``iloc`` slice: never the whole frame)."""
+        start = self._page * self.page_size
+        return self.candidates.iloc[self._positions[start:start + self.page_size]]
+
+    @property
+    def plan(self) -> pd.DataFrame:
+        """The selected groups as a link plan (``plan_links``), in the frame's order."""
+        from ..audit import plan_links
+
+        chosen = self.candidates[self.candidates.index.isin(list(self.selected))]
+        plan = plan_links(chosen, self.audit)
+        if self.allow_unsafe_box.value:
+            plan["allow_unsafe"] = True
+        return plan
+
+    @property
+    def checks(self) -> list[widgets.Checkbox]:
+        """The selection box of each row slot of the page (25, reused across pages)."""
+        return self._checks
+
+    @property
+    def cells(self) -> list[list[widgets.HTML]]:
+        """The cells of each row slot of the page, one per column."""
+        return self._cells
+
+    # -- actions ------------------------------------------------------------------------------------
+
+    def set_filter(self, *, risk: str | None = None, connection: str | None = None) -> None:
+        """Show only one risk and/or one connection (None: all)."""
+        with self.hold_trait_notifications():
+            self.risk_picker.value = risk or _ALL
+            self.connection_picker.value = connection or _ALL
+        self._refilter()
+
+    def go_to(self, page: int) -> None:
+        self._page = min(max(page, 0), self.pages - 1)
+        self._render()
+
+    def next_page(self) -> None:
+        self.go_to(self._page + 1)
+
+    def prev_page(self) -> None:
+        self.go_to(self._page - 1)
+
+    def select(self, labels: Sequence[Any]) -> None:
+        """Add candidate rows (index labels) to the selection."""
+        self.selected.update(labels)
+        self._render()
+
+    def select_page(self) -> None:
+        self.select(list(self.page_frame.index))
+
+    def clear_selection(self) -> None:
+        self.selected.clear()
+        self._render()
+
+    def press_dry_run(self) -> None:
+        """Show what applying the selection would do (reads the tenant; changes nothing)."""
+        if not self._can_run():
+            return
+        plan = self.plan
+        self.worker.run(lambda: self._apply(plan, dry_run=True))
+
+    def press_apply(self) -> None:
+        """Ask for a confirmation before linking the selection."""
+        if not self._can_run():
+            return
+        if not self.journal:
+            self.worker.say("Applying needs a journal: AuditTable(..., journal='links.jsonl').", error=True)
+            return
+        plan = self.plan
+        unsafe = int((plan["risk"].astype(str) != "safe").sum())
+        extra = f", {unsafe} of them unsafe and allowed" if unsafe and self.allow_unsafe_box.value else ""
+        self._pending_plan = plan
+        self.confirm_box.ask(f"Link {len(plan)} account(s) into their primaries{extra}?")
+
+    def confirm(self) -> None:
+        plan, self._pending_plan = self._pending_plan, None
+        self.confirm_box.hide()
+        if plan is not None:
+            self.worker.run(lambda: self._apply(plan, dry_run=False))
+
+    def cancel(self) -> None:
+        self._pending_plan = None
+        self.confirm_box.hide()
+        self.worker.say("Nothing was linked.")
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _can_run(self) -> bool:
+        if self.client is None:
+            self.worker.say("No Management client: AuditTable(candidates, client).", error=True)
+            return False
+        if not self.selected:
+            self.worker.say("Select rows first.", error=True)
+            return False
+        return True
+
+    def _apply(self, plan: pd.DataFrame, *, dry_run: bool) -> str:
+        from ..audit import apply_plan
+
+        result = apply_plan(self.client, plan, dry_run=dry_run, journal=self.journal)
+        self.result = result
+        self.result_area.value = result.to_html(index=False, max_rows=50)
+        counts = result["status"].value_counts()
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        return ("Dry run: " if dry_run else "Applied: ") + (summary or "nothing to do")
+
+    def _set_disabled(self, disabled: bool) -> None:
+        for button in (self.dry_run_button, self.apply_button):
+            button.disabled = disabled
+
+    def _refilter(self) -> None:
+        mask = np.ones(len(self.candidates), dtype=bool)
+        if self.risk_picker.value != _ALL:
+            wanted = [i for i, risk in enumerate(self._risks) if risk == self.risk_picker.value]
+            mask &= np.isin(self._risk_codes, wanted)
+        if self.connection_picker.value != _ALL:
+            wanted = [i for i, text in enumerate(self._connection_sets)
+                      if self.connection_picker.value in str(text).split(", ")]
+            mask &= np.isin(self._connection_codes, wanted)
+        self._positions = np.flatnonzero(mask)
+        self._page = 0
+        self._render()
+
+    def _toggle(self, slot: int, value: bool) -> None:
+        label = self._page_labels[slot]
+        if label is None or self._rendering:
+            return
+        if value:
+            self.selected.add(label)
+        else:
+            self.selected.discard(label)
+        self.page_label.value = self._page_text()
+
+    def _page_text(self) -> str:
+        return (f"page {self._page + 1} of {self.pages} · {len(self._positions):,} groups · "
+                f"{len(self.selected):,} selected")
+
+    _rendering = False
+
+    def _render(self) -> None:
+        frame = self.page_frame
+        rows = list(frame[list(_AUDIT_COLUMNS)].itertuples(index=False, name=None))
+        labels = list(frame.index)
+        self._rendering = True
+        try:
+            for slot in range(self.page_size):
+                visible = slot < len(rows)
+                self._page_labels[slot] = labels[slot] if visible else None
+                check = self._checks[slot]
+                check.value = visible and labels[slot] in self.selected
+                check.layout.visibility = "visible" if visible else "hidden"
+                for cell, value in zip(self._cells[slot], rows[slot] if visible else [""] * 6, strict=True):
+                    text = html.escape(_audit_cell(value)) if visible else ""
+                    if cell.value != text:
+                        cell.value = text
+        finally:
+            self._rendering = False
+        self.page_label.value = self._page_text()
+        self.prev_button.disabled = self._page == 0
+        self.next_button.disabled = self._page >= self.pages - 1
+
+    def to_html(self) -> str:
+        """The current page as a static HTML table (for a report; the widget itself shows no
+        fallback, so no frontend can show a table without its buttons)."""
+        caption = f"<p><b>Link candidates</b> {html.escape(self._page_text())}</p>"
+        return caption + self.page_frame[list(_AUDIT_COLUMNS)].to_html(index=False, na_rep="—")
+
+    def __repr__(self) -> str:
+        return f"<AuditTable {len(self.candidates)} groups, {len(self.selected)} selected>"
