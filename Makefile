@@ -27,8 +27,10 @@ notebooks: $(STAMP)
 		--ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False \
 		$(or $(NOTEBOOKS),notebooks/*.ipynb)
 
+# ruff, then the import contracts of pyproject.toml (layers, the sandbox's independence, no circles).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linking_toolkit tests bench
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
