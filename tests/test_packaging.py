@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from PyPI's
-CONDA_TO_PYPI = {"python": None, "pip": None}
+CONDA_TO_PYPI = {"python": None, "pip": None, "python-duckdb": "duckdb"}
 
 
 def _name(spec: str) -> str:
