@@ -4,7 +4,7 @@ The tenant comes from ``AUTH0_DOMAIN``, ``AUTH0_CLIENT_ID``, ``AUTH0_CLIENT_SECR
 machine-to-machine application's secret; ``AUTH0_M2M_CLIENT_ID`` when its id differs) in the
 environment or ``--env-file``; with none, an embedded sandbox tenant is audited (``--sandbox-users``
 adds synthetic users to it), which is how to try the command. Writes ``users``, ``identities`` and
-``candidates`` (CSV, or parquet when pyarrow is installed) and ``summary.json`` to ``--out``.
+``candidates`` (CSV or Parquet) and ``summary.json`` to ``--out``.
 Nothing secret is ever printed.
 """
 
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("audit", help="audit a whole tenant: identities, users, link candidates")
     run.add_argument("--out", required=True, type=Path, help="directory to write the frames to")
     run.add_argument("--format", choices=("csv", "parquet"), default="csv",
-                     help="csv (default) or parquet (needs pyarrow)")
+                     help="csv (default) or parquet")
     run.add_argument("--env-file", default=".env", help="file with AUTH0_* settings (default .env)")
     run.add_argument("--sandbox-users", type=int, default=0,
                      help="when no tenant is configured: synthetic users to add to the sandbox")
@@ -85,13 +85,6 @@ def _audit(args: argparse.Namespace) -> int:
     from .management import ManagementClient
     from .tenant import connect
 
-    if args.format == "parquet":
-        try:
-            import pyarrow  # noqa: F401 - only to say clearly what is missing
-        except ImportError:
-            print("--format parquet needs pyarrow (pip install pyarrow); use --format csv",
-                  file=sys.stderr)
-            return 2
     try:
         tenant = connect(env_file=args.env_file, sandbox_seed=args.seed, sandbox_users=args.sandbox_users,
                          quiet=True)

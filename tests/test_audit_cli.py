@@ -81,3 +81,20 @@ def test_an_out_path_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "audit failed: cannot write the frames to" in run.stderr and "Traceback" not in run.stderr
     assert taken.read_text() == "not a directory"
+
+
+def test_parquet_output_keeps_the_frames_dtypes_and_lists(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH0_")}
+    out = tmp_path / "audit"
+    run = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "linking_toolkit", "audit", "--out", str(out), "--format", "parquet",
+         "--env-file", str(tmp_path / "none.env"), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["candidates.parquet", "identities.parquet",
+                                                    "summary.json", "users.parquet"]
+    candidates = pd.read_parquet(out / "candidates.parquet").set_index("email")
+    linus = candidates.loc["linus@example.com"]
+    assert sorted(linus["user_ids"]) == sorted([*linus["unverified"].tolist(), linus["primary_id"]])
+    users = pd.read_parquet(out / "users.parquet")
+    assert str(users["created_at"].dtype).startswith("datetime64") and users["blocked"].dtype == bool

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import stat
 from pathlib import Path
@@ -24,8 +23,8 @@ from linking_toolkit.audit import (
     merge_metadata,
     normalise_email,
     plan_links,
-    read_ndjson_batches,
 )
+from linking_toolkit.audit.engine import Engine
 
 
 def user(uid: str, email: str | None, *, verified: bool = True, logins: int = 1, blocked: bool = False,
@@ -291,30 +290,26 @@ def test_a_plan_with_a_missing_or_empty_column_is_refused_before_any_request() -
         apply_plan(None, plan.to_dict())  # type: ignore[arg-type]
 
 
-class CountingStream(io.BytesIO):
-    """A file whose reads are counted: how far it had been read when each batch came out."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self.read_so_far = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = super().read(size)
-        self.read_so_far += len(data)
-        return data
+def export_lines(records: list[dict]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
 
 
-def test_an_export_is_parsed_in_batches_as_it_is_read_never_whole() -> None:
-    records = [{"user_id": f"auth0|{i}", "email": f"p{i}@x.org" + "x" * (i % 17)} for i in range(1000)]
-    data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
-    stream = CountingStream(data)
-    seen, read_at_each_batch = [], []
-    for batch in read_ndjson_batches(stream, lines=100, block=4096):
-        read_at_each_batch.append(stream.read_so_far)
-        assert len(batch) < 100 + 4096 // 40  # a batch is about ``lines`` records, never the file
-        seen += batch
-    assert seen == records  # lines split across blocks are joined back exactly
-    assert len(read_at_each_batch) > 5 and read_at_each_batch[0] < len(data) // 5
+def test_an_export_larger_than_the_engines_memory_is_read_by_spilling(tmp_path: Path) -> None:
+    """The file is never read into memory whole: with the engine's memory capped at half the data,
+    it streams the file and spills, and the audit is the same as an unbounded one."""
+    records = [user(f"auth0|{i:06d}", f"person{i % 40_000}@example.org" + "x" * 60, logins=i % 7)
+               for i in range(200_000)]
+    text = export_lines(records)
+    path = tmp_path / "export.json.gz"
+    path.write_bytes(gzip.compress(text, compresslevel=1))
+    limit_mb = 44
+    assert len(text) > 2 * limit_mb * 1_000_000
+    with Engine(memory_limit=f"{limit_mb}MB", threads=1) as engine:
+        engine.read_ndjson(path)
+        users, identities = engine.frames()
+    unbounded = audit_export_file(path)
+    assert len(users) == 200_000 and len(identities) == 200_000
+    assert users.equals(unbounded.users) and identities.equals(unbounded.identities)
 
 
 def test_an_export_file_gzipped_or_not_gives_the_same_audit(tmp_path: Path) -> None:

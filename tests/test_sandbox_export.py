@@ -15,7 +15,7 @@ import pytest
 from test_sandbox_management import assert_error, enc
 
 from linking_toolkit.sandbox import Sandbox
-from linking_toolkit.sandbox.jobs import NdjsonFieldsInPython, NdjsonFieldsInSql, record_writer
+from linking_toolkit.sandbox.jobs import NdjsonColumns, NdjsonFieldsInPython, NdjsonFieldsInSql, record_writer
 
 USERS = 3000
 
@@ -133,9 +133,13 @@ def test_csv_export_with_fields_connection_and_limit(sandbox: Sandbox, api: http
     _, data = run_export(api, {"format": "csv", "fields": fields})
     rows = list(csv.reader(io.StringIO(data.decode())))
     assert rows[0] == ["id", "email", "connection", "user_metadata", "email_verified"]
-    assert {r[0] for r in rows[1:]} == all_user_ids(sandbox) and len(rows) == 1 + 50 + 10
-    row = next(r for r in rows if r[0] == "auth0|" + f"{4:024x}")
-    assert row[1:] == ["user4@example.org", "Username-Password-Authentication", '{"n":4}', "true"]
+    # Auth0 escapes every string against formula injection: a leading ' inside double quotes
+    assert {r[0] for r in rows[1:]} == {"'" + uid for uid in all_user_ids(sandbox)}
+    assert len(rows) == 1 + 50 + 10
+    row = next(r for r in rows if r[0] == "'auth0|" + f"{4:024x}")
+    assert row[1:] == ["'user4@example.org", "'Username-Password-Authentication", "'" + '{"n":4}', "true"]
+    line = next(line for line in data.decode().splitlines() if f"{4:024x}" in line)
+    assert line.startswith('"' + "'auth0|") and line.endswith(',"' + "'" + '{""n"":4}",true')
 
     _, github = run_export(api, {"format": "json", "connection_id": sandbox.connections["github"]})
     assert [json.loads(line)["email"] for line in github.decode().splitlines()] == ["grace@example.com"]
@@ -235,6 +239,11 @@ PICKED = [{"name": "user_id", "export_as": "id"}, {"name": "email"}, {"name": "e
           {"name": "user_metadata.prefs.font"}, {"name": "user_metadata[0]"}, {"name": "app_metadata"},
           {"name": "user_metadata.tags[0]", "export_as": "a null"}, {"name": "user_metadata.tags[1]"},
           {"name": "no_such_field", "export_as": "nothing"}]
+# Top-level attributes only (an audit's fields), every one SQLite builds from the columns, aliased too.
+TOP_LEVEL = [{"name": name} for name in ("user_id", "email", "email_verified", "username", "name", "nickname",
+                                          "given_name", "family_name", "picture", "created_at", "updated_at",
+                                          "last_login", "logins_count", "blocked", "identities",
+                                          "user_metadata")] + [{"name": "app_metadata", "export_as": "app"}]
 # What SQLite's JSON paths cannot address exactly goes through Python: a repeated alias, a non-ASCII key.
 IN_PYTHON = [{"name": "email", "export_as": "contact"}, {"name": "nickname", "export_as": "contact"},
              {"name": "user_metadata.café"}, {"name": "user_id"}]
@@ -243,6 +252,7 @@ IN_PYTHON = [{"name": "email", "export_as": "contact"}, {"name": "nickname", "ex
 def test_fields_export_is_the_full_export_reduced_to_those_fields() -> None:
     """Record by record, whichever way the fields are picked (SQLite or Python), in field order."""
     assert isinstance(record_writer({"format": "json", "fields": PICKED}), NdjsonFieldsInSql)
+    assert isinstance(record_writer({"format": "json", "fields": TOP_LEVEL}), NdjsonColumns)
     assert isinstance(record_writer({"format": "json", "fields": IN_PYTHON}), NdjsonFieldsInPython)
     with Sandbox(seed=11, users=3000) as sandbox, management_api(sandbox) as api:
         add_users(sandbox, 20)  # users without last_login or nickname
@@ -253,7 +263,7 @@ def test_fields_export_is_the_full_export_reduced_to_those_fields() -> None:
         _, full = run_export(api, {"format": "json"})
         records = [json.loads(line) for line in full.decode().splitlines()]
         assert any("last_login" not in r for r in records) and any("last_login" in r for r in records)
-        for fields in (PICKED, IN_PYTHON):
+        for fields in (TOP_LEVEL, PICKED, IN_PYTHON):
             _, data = run_export(api, {"format": "json", "fields": fields})
             lines = [json.loads(line) for line in data.decode().splitlines()]
             expected = [reduced(r, fields) for r in records]

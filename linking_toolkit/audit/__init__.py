@@ -5,7 +5,8 @@ when a group is safe, how metadata is merged) are plain functions on data; the f
 to a tenant (``audit_tenant``, ``apply_plan``, ``undo``) only fetch, call those rules and write a
 journal. One room per job, each importing only the rooms above it in this list:
 
-- ``frames``: the ``Audit`` value, records -> typed frames, ``normalise_email``;
+- ``engine``: DuckDB reading exports and records, the frames' dtypes, the candidates' SQL;
+- ``frames``: the ``Audit`` value, SQL over it, saving and reopening it, ``normalise_email``;
 - ``candidates``: groups of users with one email, the proposed primary, the risks;
 - ``report``: styled summaries and the chart;
 - ``fetch``: reading a tenant (paging or an export job) or an export file;
@@ -21,7 +22,7 @@ Examples
 """
 
 from .candidates import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, link_candidates, risk_now
-from .fetch import audit_export_file, audit_tenant, read_ndjson_batches
+from .fetch import audit_export_file, audit_tenant, export_format
 from .frames import AUDIT_FIELDS, Audit, audit_records, normalise_email
 from .journal import Journal
 from .plan import PLAN_COLUMNS, apply_plan, merge_metadata, plan_links, undo
@@ -41,13 +42,13 @@ __all__ = [
     "audit_tenant",
     "candidates_by_risk",
     "connections_summary",
+    "export_format",
     "identity_count_summary",
     "link_candidates",
     "merge_metadata",
     "normalise_email",
     "plan_links",
     "plot_audit",
-    "read_ndjson_batches",
     "risk_now",
     "undo",
 ]

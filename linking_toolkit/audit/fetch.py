@@ -1,5 +1,5 @@
 """Reading a whole tenant into an ``Audit``: paging under Auth0's 1000 cap, a users-export job
-above it, and the export file itself (gzipped NDJSON), read in batches with progress bars.
+above it, and the export file itself (gzipped NDJSON or CSV), read by the engine straight from disk.
 
 The client paces itself on Auth0's rate-limit headers, so the same calls work on a real tenant.
 """
@@ -11,12 +11,16 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
+
+import duckdb
 
 from ..management import SEARCH_CAP
-from .frames import AUDIT_FIELDS, BATCH_RECORDS, Audit, audit_from_batches, audit_records, paused_gc
+from .engine import Engine
+from .frames import AUDIT_FIELDS, Audit, audit_records
 
 if TYPE_CHECKING:
     from ..management import ManagementClient
@@ -24,59 +28,69 @@ if TYPE_CHECKING:
 __all__ = [
     "audit_export_file",
     "audit_tenant",
-    "read_ndjson_batches",
+    "export_format",
 ]
 
-_Batch = TypeVar("_Batch", bound=list[Any])
+
+def _open(path: Path) -> IO[bytes]:
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else path.open("rb")
 
 
-def read_ndjson_batches(stream: IO[bytes], lines: int = BATCH_RECORDS,
-                        block: int = 1 << 22) -> Iterator[list[dict[str, Any]]]:
-    """Parsed records of a newline-delimited JSON stream, about ``lines`` at a time.
-
-    The stream is read ``block`` bytes at a time and each batch of lines parsed with one
-    ``json.loads``, so the whole text and its parsed copy are never in memory together. Blank
-    lines are skipped; the last line may lack its newline.
-    """
-    batch: list[bytes] = []
-    tail = b""
-    while True:
-        data = stream.read(block)
-        if not data:
-            break
-        parts = (tail + data).split(b"\n")
-        tail = parts.pop()
-        batch += [part for part in parts if part.strip()]
-        if len(batch) >= lines:
-            yield json.loads(b"[" + b",".join(batch) + b"]")
-            batch = []
-    if tail.strip():
-        batch.append(tail)
-    if batch:
-        yield json.loads(b"[" + b",".join(batch) + b"]")
+def export_format(path: str | os.PathLike[str]) -> str:
+    """``"json"`` (NDJSON lines) or ``"csv"``: what a users-export file holds, from its first byte."""
+    with _open(Path(path)) as stream:
+        start = stream.read(64).lstrip()
+    return "json" if start[:1] in (b"{", b"") else "csv"
 
 
-def _reported(batches: Iterable[_Batch], progress: Callable[[int], object] | None) -> Iterator[_Batch]:
-    """The batches, telling ``progress`` each one's size once the consumer is done with it."""
-    for batch in batches:
-        yield batch
-        if progress is not None:
-            progress(len(batch))
+def _first_bad_line(path: Path) -> str:
+    """Where an NDJSON export stops being one: the engine says something, this names the line."""
+    number = 0
+    try:
+        with _open(path) as stream:
+            for number, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    return f"line {number} is not JSON" + (" (the file ends inside it)"
+                                                           if not line.endswith(b"\n") else "")
+                if not isinstance(record, dict) or "user_id" not in record:
+                    return f"line {number} is not a user record"
+    except (EOFError, OSError, zlib.error):
+        return f"the gzip stream is cut short after line {number}"
+    return "the engine could not read it"
 
 
 def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None,
-                      progress: Callable[[int], object] | None = None) -> Audit:
-    """An ``Audit`` from a users-export file (gzipped NDJSON, as Auth0 serves it, or plain).
+                      progress: Callable[[int], object] | None = None,
+                      memory_limit: str | None = None) -> Audit:
+    """An ``Audit`` from a users-export file: NDJSON (``format: json``) or CSV, gzipped as Auth0
+    serves it or plain, read by DuckDB straight from disk, in parallel, never whole in memory.
 
-    ``progress``, when given, is called with the number of users of each batch read.
+    ``progress``, when given, is called with the number of users read. ``memory_limit`` (e.g.
+    ``"2GB"``) caps the engine's memory; past it, it spills to a private temporary folder. A file
+    that is not a users export is a ``ValueError`` naming the line where it goes wrong.
     """
     path = Path(path)
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    stream: IO[bytes] = gzip.GzipFile(path, "rb") if gzipped else path.open("rb")  # type: ignore[assignment]
-    with stream, paused_gc():
-        return audit_from_batches(_reported(read_ndjson_batches(stream), progress),
-                                  source="file", issuer=issuer)
+    if not path.is_file():
+        raise FileNotFoundError(f"no export file at {path}")
+    kind = export_format(path)
+    try:
+        with Engine(memory_limit=memory_limit) as engine:
+            engine.read_ndjson(path) if kind == "json" else engine.read_csv(path)
+            users, identities = engine.frames()
+    except duckdb.Error as error:
+        where = _first_bad_line(path) if kind == "json" else str(error).splitlines()[0]
+        raise ValueError(f"{path} is not a users export: {where}") from None
+    if users["user_id"].isna().any():
+        raise ValueError(f"{path} is not a users export: a record has no user_id")
+    if progress is not None:
+        progress(len(users))
+    return Audit(users=users, identities=identities, source="file", issuer=issuer)
 
 
 def audit_tenant(client: ManagementClient, *, progress: bool = True, export_above: int = SEARCH_CAP,
@@ -85,7 +99,7 @@ def audit_tenant(client: ManagementClient, *, progress: bool = True, export_abov
 
     Up to ``export_above`` users it pages ``GET /users`` (Auth0 pages only the first 1000); above,
     it runs a users-export job, shows its progress, downloads the gzipped NDJSON to a temporary file
-    and parses it in chunks. The client paces itself on Auth0's rate-limit headers, so the same
+    and reads it with the engine. The client paces itself on Auth0's rate-limit headers, so the same
     call works on a real tenant.
 
     Examples
@@ -123,6 +137,7 @@ def _audit_by_export(client: ManagementClient, total: int, *, issuer: str | None
         def advance(percent: int) -> None:
             bar.update(max(0, percent - bar.n))
         job = client.wait_for_job(job["id"], progress=advance, poll=poll, timeout=timeout)
+    # The file holds every user's email: a private name, 0600 (mkstemp), removed when read.
     handle, name = tempfile.mkstemp(prefix="users-export-", suffix=".json.gz")
     os.close(handle)
     try:

@@ -1,7 +1,5 @@
-"""The ``Audit`` value: every user and every identity of a tenant as two typed pandas frames.
-
-Records (``GET /users`` pages or the lines of a users export) become column lists, then frames
-built once with proper dtypes; nothing here talks to a tenant.
+"""The ``Audit`` value: every user and every identity of a tenant as two typed pandas frames, and
+SQL over them, and the audit kept on disk.
 
 Email normalisation, precisely: ``unicodedata.normalize("NFC", email.strip()).lower()``. That
 folds letter case (``Ada@Example.COM`` = ``ada@example.com``; Auth0 matches emails exactly, and
@@ -11,191 +9,36 @@ dropped, no ``+tag`` removed, for any provider, because two Gmail addresses that
 the same mailbox only at Google; no compatibility forms (NFKC) and no case folding beyond
 lower-casing, because ``straße.de`` and ``strasse.de`` are two domains. When in doubt it does not
 fold: a group missed costs a person one more login prompt, a wrong group hands one person's
-account to another.
+account to another. The engine applies the same rule (:func:`~.engine.normalise_email`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import itertools
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
+from .engine import Engine, candidates_sql, normalise_email, to_frame
+
 __all__ = [
     "AUDIT_FIELDS",
-    "BATCH_RECORDS",
     "Audit",
-    "audit_from_batches",
     "audit_records",
     "normalise_email",
-    "paused_gc",
 ]
 
 # What the audit asks an export for (a real tenant exports a smaller default set without it).
 AUDIT_FIELDS = ["user_id", "email", "email_verified", "name", "created_at", "last_login",
                 "logins_count", "blocked", "identities"]
-# Records turned into columns at a time: large enough for fast comprehensions, small enough that a
-# batch and its parsed copy never hold a big tenant in memory twice.
-BATCH_RECORDS = 20_000
-
-
-def normalise_email(email: str | None) -> str | None:
-    """The comparison form of an email: stripped, NFC-normalised, lower-cased (see the module doc)."""
-    if email is None:
-        return None
-    email = email.strip()
-    if not email:
-        return None
-    if email.isascii():  # the common case: NFC changes nothing
-        return email.lower()
-    return unicodedata.normalize("NFC", email).lower()
-
-
-def _normalise_all(emails: list[str | None]) -> list[str | None]:
-    """``normalise_email`` over a column, with the ASCII case inlined (a million calls cost)."""
-    out = [(e.strip().lower() if e.isascii() else normalise_email(e)) if e else None for e in emails]
-    return [e or None for e in out] if "" in out else out
-
-
-def _timestamps(values: list[str | None]) -> pd.DatetimeIndex:
-    """Auth0's ``2023-01-26T14:51:52.123Z`` strings as UTC datetimes; numpy parses that form in C,
-    several times faster than ``pd.to_datetime``; anything else goes through pandas."""
-    try:
-        parsed = np.array([v[:-1] if v and v[-1] == "Z" else (v or "NaT") for v in values],
-                          dtype="datetime64[ms]")
-    except ValueError:  # an offset other than Z, or another format
-        return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype="string"), utc=True, format="ISO8601"))
-    return pd.DatetimeIndex(parsed).tz_localize("UTC")
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cycle collector while millions of acyclic dicts and strings are made: it would
-    otherwise walk the growing columns again and again (a third of the time at a million users)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class _Columns:
-    """Column lists filled record by record; frames are built once, with proper dtypes."""
-
-    def __init__(self) -> None:
-        self.user_id: list[str] = []
-        self.email: list[str | None] = []
-        self.verified: list[bool | None] = []
-        self.name: list[str | None] = []
-        self.created: list[str | None] = []
-        self.last_login: list[str | None] = []
-        self.logins: list[int | None] = []
-        self.blocked: list[bool] = []
-        self.n_identities: list[int] = []
-        # identities
-        self.i_connection: list[str | None] = []
-        self.i_provider: list[str | None] = []
-        self.i_user_id: list[str] = []
-        self.i_social: list[bool] = []
-        # linked identities' own profile (when the source carries it): position -> values
-        self.linked_profile: dict[int, tuple[str | None, bool | None, str | None]] = {}
-
-    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
-        # One comprehension per column: several times faster than one loop appending to all.
-        records = records if isinstance(records, list) else list(records)
-        self.user_id += [r["user_id"] for r in records]
-        self.email += [r.get("email") for r in records]
-        self.verified += [r.get("email_verified") for r in records]
-        self.name += [r.get("name") for r in records]
-        self.created += [r.get("created_at") for r in records]
-        self.last_login += [r.get("last_login") for r in records]
-        self.logins += [r.get("logins_count") for r in records]
-        self.blocked += [bool(r.get("blocked")) for r in records]
-        identities = [r.get("identities") or () for r in records]
-        self.n_identities += [len(i) for i in identities]
-        flat = [ident for idents in identities for ident in idents]
-        offset = len(self.i_user_id)
-        self.i_connection += [i.get("connection") for i in flat]
-        self.i_provider += [i.get("provider") for i in flat]
-        self.i_user_id += [str(i.get("user_id")) for i in flat]
-        self.i_social += [bool(i.get("isSocial")) for i in flat]
-        for index, ident in enumerate(flat):
-            if "profileData" in ident:  # only linked identities carry one, and only when paging
-                data = ident["profileData"] or {}
-                self.linked_profile[offset + index] = (data.get("email"), data.get("email_verified"),
-                                                       data.get("name"))
-
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        counts = np.asarray(self.n_identities, dtype=np.int64)
-        email_raw = pd.array(self.email, dtype="string")
-        email = pd.array(_normalise_all(self.email), dtype="string")
-        verified = pd.array(self.verified, dtype="boolean")
-        created = _timestamps(self.created)
-        last_login = _timestamps(self.last_login)
-        # Auth0 leaves logins_count out until a first login: no count means zero logins.
-        logins = pd.array([v or 0 for v in self.logins], dtype="Int64")
-        main = np.cumsum(counts) - counts  # position of each user's main identity
-        has_main = counts > 0
-        connection = pd.Categorical(self.i_connection)
-        provider = pd.Categorical(self.i_provider)
-        users = pd.DataFrame({
-            "user_id": pd.array(self.user_id, dtype="string"),
-            "connection": _of_main_identity(connection, main, has_main),
-            "provider": _of_main_identity(provider, main, has_main),
-            "email": email,
-            "email_raw": email_raw,
-            "email_verified": verified,
-            "name": pd.array(self.name, dtype="string"),
-            "created_at": created,
-            "last_login": last_login,
-            "logins_count": logins,
-            "identities": counts,
-            "blocked": np.asarray(self.blocked, dtype=bool),
-        })
-        owner_index = np.repeat(np.arange(len(counts)), counts)
-        is_primary = np.zeros(len(owner_index), dtype=bool)
-        is_primary[main[has_main]] = True
-        identities = pd.DataFrame({
-            "owner": users["user_id"].array.take(owner_index),
-            "connection": connection,
-            "provider": provider,
-            "user_id": pd.array(self.i_user_id, dtype="string"),
-            "is_primary": is_primary,
-            "is_social": np.asarray(self.i_social, dtype=bool),
-            "email": email.take(owner_index),
-            "email_raw": email_raw.take(owner_index),
-            "email_verified": verified.take(owner_index),
-            "name": users["name"].array.take(owner_index),
-            "created_at": created.take(owner_index),
-            "last_login": last_login.take(owner_index),
-            "logins_count": logins.take(owner_index),
-        })
-        if self.linked_profile:  # a linked identity shows its own profile, not its owner's
-            rows = np.fromiter(self.linked_profile, dtype=np.int64, count=len(self.linked_profile))
-            values = list(self.linked_profile.values())
-            raw = [v[0] for v in values]
-            identities.loc[rows, "email_raw"] = pd.array(raw, dtype="string")
-            identities.loc[rows, "email"] = pd.array([normalise_email(e) for e in raw], dtype="string")
-            identities.loc[rows, "email_verified"] = pd.array([v[1] for v in values], dtype="boolean")
-            identities.loc[rows, "name"] = pd.array([v[2] for v in values], dtype="string")
-        return users, identities
-
-
-def _of_main_identity(values: pd.Categorical, main: np.ndarray, has_main: np.ndarray) -> pd.Categorical:
-    """A per-identity categorical column taken at each user's main identity (missing if none)."""
-    if not len(values):
-        return pd.Categorical([None] * len(main))
-    codes = values.codes[np.minimum(main, len(values) - 1)]
-    return pd.Categorical.from_codes(np.where(has_main, codes, -1), categories=values.categories)
 
 
 @dataclass
@@ -205,7 +48,8 @@ class Audit:
     ``identities`` columns: owner (the user holding it), connection, provider, user_id (the
     identity's own id), is_primary, is_social, email (normalised), email_raw, email_verified, name,
     and the owner's created_at, last_login, logins_count. A linked identity shows its own email and
-    name when the source carries them (paging does, an export does not).
+    name when the source carries them (paging does, an export does not). Text columns are
+    Arrow-backed (``string[pyarrow]``).
 
     Styled tables and a chart of it are in :mod:`linking_toolkit.audit.report`.
     """
@@ -235,20 +79,74 @@ class Audit:
         counts.index.name = "identities"
         return counts
 
+    def sql(self, query: str) -> pd.DataFrame:
+        """The answer to an analyst's own question, in DuckDB's SQL, as a pandas frame.
 
-def audit_from_batches(batches: Iterable[Iterable[Mapping[str, Any]]], *, source: str,
-                       issuer: str | None = None) -> Audit:
-    """An ``Audit`` from batches of user records, each batch turned into columns as it comes."""
-    columns = _Columns()
-    for batch in batches:
-        columns.add(batch)
-    users, identities = columns.frames()
-    return Audit(users=users, identities=identities, source=source, issuer=issuer)
+        The query sees ``users``, ``identities`` (the frames themselves, read in place, not copied)
+        and ``candidates`` (``link_candidates``' groups with the default rank).
+
+        Examples
+        --------
+        >>> result.sql('''select connection, count(*) as linked from identities
+        ...               where not is_primary group by all order by linked desc''')   # doctest: +SKIP
+        """
+        with Engine() as engine:
+            engine.connection.register("users", self.users)
+            engine.connection.register("identities", self.identities)
+            engine.connection.execute(f"create temp view candidates as {candidates_sql()}")
+            return engine.connection.sql(query).df()
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Keep the audit in one DuckDB file, to reopen with :meth:`Audit.open` in a later kernel
+        without exporting the tenant again (and to query with DuckDB itself).
+
+        The file holds every user's email: it is written in a new folder only its owner can open
+        and made 0600 there, then moved into place, so no one else can ever read it.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"{path.parent} is no directory to save the audit in")
+        folder = tempfile.mkdtemp(prefix=".audit-", dir=path.parent)  # 0700, on the same file system
+        try:
+            staged = os.path.join(folder, "audit.duckdb")
+            with duckdb.connect(staged) as db:
+                db.register("users_frame", self.users)
+                db.register("identities_frame", self.identities)
+                db.execute("create table users as select * from users_frame")
+                db.execute("create table identities as select * from identities_frame")
+                db.execute("create table audit (source varchar, issuer varchar, taken_at timestamptz)")
+                db.execute("insert into audit values (?, ?, ?)", [self.source, self.issuer, self.taken_at])
+            os.chmod(staged, 0o600)
+            os.replace(staged, path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return path
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Audit:
+        """An audit kept by :meth:`Audit.save`, with its frames, source, issuer and time."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved audit at {path}")
+        try:
+            with duckdb.connect(str(path), read_only=True) as db:
+                users = to_frame(db.sql("select * from users").to_arrow_table())
+                identities = to_frame(db.sql("select * from identities").to_arrow_table())
+                meta = db.execute("select source, issuer, taken_at from audit").fetchone()
+                source, issuer, taken_at = meta or ("file", None, None)
+        except duckdb.Error as error:
+            raise ValueError(f"{path} is not an audit saved by Audit.save: {error}") from None
+        return cls(users=users, identities=identities, source=source, issuer=issuer,
+                   taken_at=taken_at.astimezone(UTC) if taken_at else datetime.now(UTC))
 
 
 def audit_records(records: Iterable[Mapping[str, Any]], *, source: str = "records",
                   issuer: str | None = None) -> Audit:
-    """An ``Audit`` from user records (``GET /users`` or export JSON), consumed as they come."""
-    iterator = iter(records)
-    batches = iter(lambda: list(itertools.islice(iterator, BATCH_RECORDS)), [])
-    return audit_from_batches(batches, source=source, issuer=issuer)
+    """An ``Audit`` from user records (``GET /users`` pages or export lines), through the same
+    engine and SQL as an export file."""
+    with Engine() as engine:
+        engine.use_records(records)
+        users, identities = engine.frames()
+    return Audit(users=users, identities=identities, source=source, issuer=issuer)

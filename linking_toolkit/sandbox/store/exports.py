@@ -15,7 +15,7 @@ from typing import Any
 from .database import Database, as_dict
 from .query import connection_filter
 
-__all__ = ["EXPORT_BARE_RECORD_SQL", "EXPORT_RECORD_SQL", "ExportTables"]
+__all__ = ["EXPORT_BARE_RECORD_SQL", "EXPORT_RECORD_SQL", "MEMBER_SQL", "ExportTables"]
 
 # An export record's identities, main one first, as Auth0's export lists them.
 _EXPORT_IDENTITIES_SQL = """(SELECT json_group_array(json_object(
@@ -59,6 +59,28 @@ EXPORT_BARE_RECORD_SQL = f"""json_object(
     'user_metadata', json(u.user_metadata), 'app_metadata', json(u.app_metadata))"""
 
 
+def _optional(column: str) -> str:
+    return f"CASE WHEN u.{column} IS NULL THEN NULL ELSE json_quote(u.{column}) END"
+
+
+# Each top-level attribute of an export record as its JSON text, NULL when the record leaves it out
+# (as EXPORT_RECORD_SQL does): what ``export_column_chunks`` builds a record from directly.
+MEMBER_SQL: dict[str, str] = {
+    "user_id": "json_quote(u.user_id)",
+    "email": _optional("email"),
+    "email_verified": "CASE WHEN u.email IS NULL THEN NULL WHEN u.email_verified THEN 'true' "
+                      "ELSE 'false' END",
+    **{column: _optional(column) for column in ("username", "name", "nickname", "given_name", "family_name",
+                                                "picture", "last_login")},
+    "created_at": "json_quote(u.created_at)",
+    "updated_at": "json_quote(u.updated_at)",
+    "logins_count": "CAST(u.logins_count AS TEXT)",
+    "blocked": "CASE WHEN u.blocked THEN 'true' END",
+    "identities": _EXPORT_IDENTITIES_SQL,
+    "user_metadata": "json(u.user_metadata)",
+    "app_metadata": "json(u.app_metadata)",
+}
+
 class ExportTables(Database):
     def create_job(self, job: dict[str, Any]) -> None:
         with self.transaction() as db:
@@ -95,6 +117,18 @@ class ExportTables(Database):
         sql = (f"SELECT u.user_id, {EXPORT_RECORD_SQL} FROM users u WHERE {where} AND u.user_id > ?"  # noqa: S608
                " ORDER BY u.user_id LIMIT ?")
         return self._keyset_pages(sql, params, [], chunk)
+
+    def export_column_chunks(self, connection: str | None, members: list[tuple[str, str]],
+                             chunk: int = 5000) -> Iterator[list[str]]:
+        """Like ``export_picked_chunks`` for top-level attributes only (``members``: ``(prefix,
+        name)`` pairs, ``name`` a key of ``MEMBER_SQL``), each record built straight from the
+        columns: the same text, without building the full record first and reading it back."""
+        where, params = connection_filter(connection)
+        pieces = " || ".join(f"coalesce(? || {MEMBER_SQL[name]}, '')" for _, name in members)
+        sql = (f"SELECT u.user_id, '{{' || substr({pieces}, 2) || '}}' FROM users u"  # noqa: S608
+               f" WHERE {where} AND u.user_id > ? ORDER BY u.user_id LIMIT ?")
+        prefixes = [prefix for prefix, _ in members]
+        return self._keyset_pages(sql, [*prefixes, *params], [], chunk)
 
     def export_picked_chunks(self, connection: str | None, members: list[tuple[str, str]],
                              chunk: int = 5000) -> Iterator[list[str]]:

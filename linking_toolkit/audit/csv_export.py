@@ -1,0 +1,66 @@
+"""Auth0's CSV users export, as SQL that reads it like the NDJSON one.
+
+Auth0 escapes CSV exports against formula injection (its "Bulk user exports" page, after OWASP):
+every string cell is written ``"'value"`` (a leading single quote, inside double quotes, its own
+double quotes doubled); its own ISO 8601 dates are not escaped. Reading one undoes exactly that: a
+cell that starts with a single quote loses it. Identities come from an ``identities`` column of
+JSON text, or from the ``identities[N].connection``-style columns an export's fields name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+__all__ = ["csv_select"]
+
+_IDENTITY_FIELD = re.compile(r"identities\[(\d+)\]\.(connection|provider|user_id|isSocial)")
+_IDENTITY_TYPES = {"connection": "VARCHAR", "provider": "VARCHAR", "user_id": "VARCHAR",
+                   "isSocial": "BOOLEAN"}
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _text(column: str) -> str:
+    """A cell with Auth0's escaping undone (one leading single quote), empty as NULL."""
+    name = _identifier(column)
+    return f"nullif(if(starts_with({name}, chr(39)), {name}[2:], {name}), '')"
+
+
+def _typed(column: str, kind: str) -> str:
+    return _text(column) if kind == "VARCHAR" else f"try_cast({_text(column)} as {kind})"
+
+
+def _identities(columns: list[str], kind: str) -> str:
+    if "identities" in columns:  # the whole array, as JSON text
+        return f"try_cast(try_cast({_text('identities')} as json) as {kind})"
+    indexed: dict[int, set[str]] = {}
+    for column in columns:
+        if match := _IDENTITY_FIELD.fullmatch(column):
+            indexed.setdefault(int(match[1]), set()).add(match[2])
+    if not indexed:
+        return f"null::{kind}"
+    structs = []
+    for index in sorted(indexed):
+        values = [f"'{field}': " + (_typed(f"identities[{index}].{field}", sql_type)
+                                    if field in indexed[index] else f"null::{sql_type}")
+                  for field, sql_type in _IDENTITY_TYPES.items()]
+        structs.append("{" + ", ".join(values) + ", 'profileData': null}")
+    present = "lambda i: i.user_id is not null or i.connection is not null"
+    return f"cast(list_filter([{', '.join(structs)}], {present}) as {kind})"
+
+
+def csv_select(columns: list[str], types: Mapping[str, str]) -> str:
+    """The select list that turns a CSV export's text columns (``columns``, as its header names
+    them) into the audit's ``raw`` columns of ``types``; a field the export lacks is NULL."""
+    parts = []
+    for name, kind in types.items():
+        if name == "identities":
+            parts.append(f"{_identities(columns, kind)} as identities")
+        elif name in columns:
+            parts.append(f"{_typed(name, kind)} as {name}")
+        else:
+            parts.append(f"null::{kind} as {name}")
+    return ", ".join(parts)

@@ -1,0 +1,329 @@
+"""The audit's engine: DuckDB reads an export (or records) and builds the frames and the candidates.
+
+Everything heavy runs in DuckDB's compiled, parallel, spilling code: reading the gzipped NDJSON
+or CSV export, unnesting identities, normalising emails, grouping candidates. Python only turns
+the results into the pandas frames the analyst gets (strings Arrow-backed, as DuckDB hands them
+over) and normalises the few non-ASCII emails, so that the engine's rule is ``normalise_email``'s
+to the letter.
+
+The SQL reads one relation, ``raw``: one row per user, in Auth0's export shape.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import unicodedata
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .csv_export import csv_select
+
+__all__ = [
+    "DATABASE_PROVIDER",
+    "DEFAULT_PRIMARY_RANK",
+    "RAW_SCHEMA",
+    "RISKS",
+    "Engine",
+    "candidates_sql",
+    "normalise_email",
+    "to_frame",
+]
+
+# The reasons a group is not safe, in the order they are reported; "safe" only when none applies.
+RISKS = ["safe", "unverified email", "blocked user", "several users hold links", "same connection twice"]
+# The provider of a tenant's database connections (users with a password they chose).
+DATABASE_PROVIDER = "auth0"
+# The proposed primary: the first user of a group sorted by these (column, ascending) keys.
+# A user holding links already must stay primary (Auth0 refuses a secondary with links of its own);
+# an unverified account never becomes the surviving profile; then the database account (the one
+# with a password the person chose), the most used, the oldest; user_id breaks ties.
+DEFAULT_PRIMARY_RANK: list[tuple[str, bool]] = [
+    ("identities", False),
+    ("email_verified", False),
+    ("is_database", False),
+    ("logins_count", False),
+    ("created_at", True),
+    ("user_id", True),
+]
+# What Python's str.strip() removes from an ASCII string: these and nothing else.
+_ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_PROFILE = pa.struct([("email", pa.string()), ("email_verified", pa.bool_()), ("name", pa.string())])
+_IDENTITY = pa.struct([("connection", pa.string()), ("provider", pa.string()), ("user_id", pa.string()),
+                       ("isSocial", pa.bool_()), ("profileData", _PROFILE)])
+# Auth0's export (and GET /users) shape, as far as the audit reads it.
+RAW_SCHEMA = pa.schema([
+    ("user_id", pa.string()), ("email", pa.string()), ("email_verified", pa.bool_()),
+    ("name", pa.string()), ("created_at", pa.string()), ("last_login", pa.string()),
+    ("logins_count", pa.int64()), ("blocked", pa.bool_()), ("identities", pa.list_(_IDENTITY)),
+])
+_SQL_TYPES = {
+    "user_id": "VARCHAR", "email": "VARCHAR", "email_verified": "BOOLEAN", "name": "VARCHAR",
+    "created_at": "VARCHAR", "last_login": "VARCHAR", "logins_count": "BIGINT", "blocked": "BOOLEAN",
+    "identities": 'STRUCT(connection VARCHAR, provider VARCHAR, user_id VARCHAR, "isSocial" BOOLEAN, '
+                  '"profileData" STRUCT(email VARCHAR, email_verified BOOLEAN, name VARCHAR))[]',
+}
+
+
+def normalise_email(email: str | None) -> str | None:
+    """The comparison form of an email: stripped, NFC-normalised, lower-cased, nothing else
+    (see :mod:`linking_toolkit.audit.frames` for why)."""
+    if email is None:
+        return None
+    email = email.strip()
+    if not email:
+        return None
+    if email.isascii():  # the common case: NFC changes nothing
+        return email.lower()
+    return unicodedata.normalize("NFC", email).lower()
+
+
+def _normalise_arrow(emails: pa.Array) -> pa.Array:
+    return pa.array([normalise_email(e) for e in emails.to_pylist()], type=pa.string())
+
+
+# -- the frames' contract: each column's pandas dtype ----------------------------------------------
+
+_KINDS = {
+    "user_id": "string", "owner": "string", "email": "string", "email_raw": "string", "name": "string",
+    "connection": "category", "provider": "category", "email_verified": "boolean",
+    "created_at": "time", "last_login": "time", "logins_count": "Int64", "identities": "int64",
+    "blocked": "bool", "is_primary": "bool", "is_social": "bool",
+}
+
+
+def _categorical(values: pa.ChunkedArray) -> pd.Categorical:
+    """A categorical with pandas' own sorted categories, missing as code -1, from text or a
+    dictionary-encoded column (as a saved audit holds it)."""
+    if not pa.types.is_dictionary(values.type):
+        values = pc.dictionary_encode(values)
+    encoded = (values.unify_dictionaries() if values.num_chunks > 1 else values).combine_chunks()
+    dictionary = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    order = np.argsort(dictionary, kind="stable")
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    codes = pc.fill_null(encoded.indices.cast(pa.int64()), -1).to_numpy()
+    codes = np.where(codes >= 0, position[np.maximum(codes, 0)] if len(order) else codes, -1)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(dictionary[order], dtype=object))
+
+
+def _column(values: pa.ChunkedArray, kind: str) -> Any:
+    if kind == "string":  # Arrow-backed: no copy, no Python string per row
+        return pd.StringDtype("pyarrow").__from_arrow__(values.cast(pa.large_string()))
+    if kind == "category":
+        return _categorical(values)
+    if kind == "time":  # Auth0 keeps milliseconds
+        return pd.Series(values.cast(pa.timestamp("ms", tz="UTC"), safe=False).to_pandas()).array
+    if kind == "boolean":
+        return pd.BooleanDtype().__from_arrow__(values)
+    if kind == "Int64":
+        return pd.Int64Dtype().__from_arrow__(values)
+    return values.to_numpy()  # bool, int64: never null here
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """An engine result as the pandas frame the analyst gets, each column of its documented dtype."""
+    return pd.DataFrame({name: _column(table.column(name), _KINDS[name]) for name in table.column_names})
+
+
+# -- candidates ------------------------------------------------------------------------------------
+
+_FLAGS = ["not all_verified", "any_blocked", "linked_users > 1", "distinct_connections < users"]
+
+
+def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, users: str = "users") -> str:
+    """Groups of separate users whose normalised emails are equal, one row per group, in SQL.
+
+    The proposed primary is the first user of its group sorted by ``rank`` (column, ascending),
+    missing values last; groups come in email order; ``risk`` is the first reason of ``RISKS``
+    that applies, ``reasons`` all of them.
+    """
+    order = ", ".join(f'"{_identifier(column)}" {"asc" if ascending else "desc"} nulls last'
+                      for column, ascending in rank)
+    reasons = "list_filter([" + ", ".join(
+        f"case when {flag} then '{reason}' end" for flag, reason in zip(_FLAGS, RISKS[1:], strict=True)
+    ) + "], lambda r: r is not null)"
+    # Built from this module's constants and quoted column names: no value of the tenant's in it.
+    # The rank as a number (one window sort), then each group's members sorted by it: much faster
+    # than an ordered aggregate per column that needs the order.
+    return f"""
+    with shared as (
+        select email from {users} where email is not null group by email having count(*) > 1
+    ), members as (
+        select *, row_number() over (partition by email order by {order}) as rank_in_group
+        from (select *, provider::varchar = '{DATABASE_PROVIDER}' as is_database
+              from {users} where email in (select email from shared))
+    ), groups as (
+        select email, count(*) as users,
+               list_sort(list({{'rank': rank_in_group, 'id': user_id,
+                                'verified': coalesce(email_verified, false),
+                                'login': last_login}})) as ranked,
+               array_to_string(list_sort(list_distinct(list(connection::varchar))), ', ') as connections,
+               array_to_string(list_sort(list_distinct(list(provider::varchar))), ', ') as providers,
+               bool_and(coalesce(email_verified, false)) as all_verified,
+               bool_or(blocked) as any_blocked,
+               count(*) filter (where identities > 1) as linked_users,
+               count(distinct coalesce(connection::varchar, chr(0))) as distinct_connections,
+               max(last_login) as last_login
+        from members group by email
+    )
+    select email, users, ranked[1].id as primary_id, list_transform(ranked, lambda r: r.id) as user_ids,
+           connections, providers, all_verified,
+           list_transform(list_filter(ranked, lambda r: not r.verified), lambda r: r.id) as unverified,
+           last_login, ranked[1].login as primary_last_login,
+           coalesce({reasons}[1], 'safe') as risk,
+           coalesce(nullif(array_to_string({reasons}, ', '), ''), 'safe') as reasons
+    from groups order by email
+    """  # noqa: S608
+
+
+# -- the engine ------------------------------------------------------------------------------------
+
+# One pass over ``raw``, one row per identity (a user without any gets one row of NULLs): DuckDB
+# streams it out in the file's order (preserve_insertion_order), with no sort, join or temporary
+# table; the users are its first rows, the identities its rows that hold one.
+_ROWS_SQL = """
+    select user_id, normalise_email(email) as email, email as email_raw, email_verified, name,
+           try_cast(created_at as timestamptz) as created_at,
+           try_cast(last_login as timestamptz) as last_login,
+           coalesce(logins_count, 0) as logins_count, n_identities as identities,
+           coalesce(blocked, false) as blocked,
+           identity.connection as connection, identity.provider as provider,
+           identity.user_id as identity_user_id, coalesce(identity."isSocial", false) as is_social,
+           n as position, identity."profileData" as profile
+    from (select *, coalesce(len(identities), 0) as n_identities,
+                 unnest(if(coalesce(len(identities), 0) > 0, identities, [null])) as identity,
+                 generate_subscripts(if(coalesce(len(identities), 0) > 0, identities, [null]), 1) as n
+          from raw)
+"""
+_USER_COLUMNS = ["user_id", "connection", "provider", "email", "email_raw", "email_verified", "name",
+                 "created_at", "last_login", "logins_count", "identities", "blocked"]
+
+
+def _with_profiles(columns: dict[str, Any], profile: pa.ChunkedArray) -> None:
+    """A linked identity shows its own profile when the source carries one (paging does, exports
+    do not): its email (normalised here, the few there are), email_verified and name."""
+    held = pc.is_valid(profile)
+    if not pc.any(held).as_py():
+        return
+    raw = pc.struct_field(profile, "email")
+    own = {"email_raw": raw, "email_verified": pc.struct_field(profile, "email_verified"),
+           "name": pc.struct_field(profile, "name"),
+           "email": pa.array([normalise_email(e) for e in raw.to_pylist()], type=pa.large_string())}
+    for name, values in own.items():
+        columns[name] = pc.if_else(held, values.cast(columns[name].type), columns[name])
+
+
+def _split(rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The users (each one's first row) and the identities (the rows that hold one) of ``rows``."""
+    first = pc.equal(rows.column("position"), 1)
+    users = rows.select(_USER_COLUMNS)
+    users = users if pc.all(first).as_py() in (True, None) else users.filter(first)
+    held = pc.is_valid(rows.column("identity_user_id"))
+    holding = rows if pc.all(held).as_py() in (True, None) else rows.filter(held)
+    columns = {"owner": holding.column("user_id"), "connection": holding.column("connection"),
+               "provider": holding.column("provider"), "user_id": holding.column("identity_user_id"),
+               "is_primary": pc.equal(holding.column("position"), 1),
+               "is_social": holding.column("is_social")}
+    for name in ("email", "email_raw", "email_verified", "name", "created_at", "last_login", "logins_count"):
+        columns[name] = holding.column(name)
+    _with_profiles(columns, holding.column("profile"))
+    return users, pa.table(columns)
+
+
+class Engine:
+    """One DuckDB connection with the audit's functions, spilling to a private temporary folder.
+
+    ``memory_limit`` (e.g. ``"4GB"``) caps what DuckDB holds in memory before it spills; by default
+    DuckDB's own (80 % of RAM). The spill folder is made 0700 and removed with the engine.
+    """
+
+    def __init__(self, *, memory_limit: str | None = None, threads: int | None = None) -> None:
+        self.connection = duckdb.connect()
+        self._spill = tempfile.mkdtemp(prefix="linking-audit-")  # 0700: spilled rows hold emails
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._spill, ignore_errors=True)
+        self.connection.execute(f"set temp_directory = '{_quoted(self._spill)}'")
+        # Text as Arrow's large_string, which pandas' Arrow-backed strings hold without a copy.
+        self.connection.execute("set arrow_large_buffer_size = true")
+        if memory_limit:
+            self.connection.execute(f"set memory_limit = '{_quoted(memory_limit)}'")
+        if threads:
+            self.connection.execute(f"set threads = {int(threads)}")
+        self.connection.create_function("normalise_email_py", _normalise_arrow, ["VARCHAR"], "VARCHAR",
+                                        type="arrow", null_handling="special")
+        # normalise_email in SQL: printable ASCII with nothing to strip (nearly every email) is just
+        # lowered; other ASCII (the byte and character lengths agree) is stripped as str.strip()
+        # strips it (a custom trim is slow, so only there); anything else goes to Python itself.
+        self.connection.execute(f"""create macro normalise_email(e) as case
+            when e is null then null
+            when regexp_full_match(e, '[!-~]([ -~]*[!-~])?') then lower(e)
+            when strlen(e) = length(e) then nullif(lower(trim(e, '{_ASCII_WHITESPACE}')), '')
+            else normalise_email_py(e) end""")
+
+    def close(self) -> None:
+        self.connection.close()
+        self._cleanup()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what ``raw`` is ---------------------------------------------------------------------------
+
+    def read_ndjson(self, path: str | os.PathLike[str]) -> None:
+        """``raw`` is a users-export file of NDJSON lines (gzipped or not), read in parallel."""
+        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in _SQL_TYPES.items())
+        self.connection.execute(f"""create or replace temp view raw as select * from read_ndjson(
+            '{_quoted(os.fspath(path))}', columns = {{{columns}}}, format = 'newline_delimited')""")  # noqa: S608 - a quoted path
+
+    def read_csv(self, path: str | os.PathLike[str]) -> None:
+        """``raw`` is a users-export CSV file (gzipped or not), Auth0's escaping undone (see
+        :mod:`linking_toolkit.audit.csv_export`)."""
+        source = (f"read_csv('{_quoted(os.fspath(path))}', header = true, all_varchar = true, "
+                  "auto_detect = true)")
+        header = self.connection.execute(f"describe select * from {source}").fetchall()  # noqa: S608
+        select = csv_select([row[0] for row in header], _SQL_TYPES)
+        # Built from the header names, quoted, and a quoted path.
+        self.connection.execute(f"create or replace temp view raw as select {select} from {source}")  # noqa: S608
+
+    def use_records(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """``raw`` is user records (``GET /users`` pages), through the same SQL as a file."""
+        rows = [_as_raw(record) for record in records]
+        self.connection.register("raw", pa.Table.from_pylist(rows, schema=RAW_SCHEMA))
+
+    # -- results -------------------------------------------------------------------------------------
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(users, identities)`` of ``raw``, which is read once."""
+        users, identities = _split(self.arrow(_ROWS_SQL))
+        return to_frame(users), to_frame(identities)
+
+    def arrow(self, sql: str) -> pa.Table:
+        """The rows of ``sql`` as an Arrow table, streamed out in batches: DuckDB never holds the
+        whole result inside its memory limit."""
+        return self.connection.sql(sql).to_arrow_reader(1 << 17).read_all()
+
+
+def _as_raw(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``GET /users`` record in the types of ``RAW_SCHEMA`` (an identity's id may be a number)."""
+    identities = record.get("identities") or []
+    return {**record, "identities": [{**i, "user_id": None if i.get("user_id") is None else str(i["user_id"])}
+                                     for i in identities]}
+
+
+def _identifier(name: str) -> str:
+    return name.replace('"', '""')
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
