@@ -18,6 +18,8 @@ venv: $(STAMP)
 # Jupyter refuses to run as root without --allow-root (CI containers and sandboxes run as root).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# jupyter-server-proxy (in the test extra) serves the sandbox's pages at {lab}/proxy/PORT/, so the
+# login links work from a browser that cannot reach the kernel's 127.0.0.1 (a hub, an SSH tunnel).
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
 

@@ -15,6 +15,23 @@ from linking_toolkit.sandbox import Sandbox
 REFERENCE = Path(__file__).resolve().parent / "reference"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_token_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The token cache of every test, and of the kernels and processes it starts, is a file of this
+    run (``LINKING_TOOLKIT_CACHE``), never the user's own; a test of the cache passes its own path.
+
+    The suite sees a personal machine wherever it runs: a hub's or Colab's variables (which change
+    the cache's default and the links a prompt shows) are cleared; a test that needs them sets them.
+    """
+    path = tmp_path_factory.mktemp("token-cache") / "tokens.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LINKING_TOOLKIT_CACHE", str(path))
+        for name in ("JUPYTERHUB_USER", "JUPYTERHUB_SERVICE_PREFIX", "JUPYTERHUB_PUBLIC_URL",
+                     "COLAB_RELEASE_TAG", "LINKING_TOOLKIT_PROXY_BASE"):
+            patch.delenv(name, raising=False)
+        yield path
+
+
 @pytest.fixture
 def sandbox_options() -> dict[str, int]:
     """``Sandbox`` options of the ``sandbox`` fixture beyond its seed: none, unless a module or a

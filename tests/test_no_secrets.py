@@ -2,11 +2,13 @@
 
 The whole learner's path runs with the package's loggers at DEBUG: four logins, link, unlink, a
 machine client, and a handful of failures; then every text a person could see is searched for
-every token, secret, password, code and verifier that went through.
+every token, secret, password, code and verifier that went through. The token cache's path too:
+every refresh token it kept, rotated, lost to a replay or forgot.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import traceback
@@ -16,7 +18,17 @@ import httpx2
 import pytest
 from test_client_login import GOOGLE
 
-from linking_toolkit import Auth0Error, ManagementClient, identities_frame, link, login, start_login, unlink
+from linking_toolkit import (
+    Auth0Error,
+    ManagementClient,
+    Tenant,
+    identities_frame,
+    link,
+    login,
+    start_login,
+    unlink,
+)
+from linking_toolkit.cache import NOOP, READ_WRITE, REAUTH, CacheWarning
 from linking_toolkit.identities import linked_accounts
 from linking_toolkit.sandbox import Sandbox
 from linking_toolkit.tokens import verify_id_token
@@ -109,3 +121,53 @@ def test_no_token_or_secret_anywhere(sandbox: Sandbox, client_tenant, caplog: py
     assert not leaks, f"secrets in reprs, logs or messages: {leaks}"
     admin.close()
     bad_client.close()
+
+
+def test_no_refresh_token_of_the_cache_anywhere(sandbox: Sandbox, tmp_path, caplog: pytest.LogCaptureFixture,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The token cache's path: keep, refresh (rotating), replay, fall back, a corrupt file, forget."""
+    caplog.set_level(logging.DEBUG, logger="linking_toolkit")
+    path = tmp_path / "tokens.json"
+    cache = READ_WRITE.at(path)
+    ada = sandbox.demo_user("ada@example.com")
+    sensitive: list[str] = [ada["password"]]
+    shown: list[str] = []
+
+    def kept() -> list[str]:
+        tokens = [entry["refresh_token"] for entry in json.loads(path.read_text())["logins"]]
+        sensitive.extend(tokens)
+        return tokens
+
+    with Tenant.discover(sandbox.base_url, client_id=sandbox.client_id) as tenant:
+        sessions = [login(tenant, method="password", email=ada["email"], password=ada["password"],
+                          cache=cache)]
+        replayed = kept()[0]
+        sessions.append(login(tenant, cache=cache))  # from the cache: the token rotates
+        kept()
+        refused = httpx2.post(f"{sandbox.base_url}/oauth/token", data={
+            "grant_type": "refresh_token", "client_id": sandbox.client_id, "refresh_token": replayed})
+        assert refused.status_code == 403  # the replay revokes the family
+        shown.append(refused.text)
+        pending = start_login(tenant, cache=cache, show=lambda text, url: shown.append(f"{text} {url}"))
+        sandbox.approve_device(pending.user_code or "", connection="Username-Password-Authentication",
+                               email=ada["email"])
+        sessions.append(pending.result(timeout=60))  # fell back to a device login, kept again
+        cached = cache.load(tenant, purpose="login", connection=None)
+        kept()
+        path.write_text(path.read_text()[:-20])  # cut short: corrupt
+        with pytest.warns(CacheWarning) as caught:
+            assert cache.load(tenant, purpose="login", connection=None) is None
+            forgotten = cache.forget(tenant)
+        shown += [str(w.message) for w in caught]
+        for session in sessions:
+            sensitive += [session.access_token, session.id_token]
+        for obj in [cache, NOOP, REAUTH, READ_WRITE, cached, pending, *sessions, forgotten]:
+            shown += [repr(obj), str(obj)]
+    shown += [record.getMessage() for record in caplog.records]
+    out = capsys.readouterr()
+    shown += [out.out, out.err]
+
+    assert caplog.records and "no longer works" in out.err and "from the token cache" in out.err
+    text = "\n".join(shown)
+    leaks = [s[:12] + "..." for s in sensitive if s and s in text]
+    assert not leaks, f"refresh tokens in reprs, logs or messages: {leaks}"

@@ -297,29 +297,93 @@ def test_public_client_cannot_use_client_credentials(sandbox: Sandbox) -> None:
 
 # -- refresh tokens --------------------------------------------------------------------------------
 
-def test_refresh_token(sandbox: Sandbox) -> None:
+def refresh(tenant: Sandbox, refresh_token: str, **extra: str) -> httpx2.Response:
+    return token(tenant, grant_type="refresh_token", client_id=tenant.client_id, refresh_token=refresh_token,
+                 **extra)
+
+
+REFUSED = {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}
+
+
+def test_refresh_token_rotates(sandbox: Sandbox) -> None:
     first = password_login(sandbox, audience=sandbox.management_audience).json()
-    response = token(sandbox, grant_type="refresh_token", client_id=sandbox.client_id,
-                     refresh_token=first["refresh_token"])
+    response = refresh(sandbox, first["refresh_token"])
     assert response.status_code == 200
     body = response.json()
-    assert "refresh_token" not in body  # no rotation: the first one keeps working
+    assert set(body) == {"access_token", "id_token", "refresh_token", "token_type", "expires_in", "scope"}
+    assert body["refresh_token"] != first["refresh_token"]  # a new one each time, as Auth0 with rotation
     assert verify(sandbox, body["access_token"])["aud"][0] == sandbox.management_audience
     assert verify(sandbox, body["id_token"])["sub"] == sandbox.demo_user("ada@example.com")["user_id"]
-    narrower = token(sandbox, grant_type="refresh_token", client_id=sandbox.client_id,
-                     refresh_token=first["refresh_token"], scope="openid")
+    narrower = refresh(sandbox, body["refresh_token"], scope="openid")
     assert narrower.status_code == 200 and narrower.json()["scope"] == "openid"
+    # The token keeps the login's scope: a narrower access token does not narrow what comes next.
+    again = refresh(sandbox, narrower.json()["refresh_token"])
+    assert again.status_code == 200 and "offline_access" in again.json()["scope"].split()
+
+
+def test_a_reused_refresh_token_is_refused_and_revokes_its_family(sandbox: Sandbox) -> None:
+    first = password_login(sandbox).json()["refresh_token"]
+    second = refresh(sandbox, first).json()["refresh_token"]
+    third = refresh(sandbox, second).json()["refresh_token"]
+    other_login = password_login(sandbox).json()["refresh_token"]  # another family of the same user
+
+    replayed = refresh(sandbox, first)
+    assert replayed.status_code == 403 and replayed.json() == REFUSED
+    newest = refresh(sandbox, third)  # the family's newest token was valid a moment ago
+    assert newest.status_code == 403 and newest.json() == REFUSED
+    assert refresh(sandbox, other_login).status_code == 200  # other logins keep working
+
+
+def test_two_requests_racing_with_one_refresh_token_revoke_its_family(sandbox: Sandbox) -> None:
+    first = password_login(sandbox).json()["refresh_token"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: refresh(sandbox, first), range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 403, 403, 403]
+    winner = next(a for a in answers if a.status_code == 200).json()["refresh_token"]
+    assert refresh(sandbox, winner).json() == REFUSED
+
+
+def test_deleting_a_user_revokes_its_refresh_tokens(sandbox: Sandbox) -> None:
+    grace = sandbox.demo_user("grace@example.com")
+    kept = password_login(sandbox, email="grace@example.com").json()["refresh_token"]
+    deleted = httpx2.delete(f"{sandbox.base_url}/api/v2/users/{grace['user_id']}",
+                            headers=management_token(sandbox))
+    assert deleted.status_code == 204
+    assert refresh(sandbox, kept).json() == REFUSED
+
+
+def test_an_expired_refresh_token_is_refused(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from linking_toolkit.sandbox import oauth_state
+
+    monkeypatch.setattr(oauth_state, "REFRESH_TOKEN_SECONDS", -1)  # past its lifetime when issued
+    expired = password_login(sandbox).json()["refresh_token"]
+    answer = refresh(sandbox, expired)
+    assert answer.status_code == 403 and answer.json() == REFUSED
+
+
+def test_refresh_tokens_are_stored_hashed_with_their_family(sandbox: Sandbox) -> None:
+    first = password_login(sandbox).json()["refresh_token"]
+    second = refresh(sandbox, first).json()["refresh_token"]
+    ctx = sandbox.context
+    assert ctx is not None
+    with ctx.store.read() as db:
+        rows = [dict(r) for r in db.execute("SELECT * FROM refresh_tokens")]
+    dumped = json.dumps(rows)
+    assert first not in dumped and second not in dumped
+    assert hashlib.sha256(second.encode()).hexdigest() in {r["token_hash"] for r in rows}
+    assert len({r["family"] for r in rows}) == 1
+    assert sorted(r["used_at"] is None for r in rows) == [False, True]
 
 
 def test_refresh_token_errors(sandbox: Sandbox) -> None:
     without_offline = password_login(sandbox, scope="openid").json()
     assert "refresh_token" not in without_offline
-    unknown = token(sandbox, grant_type="refresh_token", client_id=sandbox.client_id, refresh_token="v1.nope")
-    assert unknown.status_code == 403 and unknown.json()["error"] == "invalid_grant"
+    unknown = refresh(sandbox, "v1.nope")
+    assert unknown.status_code == 403 and unknown.json() == REFUSED
     first = password_login(sandbox).json()
-    wider = token(sandbox, grant_type="refresh_token", client_id=sandbox.client_id,
-                  refresh_token=first["refresh_token"], scope="openid read:users")
+    wider = refresh(sandbox, first["refresh_token"], scope="openid read:users")
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    assert refresh(sandbox, first["refresh_token"]).status_code == 200  # a refusal does not use the token
 
 
 # -- device flow -------------------------------------------------------------------------------------

@@ -13,8 +13,12 @@ Every flow asks for the Management API audience and :data:`SCOPE`; the interacti
 :class:`PendingLogin` at once; ``login`` blocks. The ``start_login`` a learner calls (which shows
 a LoginPrompt widget in a notebook) is in :mod:`linking_toolkit.widgets`.
 
+Both take ``cache=``, a strategy of :mod:`linking_toolkit.cache`: a cached login is refreshed
+into a verified session with no prompt (``flows.session_from_cache``), and a login that may be
+kept asks for ``offline_access`` and keeps its refresh token once its session is verified.
+
 Modules: ``grants.py`` (what is sent, and tokens -> Session), ``pending.py`` (PendingLogin, the
-device poller and loopback server), ``flows.py`` (begin_login, login, how a link is shown).
+device poller and loopback server), ``flows.py`` (begin_login, login, the cache, how a link is shown).
 """
 
 from .flows import PASTE_REDIRECT_URI, Show, begin_login, in_kernel, login, show_link

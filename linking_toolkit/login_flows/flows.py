@@ -3,6 +3,10 @@
 How a login's link is shown is the caller's choice, a ``show(text, url)`` function: by default a
 clickable link in a notebook and one line of text elsewhere. The login widget
 (:class:`~linking_toolkit.widgets.LoginPrompt`) lives above this package and passes its own.
+
+Both take ``cache=`` (:mod:`linking_toolkit.cache`): a cached login is refreshed with no prompt,
+its new ID token verified as a login's (but for the nonce, which a refresh has none of); a login
+the tenant no longer honours is dropped and the person logs in again, told why in one line.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ import sys
 import webbrowser
 from collections.abc import Callable
 
+from ..cache import NOOP, TokenCache, default_cache
 from ..errors import LoginError
+from ..proxy_links import browser_link
 from ..tenant import Tenant
 from ..tokens import Purpose, Session
 from .grants import (
     DATABASE_CONNECTION,
+    OFFLINE_SCOPE,
     PASSWORD_REALM_GRANT,
     SCOPE,
     AuthorizationRequest,
@@ -27,7 +34,17 @@ from .grants import (
 )
 from .pending import LoopbackServer, PendingLogin
 
-__all__ = ["PASTE_REDIRECT_URI", "Show", "begin_login", "in_kernel", "login", "show_link"]
+__all__ = [
+    "PASTE_REDIRECT_URI",
+    "Show",
+    "begin_login",
+    "choose_cache",
+    "in_kernel",
+    "login",
+    "note",
+    "session_from_cache",
+    "show_link",
+]
 
 # What a paste login redirects to: nothing listens there, the person copies the URL from the bar.
 PASTE_REDIRECT_URI = "http://127.0.0.1/callback"
@@ -63,7 +80,9 @@ def _in_widget_callback() -> bool:
 
 
 def show_link(text: str, url: str | None = None) -> None:
-    """Show a login prompt: a clickable link in a notebook, a line of text elsewhere."""
+    """Show a login prompt: a clickable link in a notebook, a line of text elsewhere. A sandbox's
+    loopback link goes through the notebook server's proxy where there is one (on a hub)."""
+    url = browser_link(url) if url else url
     if in_kernel() and url:
         from IPython.display import HTML, display
 
@@ -74,20 +93,76 @@ def show_link(text: str, url: str | None = None) -> None:
         print(f"{text} {url or ''}".rstrip(), file=sys.stderr)
 
 
-def _begin_device(tenant: Tenant, purpose: Purpose, timeout: float, show: Show) -> PendingLogin:
-    device = DeviceAuthorization.request(tenant, timeout=timeout)
-    pending = PendingLogin(tenant, "device", purpose, device_authorization=device)
+def note(text: str) -> None:
+    """One line for the person about their login (why nothing is cached, why they log in again)."""
+    print(text, file=sys.stderr)
+
+
+def choose_cache(tenant: Tenant, cache: TokenCache | None, purpose: Purpose = "login") -> TokenCache:
+    """``cache``, or the default for this machine (:func:`~linking_toolkit.cache.default_cache`),
+    saying in one line why nothing is cached where the home folder is shared or temporary.
+
+    A login for linking caches nothing unless asked to (``cache=READ_WRITE``): a link must follow
+    a login to both accounts made now, by the person at the keyboard, never one kept from earlier.
+    """
+    if cache is not None:
+        return cache
+    if purpose == "linking":
+        return NOOP
+    chosen, why = default_cache(tenant)
+    if why:
+        note(why)
+    return chosen
+
+
+def session_from_cache(tenant: Tenant, purpose: Purpose, connection: str | None,
+                       cache: TokenCache) -> Session | None:
+    """A verified session from the login ``cache`` holds for this tenant, purpose and connection
+    (the most recently stored one), with no prompt; None when it holds none, or when the tenant no
+    longer honours it (revoked, expired, reused): then it is dropped and one line says why."""
+    if not cache.reads:
+        return None
+    # Locked from reading to storing the rotated token: two kernels never spend one refresh token.
+    with cache.hold():
+        cached = cache.load(tenant, purpose=purpose, connection=connection)
+        if cached is None:
+            return None
+        try:
+            tokens = token_request(tenant, {"grant_type": "refresh_token", "client_id": tenant.client_id,
+                                            "refresh_token": cached.refresh_token})
+        except LoginError as exc:
+            cache.discard(cached)
+            note(f"The cached login of {cached.user_id} no longer works ({exc.message}): log in again.")
+            return None
+        tokens.setdefault("refresh_token", cached.refresh_token)  # a tenant that does not rotate them
+        session = session_from_tokens(tenant, tokens, purpose, None, cache=cache, connection=connection,
+                                      user_id=cached.user_id)
+    who = session.profile.get("email") or session.user_id
+    note(f"Logged in as {who} from the token cache (linking_toolkit.cache.forget(tenant) forgets it).")
+    return session
+
+
+def _begin_device(tenant: Tenant, purpose: Purpose, timeout: float, show: Show, cache: TokenCache,
+                  connection: str | None) -> PendingLogin:
+    device = DeviceAuthorization.request(tenant, timeout=timeout, scope=_scope(cache))
+    pending = PendingLogin(tenant, "device", purpose, device_authorization=device, cache=cache,
+                           connection=connection)
     show(f"To log in{' the account to link' if purpose == 'linking' else ''}, open this link and "
          f"check that it shows the code {device.user_code}:",
          device.verification_uri_complete or device.verification_uri)
     return pending
 
 
+def _scope(cache: TokenCache) -> str:
+    return OFFLINE_SCOPE if cache.writes else SCOPE
+
+
 def _begin_browser(tenant: Tenant, purpose: Purpose, connection: str | None, open_browser: bool,
-                   show: Show) -> PendingLogin:
+                   show: Show, cache: TokenCache) -> PendingLogin:
     server = LoopbackServer()
-    request = AuthorizationRequest.new(tenant, purpose, server.redirect_uri, connection)
-    pending = PendingLogin(tenant, "browser", purpose, authorization_request=request, loopback=server)
+    request = AuthorizationRequest.new(tenant, purpose, server.redirect_uri, connection, _scope(cache))
+    pending = PendingLogin(tenant, "browser", purpose, authorization_request=request, loopback=server,
+                           cache=cache, connection=connection)
     opened = False
     if open_browser:
         try:
@@ -99,11 +174,13 @@ def _begin_browser(tenant: Tenant, purpose: Purpose, connection: str | None, ope
     return pending
 
 
-def _begin_paste(tenant: Tenant, purpose: Purpose, connection: str | None, show: Show) -> PendingLogin:
-    request = AuthorizationRequest.new(tenant, purpose, PASTE_REDIRECT_URI, connection)
+def _begin_paste(tenant: Tenant, purpose: Purpose, connection: str | None, show: Show,
+                 cache: TokenCache) -> PendingLogin:
+    request = AuthorizationRequest.new(tenant, purpose, PASTE_REDIRECT_URI, connection, _scope(cache))
     show("Open this link, log in, then paste the address the browser ends on "
          "(it starts with http://127.0.0.1/callback):", request.url)
-    return PendingLogin(tenant, "paste", purpose, authorization_request=request)
+    return PendingLogin(tenant, "paste", purpose, authorization_request=request, cache=cache,
+                        connection=connection)
 
 
 def begin_login(
@@ -115,22 +192,28 @@ def begin_login(
     timeout: float = 300.0,
     open_browser: bool = True,
     show: Show = show_link,
+    cache: TokenCache | None = None,
 ) -> PendingLogin:
     """Start a login and return at once; ``PendingLogin.result()`` gives the :class:`Session`.
 
     The flow engine under :func:`~linking_toolkit.start_login` (which shows a LoginPrompt widget
     in a notebook): the device poller and the loopback server run in a background thread, so the
-    caller returns immediately. ``show(text, url)`` is how the link is shown.
+    caller returns immediately. ``show(text, url)`` is how the link is shown. With a login in
+    ``cache`` (see :func:`login`) the returned login is already done, and nothing is shown.
     """
     purpose = _check_purpose(purpose)
-    if method == "device":
-        pending = _begin_device(tenant, purpose, timeout, show)
-    elif method == "browser":
-        pending = _begin_browser(tenant, purpose, connection, open_browser, show)
-    elif method == "paste":
-        pending = _begin_paste(tenant, purpose, connection, show)
-    else:
+    if method not in ("device", "browser", "paste"):
         raise ValueError(f"start_login takes method 'device', 'browser' or 'paste', not {method!r}")
+    store = choose_cache(tenant, cache, purpose)
+    cached = session_from_cache(tenant, purpose, connection, store)
+    if cached is not None:
+        return PendingLogin(tenant, method, purpose, cached_session=cached)
+    if method == "device":
+        pending = _begin_device(tenant, purpose, timeout, show, store, connection)
+    elif method == "browser":
+        pending = _begin_browser(tenant, purpose, connection, open_browser, show, store)
+    else:
+        pending = _begin_paste(tenant, purpose, connection, show, store)
     pending.start(timeout)
     return pending
 
@@ -145,6 +228,7 @@ def login(
     password: str | None = None,
     timeout: float = 300.0,
     open_browser: bool = True,
+    cache: TokenCache | None = None,
 ) -> Session:
     """Log in and return a verified :class:`Session`, blocking until the person has logged in.
 
@@ -157,25 +241,33 @@ def login(
     tutorial); ``link()`` refuses any other session as its secondary. ``password`` logs in a
     database user with ``email`` on ``connection`` (default ``Username-Password-Authentication``).
 
+    ``cache`` (:mod:`linking_toolkit.cache`) keeps the login between kernels: with
+    ``cache.READ_WRITE`` (the default on a personal machine) a cached login of this tenant and
+    purpose (and connection, for a linking login) gives the session with no prompt; with several
+    users cached, the most recently stored one. ``cache.REAUTH`` logs in again and keeps that;
+    ``cache.NOOP`` (the default on JupyterHub and Colab) keeps nothing. The ``password`` method,
+    which names its user, never reads the cache; it keeps its login like the others.
+
     Examples
     --------
     >>> primary = login(tenant)                                                       # doctest: +SKIP
     >>> secondary = login(tenant, purpose="linking", connection="google-oauth2")     # doctest: +SKIP
     """
     purpose = _check_purpose(purpose)
+    if method == "password" and (not email or password is None):
+        raise ValueError("the password method needs email= and password=")
+    store = choose_cache(tenant, cache, purpose)
     if method == "password":
-        if not email or password is None:
-            raise ValueError("the password method needs email= and password=")
         tokens = token_request(tenant, {
             "grant_type": PASSWORD_REALM_GRANT,
             "client_id": tenant.client_id,
             "username": email,
             "password": password,
             "realm": connection or DATABASE_CONNECTION,
-            "scope": SCOPE,
+            "scope": _scope(store),
             "audience": tenant.management_audience,
         })
-        return session_from_tokens(tenant, tokens, purpose, None)
+        return session_from_tokens(tenant, tokens, purpose, None, cache=store, connection=connection)
     if _in_widget_callback():
         # Waiting here would freeze every widget of the notebook until the person logs in.
         raise LoginError(f"login(method={method!r}) waits for the person and would freeze the notebook's "
@@ -183,8 +275,8 @@ def login(
                          f"LoginPrompt.start(...), which return at once")
     # A plain link, not the widget: while this call blocks the cell, a Cancel button could not work.
     pending = begin_login(tenant, method=method, connection=connection, purpose=purpose,
-                          timeout=timeout, open_browser=open_browser, show=show_link)
-    if method == "paste":
+                          timeout=timeout, open_browser=open_browser, show=show_link, cache=store)
+    if method == "paste" and not pending.done():
         redirect_url = input("Redirect URL: ")
         return pending.complete(redirect_url)
     try:

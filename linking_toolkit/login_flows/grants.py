@@ -19,6 +19,7 @@ import httpx2
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from ..cache import TokenCache
 from ..errors import AccessDenied, LoginError, LoginExpired, TenantError
 from ..management import ManagementClient
 from ..tenant import Tenant
@@ -27,6 +28,7 @@ from ..tokens import Purpose, Session, verify_id_token
 __all__ = [
     "DATABASE_CONNECTION",
     "DEVICE_GRANT",
+    "OFFLINE_SCOPE",
     "PASSWORD_REALM_GRANT",
     "SCOPE",
     "AuthorizationRequest",
@@ -40,6 +42,8 @@ __all__ = [
 logger = logging.getLogger("linking_toolkit.login_flows")
 
 SCOPE = "openid profile email read:current_user update:current_user_identities"
+# What a login that may be cached asks for besides: the tenant answers a refresh token only then.
+OFFLINE_SCOPE = SCOPE + " offline_access"
 DATABASE_CONNECTION = "Username-Password-Authentication"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 PASSWORD_REALM_GRANT = "http://auth0.com/oauth/grant-type/password-realm"  # noqa: S105 - a grant name
@@ -83,13 +87,20 @@ def token_request(tenant: Tenant, data: dict[str, str]) -> dict[str, Any]:
     return _post_form(tenant, "token_endpoint", data, "access_token")
 
 
-def session_from_tokens(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose,
-                        nonce: str | None) -> Session:
-    """Verify the ID token, then read the user's profile with the session's own access token."""
+def session_from_tokens(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose, nonce: str | None, *,
+                        cache: TokenCache | None = None, connection: str | None = None,
+                        user_id: str | None = None) -> Session:
+    """Verify the ID token, then read the user's profile with the session's own access token.
+
+    ``user_id`` is whom the tokens must be for (a refresh of a cached login); ``cache`` keeps the
+    refresh token, if the tenant answered one, once the session is verified.
+    """
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise LoginError("the tenant returned no ID token (was 'openid' refused?)")
     claims = verify_id_token(id_token, tenant, nonce=nonce)
+    if user_id is not None and claims["sub"] != user_id:
+        raise LoginError(f"the tenant answered the cached login of {user_id} with another user's ID token")
     try:
         expires_in = float(tokens.get("expires_in") or 0) or 86_400.0
     except (TypeError, ValueError):
@@ -105,6 +116,10 @@ def session_from_tokens(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose
         id_token=id_token,
     )
     session.profile = ManagementClient.for_session(session).get_user(session.user_id)
+    refresh_token = tokens.get("refresh_token")
+    if cache is not None and isinstance(refresh_token, str) and refresh_token:
+        cache.save(tenant, purpose=purpose, connection=connection, user_id=session.user_id,
+                   refresh_token=refresh_token)
     logger.debug("logged in %s for %s", session.user_id, purpose)
     return session
 
@@ -125,10 +140,10 @@ class DeviceAuthorization:
     interval: float
 
     @classmethod
-    def request(cls, tenant: Tenant, *, timeout: float) -> DeviceAuthorization:
+    def request(cls, tenant: Tenant, *, timeout: float, scope: str = SCOPE) -> DeviceAuthorization:
         """Ask the tenant for a device code (``expires_in`` defaults to ``timeout``)."""
         body = _post_form(tenant, "device_authorization_endpoint", {
-            "client_id": tenant.client_id, "scope": SCOPE, "audience": tenant.management_audience},
+            "client_id": tenant.client_id, "scope": scope, "audience": tenant.management_audience},
             "device_code")
         try:
             complete = body.get("verification_uri_complete")
@@ -159,7 +174,7 @@ class AuthorizationRequest:
 
     @classmethod
     def new(cls, tenant: Tenant, purpose: Purpose, redirect_uri: str,
-            connection: str | None = None) -> AuthorizationRequest:
+            connection: str | None = None, scope: str = SCOPE) -> AuthorizationRequest:
         """Fresh secrets, and the tenant's ``/authorize`` URL asking for the Management audience."""
         # The state names the purpose, as the seed's second Lock's state: "linking" did.
         state = f"{purpose}.{secrets.token_urlsafe(24)}"
@@ -169,7 +184,7 @@ class AuthorizationRequest:
             "response_type": "code",
             "client_id": tenant.client_id,
             "redirect_uri": redirect_uri,
-            "scope": SCOPE,
+            "scope": scope,
             "audience": tenant.management_audience,
             "state": state,
             "nonce": nonce,

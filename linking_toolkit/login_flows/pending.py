@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from ..cache import TokenCache
 from ..errors import (
     Auth0Error,
     InvalidState,
@@ -91,7 +92,8 @@ class PendingLogin:
     browser and paste logins have ``authorize_url`` (paste ones finish with ``complete(url)``).
     Made by :func:`~linking_toolkit.login_flows.begin_login` from the flow's request:
     ``device_authorization`` for a device login, ``authorization_request`` for browser and paste
-    (and a ``loopback`` server for browser).
+    (and a ``loopback`` server for browser), or ``cached_session`` for a login the token cache
+    gave at once (``from_cache``). ``cache`` keeps the login's refresh token once it is verified.
     """
 
     def __init__(
@@ -103,11 +105,18 @@ class PendingLogin:
         device_authorization: DeviceAuthorization | None = None,
         authorization_request: AuthorizationRequest | None = None,
         loopback: LoopbackServer | None = None,
+        cache: TokenCache | None = None,
+        connection: str | None = None,
+        cached_session: Session | None = None,
     ) -> None:
         self.tenant = tenant
         self.method = method
         self.purpose = purpose
         self.status: Status = "pending"
+        self.from_cache = False  # True when a cached login gave the session, with no prompt
+        # Where the login's refresh token is kept once the session is verified (None: nowhere).
+        self.cache = cache
+        self.connection = connection
         self.error: BaseException | None = None
         # The flow's requests; their secrets are hidden from every repr.
         self.device_authorization = device_authorization
@@ -127,6 +136,9 @@ class PendingLogin:
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[PendingLogin], object]] = []
         self._thread: threading.Thread | None = None
+        if cached_session is not None:  # done already: a cached login gave the session, with no prompt
+            self.from_cache = True
+            self._finish(session=cached_session)
 
     def start(self, timeout: float) -> None:
         """Start waiting in the background: the device poller, or the loopback server (a paste
@@ -255,7 +267,8 @@ class PendingLogin:
             "redirect_uri": request.redirect_uri,
             "code_verifier": request.code_verifier,
         })
-        return session_from_tokens(self.tenant, tokens, self.purpose, request.nonce)
+        return session_from_tokens(self.tenant, tokens, self.purpose, request.nonce, cache=self.cache,
+                                   connection=self.connection)
 
     def _serve_loopback(self, timeout: float) -> None:
         """Wait for the browser's redirect on the loopback server, then exchange the code."""
@@ -315,7 +328,8 @@ class PendingLogin:
                         raise
                 else:
                     # Auth0's device flow takes no nonce: the device code itself binds the login.
-                    self._finish(session=session_from_tokens(self.tenant, tokens, self.purpose, None))
+                    self._finish(session=session_from_tokens(self.tenant, tokens, self.purpose, None,
+                                                             cache=self.cache, connection=self.connection))
                     return
                 if waited >= timeout:
                     raise LoginTimeout(f"no device login within {timeout:g} s")
@@ -327,4 +341,5 @@ class PendingLogin:
 
     def __repr__(self) -> str:
         extra = f" user_code={self.user_code!r}" if self.user_code else ""
+        extra += " from the token cache" if self.from_cache else ""
         return f"<PendingLogin {self.method} {self.purpose} {self.status}{extra}>"

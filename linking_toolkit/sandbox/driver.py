@@ -2,7 +2,8 @@
 
 There is no back door in the server: these functions only GET pages and POST the forms they find
 in them (with the hidden fields and the cookie the pages set), so a test or a notebook that uses
-them goes through exactly the checks a person's browser does.
+them goes through exactly the checks a person's browser does. A database login with a password
+fills the email and password form; without one it chooses the demo person from the page's list.
 
 Examples
 --------
@@ -111,6 +112,10 @@ def _follow(client: httpx2.Client, response: httpx2.Response, base_url: str) -> 
     raise LoginPageError("too many redirects")
 
 
+def _is_account(form: _Form, email: str) -> bool:
+    return form.attrs.get("data-email", "").lower() == email.lower()
+
+
 def _log_in(client: httpx2.Client, page: httpx2.Response, base_url: str, *, connection: str,
             email: str, password: str | None, deny: bool) -> httpx2.Response:
     """From the login page (or a provider page reached directly), through to the end of the login."""
@@ -121,11 +126,15 @@ def _log_in(client: httpx2.Client, page: httpx2.Response, base_url: str, *, conn
             return _submit(client, url, _form(parsed, lambda f: f.id == "cancel", "Cancel button"))
         if connection == DATABASE or any(f.id == "database-login" and ("connection", connection) in f.fields
                                          for f in parsed.forms):
-            if password is None:
-                raise LoginPageError("a database login needs a password")
-            form = _form(parsed, lambda f: f.id == "database-login" and ("connection", connection)
-                         in f.fields, f"login form for {connection}")
-            done = _submit(client, url, form, {"email": email, "password": password})
+            if password is None:  # choose the person from the page's list, as a learner does
+                form = _form(parsed, lambda f: f.attrs.get("class") == "person" and _is_account(f, email)
+                             and f.attrs.get("data-connection") == connection,
+                             f"demo person {email} on {connection}")
+                done = _submit(client, url, form)
+            else:
+                form = _form(parsed, lambda f: f.id == "database-login" and ("connection", connection)
+                             in f.fields, f"login form for {connection}")
+                done = _submit(client, url, form, {"email": email, "password": password})
             if not done.is_redirect and _parse(done).error:
                 raise LoginPageError(_parse(done).error or "login failed")
             return done
@@ -134,8 +143,8 @@ def _log_in(client: httpx2.Client, page: httpx2.Response, base_url: str, *, conn
         parsed, url = _parse(page), str(page.url)
     if deny:
         return _submit(client, url, _form(parsed, lambda f: f.id == "deny", "Deny button"))
-    account = _form(parsed, lambda f: f.id.startswith("choose-") and f.attrs.get("data-email", "").lower()
-                    == email.lower(), f"{connection} account for {email}")
+    account = _form(parsed, lambda f: f.id.startswith("choose-") and _is_account(f, email),
+                    f"{connection} account for {email}")
     return _submit(client, url, account)
 
 
@@ -143,7 +152,8 @@ def approve_browser(authorize_url: str, *, connection: str, email: str, password
                     deny: bool = False, timeout: float = 10.0) -> str:
     """Open ``authorize_url``, log in (or deny) as ``email`` on ``connection``, and return the
     redirect URL the sandbox sends the browser to (it carries ``code`` and ``state``, or
-    ``error=access_denied``). The redirect itself is not followed: the caller is the app."""
+    ``error=access_denied``). The redirect itself is not followed: the caller is the app.
+    Without ``password`` a database login chooses the demo person ``email`` from the list."""
     base_url = authorize_url.split("/authorize", 1)[0]
     with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
         page = _follow(client, client.get(authorize_url), base_url)
@@ -161,7 +171,8 @@ def approve_browser(authorize_url: str, *, connection: str, email: str, password
 def approve_device(base_url: str, user_code: str, *, connection: str, email: str,
                    password: str | None = None, deny: bool = False, timeout: float = 10.0) -> None:
     """Enter ``user_code`` at ``{base_url}/activate``, confirm it (or cancel, with ``deny``) and
-    log in as ``email`` on ``connection``, so the device's next poll gets its tokens."""
+    log in as ``email`` on ``connection``, so the device's next poll gets its tokens (without
+    ``password``, a database login chooses the demo person from the login page's list)."""
     base_url = base_url.rstrip("/")
     with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
         url = f"{base_url}/activate"

@@ -1,7 +1,7 @@
 """The grants of the sandbox's token endpoint, as authlib runs them with Auth0's rules.
 
 Authorization code with PKCE (S256 only, required of public clients), Auth0's password-realm,
-client credentials for a granted API, refresh token (without rotation, Auth0's default) and
+client credentials for a granted API, refresh token (rotating, with reuse detection) and
 device code (each poll decided in one transaction, see ``Store.poll_device_code``).
 """
 
@@ -41,6 +41,7 @@ from .passwords import verify_password
 from .tokens import ACCESS_TOKEN_SECONDS, mint_access_token
 
 __all__ = [
+    "REFRESH_REFUSED",
     "CodeGrant",
     "DeviceGrant",
     "MachineGrant",
@@ -49,6 +50,9 @@ __all__ = [
     "S256Only",
     "install_oauth_server",
 ]
+
+# What Auth0 answers for a refresh token it will not honour: unknown, reused, expired or revoked.
+REFRESH_REFUSED = "Unknown or invalid refresh token."
 
 
 class _CodeRecord:
@@ -188,29 +192,41 @@ class _RefreshRecord:
 
 
 class RefreshGrant(RefreshTokenGrant):
-    """Refresh without rotation (Auth0's default): the same refresh token keeps working."""
+    """Rotating refresh tokens with reuse detection, as Auth0's with rotation on.
+
+    Each use answers a new refresh token of the same family and retires the one used; a retired
+    token presented again is refused and revokes its whole family, the newest token included, since
+    the tenant cannot tell the thief's copy from the owner's. Refusals are Auth0's 403
+    ``invalid_grant`` "Unknown or invalid refresh token.", whatever the reason.
+    """
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_ENDPOINT_AUTH_METHODS
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
-        row = state.refresh_token_row(current_tenant(), refresh_token)
-        if row is None:
-            raise OAuthError("invalid_grant", "Unknown or invalid refresh token.", 403)
+        outcome, row = state.check_refresh_token(current_tenant(), refresh_token)
+        if outcome != "valid" or row is None:
+            raise OAuthError("invalid_grant", REFRESH_REFUSED, 403)
         return _RefreshRecord(row)
 
     def authenticate_user(self, refresh_token: _RefreshRecord) -> dict[str, Any] | None:
         return current_tenant().store.user_row(refresh_token.row["user_id"])
 
     def revoke_old_credential(self, refresh_token: _RefreshRecord) -> None:
-        pass
+        pass  # rotate_refresh_token retires it, in the transaction that issues its successor
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        tenant = current_tenant()
         record: _RefreshRecord = self.request.refresh_token
-        user = active_user(current_tenant(), record.row["user_id"])
+        user = active_user(tenant, record.row["user_id"])  # before rotating: a refusal keeps the token
+        # Checked again in one transaction: of two requests racing with one token, one gets here first.
+        _outcome, successor = state.rotate_refresh_token(tenant, self.request.form["refresh_token"])
+        if successor is None:
+            raise OAuthError("invalid_grant", REFRESH_REFUSED, 403)
         scope = self.request.payload.scope or record.get_scope()
-        body = build_token_response(current_tenant(), client=self.request.client, user=user, scope=scope,
+        body = build_token_response(tenant, client=self.request.client, user=user, scope=scope,
                                     audience=record.row["audience"], auth_time=record.row["auth_time"],
                                     refresh_token=False)
+        body["refresh_token"] = successor
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 

@@ -1,5 +1,8 @@
 """The sandbox's OAuth state: authorization codes, device codes, refresh tokens, logins in progress.
 
+Refresh tokens rotate, as Auth0's do with rotation on: each use returns a new token of the same
+family and retires the one used; a retired token presented again revokes its whole family.
+
 Codes and tokens are made here and kept in the store's tables (so a file database keeps them) only
 as a SHA-256 hash: a stolen database file yields no usable code or token. A login in progress (the
 page a person is on between /authorize and the redirect) lives in memory on the tenant.
@@ -16,7 +19,9 @@ from .context import LoginTransaction, TenantContext
 
 __all__ = [
     "AUTHORIZATION_CODE_SECONDS",
+    "REFRESH_TOKEN_SECONDS",
     "TRANSACTION_SECONDS",
+    "check_refresh_token",
     "close_transaction",
     "consume_authorization_code",
     "device_code_by_user",
@@ -26,12 +31,14 @@ __all__ = [
     "new_device_code",
     "new_transaction",
     "poll_device_code",
-    "refresh_token_row",
+    "rotate_refresh_token",
     "save_authorization_code",
 ]
 
 AUTHORIZATION_CODE_SECONDS = 600
 TRANSACTION_SECONDS = 1800
+# Auth0's default absolute lifetime of rotating refresh tokens (30 days), counted from the login.
+REFRESH_TOKEN_SECONDS = 2_592_000
 # RFC 8628 §6.1: no vowels or look-alikes, so a user code never spells a word and reads unambiguously.
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 
@@ -103,16 +110,32 @@ def poll_device_code(tenant: TenantContext, device_code: str) -> tuple[str, dict
 
 # -- refresh tokens ----------------------------------------------------------------------------------
 
+def _new_refresh_token() -> str:
+    return "v1." + secrets.token_urlsafe(48)
+
+
 def issue_refresh_token(tenant: TenantContext, *, client_id: str, user_id: str, scope: str,
                         audience: str | None, auth_time: int) -> str:
-    token = "v1." + secrets.token_urlsafe(48)
-    tenant.store.insert_refresh_token(_hash(token), client_id=client_id, user_id=user_id, scope=scope,
-                                      audience=audience, auth_time=auth_time)
+    """The first refresh token of a new family: every token rotated from it belongs to it."""
+    token = _new_refresh_token()
+    tenant.store.insert_refresh_token(_hash(token), family=secrets.token_hex(16), client_id=client_id,
+                                      user_id=user_id, scope=scope, audience=audience, auth_time=auth_time,
+                                      expires_at=int(time.time()) + REFRESH_TOKEN_SECONDS)
     return token
 
 
-def refresh_token_row(tenant: TenantContext, token: str) -> dict[str, Any] | None:
-    return tenant.store.refresh_token(_hash(token))
+def check_refresh_token(tenant: TenantContext, token: str) -> tuple[str, dict[str, Any] | None]:
+    """``(outcome, row)``: ``valid``, or ``reused`` / ``expired`` (the family is revoked) or
+    ``unknown`` (see ``Store.use_refresh_token``)."""
+    return tenant.store.use_refresh_token(_hash(token), int(time.time()))
+
+
+def rotate_refresh_token(tenant: TenantContext, token: str) -> tuple[str, str | None]:
+    """Use ``token`` and return ``(outcome, its successor)``: the successor (same family) when the
+    outcome is ``valid``, else None (and a reused or expired token's family is revoked)."""
+    successor = _new_refresh_token()
+    outcome, _row = tenant.store.use_refresh_token(_hash(token), int(time.time()), _hash(successor))
+    return outcome, successor if outcome == "valid" else None
 
 
 # -- logins in progress ------------------------------------------------------------------------------

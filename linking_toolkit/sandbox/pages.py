@@ -3,11 +3,25 @@
 A login in progress is a ``LoginTransaction``; every form carries its id and a CSRF token that
 must also come back in a cookie set for that transaction, so another site cannot post a login.
 Pages answer bad input with a 4xx page, never a 500 and never a redirect to an unchecked URL.
+
+The login page lists the demo people of each database connection (as the simulated providers list
+theirs), so a learner logs in by hand by choosing one; their passwords never leave the sandbox.
+
+Behind a proxy that strips a path prefix (jupyter-server-proxy serves the sandbox at
+``{server}/proxy/{port}/``), the pages still work: every form action and every redirect between
+pages is relative to the page (``root``, below), so the browser keeps the prefix it came with.
+Relative rather than werkzeug's ProxyFix: it trusts no header, works behind any proxy that strips
+a prefix, and jupyter-server-proxy 4.x prepends its prefix to a Location that starts with ``/``,
+so an absolute path already holding the prefix would get it twice. Only the cookie's path reads
+``X-Forwarded-Prefix`` (which jupyter-server-proxy sends), so that on a hub the cookie does not go
+to other users' servers. Redirects to the app's ``redirect_uri`` stay absolute.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -22,12 +36,34 @@ from . import oauth_state as state
 from .authserver import OAuthError, active_user, known_audience, oauth_server
 from .context import LoginTransaction, TenantContext, current_tenant
 from .passwords import verify_password
+from .seed import DEMO_PEOPLE
 
 __all__ = ["pages"]
 
 pages = Blueprint("pages", __name__)
 
 COOKIE_PREFIX = "sbx_"
+# A path a cookie may be scoped to: no ';', space or quote that could add an attribute.
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._~%@:+,=!$()*/-]*\Z")
+
+
+def _root() -> str:
+    """The sandbox's root relative to this page (``./``, ``../``...): the prefix of every link
+    and redirect between pages, so that one under a proxy's prefix stays under it."""
+    depth = request.path.count("/") - 1
+    return "../" * depth if depth > 0 else "./"
+
+
+def _cookie_path() -> str:
+    """The path the browser sees the sandbox under: ``X-Forwarded-Prefix`` when a proxy sent a
+    well-formed one, else ``/``. A wrong header only narrows the sender's own cookie."""
+    prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
+    return prefix if prefix and _SAFE_PATH.match(prefix) else "/"
+
+
+@pages.context_processor
+def _page_values() -> dict[str, str]:
+    return {"root": _root()}
 
 
 def _page(template: str, status: int = 200, **values: Any) -> Response:
@@ -43,7 +79,7 @@ def _error_page(message: str, status: int = 400) -> Response:
 
 def _with_cookie(response: Response, tx: LoginTransaction) -> Response:
     response.set_cookie(COOKIE_PREFIX + tx.id, tx.csrf, max_age=state.TRANSACTION_SECONDS,
-                        httponly=True, samesite="Lax", path="/")
+                        httponly=True, samesite="Lax", path=_cookie_path())
     return response
 
 
@@ -120,11 +156,27 @@ def _start_login(tx: LoginTransaction) -> Response:
     if connection:
         found = current_tenant().store.connection_by_name(connection)
         if found and found["is_social"]:
-            return redirect(f"/simulated/{quote(connection)}/authorize?tx={tx.id}", code=302)
-    return redirect(f"/u/login?tx={tx.id}", code=302)
+            return redirect(f"{_root()}simulated/{quote(connection)}/authorize?tx={tx.id}", code=302)
+    return redirect(f"{_root()}u/login?tx={tx.id}", code=302)
 
 
 # -- the login page ----------------------------------------------------------------------------------
+
+def _demo_people(connection: str) -> list[dict[str, Any]]:
+    """The demo people who hold an account on this database connection, as the login page shows
+    them (one query: a tenant with thousands of synthetic users lists only these)."""
+    identities = current_tenant().store.database_identities_of(
+        connection, [p["email"] for p in DEMO_PEOPLE if any(a[0] == connection for a in p["accounts"])])
+    people = []
+    for person in DEMO_PEOPLE:
+        identity = identities.get(person["email"])
+        if identity is not None:  # deleted through the Management API: no longer listed
+            profile = json.loads(identity["profile_data"])
+            people.append({"name": person["name"], "email": person["email"], "owner": identity["owner"],
+                           "nickname": person["email"].split("@")[0],
+                           "email_verified": bool(profile.get("email_verified"))})
+    return people
+
 
 def _login_page(tx: LoginTransaction, error: str | None = None, status: int = 200,
                 email: str = "") -> Response:
@@ -132,9 +184,10 @@ def _login_page(tx: LoginTransaction, error: str | None = None, status: int = 20
     only = tx.params.get("connection")
     if only:
         connections = [c for c in connections if c["name"] == only]
+    databases = [c for c in connections if not c["is_social"]]
     return _page("login.html", status, tx=tx, error=error, email=email,
-                 client_name=_client_name(tx.params["client_id"]),
-                 databases=[c for c in connections if not c["is_social"]],
+                 client_name=_client_name(tx.params["client_id"]), databases=databases,
+                 people={c["name"]: _demo_people(c["name"]) for c in databases},
                  socials=[c for c in connections if c["is_social"]])
 
 
@@ -158,6 +211,12 @@ def login_submit() -> Response:
     connection = tenant.store.connection_by_name(request.form.get("connection", ""))
     if connection is None or connection["is_social"]:
         return _login_page(tx, "Choose one of the connections shown.", 400)
+    if request.form.get("action") == "choose":  # a demo person, chosen from the list: no password
+        chosen = request.form.get("email", "")
+        person = next((p for p in _demo_people(connection["name"]) if p["email"] == chosen), None)
+        if person is None:
+            return _login_page(tx, "Choose one of the people listed.", 400)
+        return _finish(tx, person["owner"])
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
     if not email or not password:
@@ -234,7 +293,7 @@ def _finish(tx: LoginTransaction, user_id: str | None) -> Response:
         except OAuthError as error:  # blocked (or deleted meanwhile): no code, no approval
             response = _error_page("Your account is blocked. Contact the administrator."
                                    if error.error == "unauthorized" else error.description, 401)
-            response.delete_cookie(COOKIE_PREFIX + tx.id, path="/")
+            response.delete_cookie(COOKIE_PREFIX + tx.id, path=_cookie_path())
             return response
         tenant.store.record_login(user_id)
     if tx.kind == "device":
@@ -253,7 +312,7 @@ def _finish(tx: LoginTransaction, user_id: str | None) -> Response:
         if params.get("state"):
             out.append(("state", params["state"]))
         response = redirect(add_params_to_uri(params["redirect_uri"], out), code=302)
-    response.delete_cookie(COOKIE_PREFIX + tx.id, path="/")
+    response.delete_cookie(COOKIE_PREFIX + tx.id, path=_cookie_path())
     return response
 
 
@@ -286,4 +345,4 @@ def activate_confirm() -> Response:
         return _error_page("This form has expired or did not come from this page. Start again.", 403)
     if request.form.get("action") == "deny":
         return _finish(tx, None)
-    return redirect(f"/u/login?tx={tx.id}", code=303)
+    return redirect(f"{_root()}u/login?tx={tx.id}", code=303)

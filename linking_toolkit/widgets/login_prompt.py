@@ -14,8 +14,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..cache import TokenCache
 from ..errors import Auth0Error
 from ..login_flows import Method, PendingLogin, Show, begin_login, in_kernel, show_link
+from ..proxy_links import browser_link
 from ..tenant import Tenant
 from ..tokens import Purpose, Session
 from ._worker import ERROR_STYLE, OK_STYLE, describe_error, show_nothing
@@ -32,6 +34,7 @@ def start_login(
     timeout: float = 300.0,
     open_browser: bool = True,
     show: Show | None = None,
+    cache: TokenCache | None = None,
 ) -> PendingLogin:
     """Start a login and return at once; ``PendingLogin.result()`` gives the :class:`Session`.
 
@@ -40,6 +43,8 @@ def start_login(
     ``session = await start_login(tenant)`` waits with the kernel's event loop left running.
     ``show(text, url)`` is how the link is shown; by default a :class:`LoginPrompt` in a notebook
     (link, code, countdown, Cancel) and a line of text elsewhere. A widget passes its own.
+    ``cache`` is the token cache strategy (see :func:`~linking_toolkit.login`): with a cached login
+    the returned login is already done, and no prompt is shown.
 
     Examples
     --------
@@ -49,8 +54,9 @@ def start_login(
     # In a notebook the prompt is a widget whose Cancel works, since nothing here blocks the kernel.
     widget = show is None and in_kernel()
     pending = begin_login(tenant, method=method, connection=connection, purpose=purpose, timeout=timeout,
-                          open_browser=open_browser, show=show_nothing if widget else (show or show_link))
-    if widget:
+                          open_browser=open_browser, show=show_nothing if widget else (show or show_link),
+                          cache=cache)
+    if widget and not pending.from_cache:
         from IPython.display import display
 
         display(LoginPrompt(pending))  # type: ignore[no-untyped-call]
@@ -96,9 +102,12 @@ class LoginPrompt(widgets.VBox):
     def _parts(self, pending: PendingLogin) -> list[widgets.Widget]:
         who = "the account to link" if pending.purpose == "linking" else "your account"
         self.title.value = f"<b>Log in to {html.escape(who)}</b>"
+        if pending.from_cache:  # nothing to open: the token cache gave the session
+            return [self.title, self.status]
         url = pending.verification_uri_complete or pending.verification_uri or pending.authorize_url or ""
         # An authorization URL is a screenful of parameters: name it instead of printing it.
-        text = "the tenant's login page" if url == pending.authorize_url else url
+        text = "the tenant's login page" if url == pending.authorize_url else browser_link(url)
+        url = browser_link(url)  # a sandbox's loopback link, through the notebook server's proxy
         # Styled inline: JupyterLab's widget HTML does not make links look like links.
         self.link.value = (f"Open <a href='{html.escape(url)}' target='_blank' rel='noopener' "
                            f"style='color:#1565c0;text-decoration:underline'>{html.escape(text)}</a>")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .schema import SCHEMA
+from .schema import SCHEMA, upgrade
 
 __all__ = ["Database", "as_dict"]
 
@@ -35,6 +35,7 @@ class Database:
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.executescript(SCHEMA)
+            upgrade(self._conn)
         except sqlite3.Error:  # not a database (or not ours): close it rather than leave it to GC
             self._conn.close()
             raise

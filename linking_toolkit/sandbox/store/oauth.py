@@ -94,14 +94,42 @@ class OAuthTables(Database):
 
     # -- refresh tokens ---------------------------------------------------------------------------
 
-    def insert_refresh_token(self, token_hash: str, *, client_id: str, user_id: str, scope: str,
-                             audience: str | None, auth_time: int) -> None:
+    def insert_refresh_token(self, token_hash: str, *, family: str, client_id: str, user_id: str,
+                             scope: str, audience: str | None, auth_time: int, expires_at: int) -> None:
+        """The first token of a new family (a login that granted ``offline_access``)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO refresh_tokens(token_hash, client_id, user_id, scope, audience, auth_time)"
-                " VALUES (?,?,?,?,?,?)",
-                (token_hash, client_id, user_id, scope, audience, auth_time),
+                "INSERT INTO refresh_tokens(token_hash, client_id, user_id, scope, audience, auth_time,"
+                " family, expires_at) VALUES (?,?,?,?,?,?,?,?)",
+                (token_hash, client_id, user_id, scope, audience, auth_time, family, expires_at),
             )
 
-    def refresh_token(self, token_hash: str) -> dict[str, Any] | None:
-        return as_dict(self.fetch_one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)))
+    def use_refresh_token(self, token_hash: str, now: int,
+                          new_hash: str | None = None) -> tuple[str, dict[str, Any] | None]:
+        """Check, and with ``new_hash`` use, a refresh token, in one transaction: ``(outcome, row)``:
+
+        - ``valid``: it is its family's newest; with ``new_hash`` it is now used and ``new_hash``,
+          of the same family, is the newest (rotation);
+        - ``reused``: it had been used already, so the whole family is deleted (reuse detection:
+          whoever holds a copy, thief or owner, gets nothing more from that login);
+        - ``expired``: past the family's absolute lifetime (the family is deleted too);
+        - ``unknown``: no such token (never issued, or its family was revoked).
+
+        Two requests racing with one token: one rotates it, the other finds it used.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+            if row is None:
+                return "unknown", None
+            if row["used_at"] is not None or (row["expires_at"] is not None and row["expires_at"] < now):
+                db.execute("DELETE FROM refresh_tokens WHERE family = ?", (row["family"],))
+                return ("reused" if row["used_at"] is not None else "expired"), dict(row)
+            if new_hash is not None:
+                db.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, token_hash))
+                db.execute(
+                    "INSERT INTO refresh_tokens(token_hash, client_id, user_id, scope, audience, auth_time,"
+                    " family, expires_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (new_hash, row["client_id"], row["user_id"], row["scope"], row["audience"],
+                     row["auth_time"], row["family"], row["expires_at"]),
+                )
+            return "valid", dict(row)

@@ -6,7 +6,9 @@ of that identity; the primary key of ``identities`` is ``(provider, user_id)``, 
 never owned by two users.
 """
 
-__all__ = ["SCHEMA"]
+import sqlite3
+
+__all__ = ["SCHEMA", "upgrade"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -104,14 +106,24 @@ CREATE TABLE IF NOT EXISTS device_codes (
     last_poll    REAL,
     expires_at   INTEGER NOT NULL
 );
+-- Rotating refresh tokens, as Auth0's: each use returns a new token of the same family and marks the
+-- used one (used_at); presenting a used token again deletes its whole family (reuse detection).
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash TEXT PRIMARY KEY,          -- sha256 of the token; the token itself is never stored
     client_id  TEXT NOT NULL,
     user_id    TEXT NOT NULL,
     scope      TEXT NOT NULL,
     audience   TEXT,
-    auth_time  INTEGER NOT NULL
+    auth_time  INTEGER NOT NULL,
+    family     TEXT,                      -- every token descended from one login shares it
+    used_at    INTEGER,                   -- NULL while the token is the family's newest
+    expires_at INTEGER                    -- the family's absolute lifetime, counted from its login
 );
+-- A deleted user's refresh tokens go with it, as on Auth0: that includes the secondary of a link,
+-- so an account linked away, then unlinked, is not logged in again by a token of before.
+CREATE TRIGGER IF NOT EXISTS refresh_tokens_of_a_deleted_user AFTER DELETE ON users BEGIN
+    DELETE FROM refresh_tokens WHERE user_id = OLD.user_id;
+END;
 CREATE TABLE IF NOT EXISTS jobs (
     id               TEXT PRIMARY KEY,    -- job_...
     type             TEXT NOT NULL,       -- users_export
@@ -127,3 +139,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     error            TEXT
 );
 """
+
+# Columns added since the first version of a table: a database file made before gains them on opening.
+_ADDED_COLUMNS = {"refresh_tokens": ("family TEXT", "used_at INTEGER", "expires_at INTEGER")}
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Bring a database file made by an earlier version up to :data:`SCHEMA` (run after it).
+
+    A refresh token issued before rotation existed becomes a family of its own.
+    """
+    for table, columns in _ADDED_COLUMNS.items():
+        # Table and column names come from _ADDED_COLUMNS above, never from input.
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    db.execute("UPDATE refresh_tokens SET family = token_hash WHERE family IS NULL")
+    db.execute("CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family)")
