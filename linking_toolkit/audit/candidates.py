@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from .engine import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, Engine, candidates_sql
+from .engine import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, Engine, candidates_sql, system_allocator
 from .frames import Audit, normalise_email
 
 __all__ = [
@@ -44,11 +44,10 @@ def link_candidates(result: Audit, *,
     if unknown:
         raise ValueError(f"rank names no column of the users frame: {', '.join(map(str, unknown))}")
     needed = sorted(_CANDIDATE_COLUMNS | {column for column, _ in rank} - {"is_database"})
-    with Engine() as engine:
+    with Engine() as engine, system_allocator():
         # As Arrow (text without a copy, categories as dictionaries): DuckDB scans it fastest.
         engine.connection.register("users", pa.Table.from_pandas(result.users[needed], preserve_index=False))
-        table = engine.arrow(candidates_sql(rank))
-    return _typed(table)
+        return _typed(engine.arrow(candidates_sql(rank)))
 
 
 # What the grouping reads of the users frame, besides the rank's columns.
