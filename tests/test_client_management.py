@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -139,6 +140,29 @@ def test_export_create_wait_download_and_stream(admin: ManagementClient, tmp_pat
     assert [json.loads(line) for line in lines if line.strip()] == streamed
     assert len(streamed) == admin.count_users()
     assert all("user_id" in u for u in streamed)
+
+
+@pytest.mark.parametrize("sandbox_options", [{"export_link_seconds": 1}], ids=["one_second_links"])
+def test_an_expired_export_link_is_renewed_by_asking_the_job(admin: ManagementClient, tmp_path: Path) -> None:
+    """Auth0's link lives 60 s (here 1 s): a download started later asks the job for a fresh one."""
+    done = admin.wait_for_job(admin.create_users_export()["id"], poll=0.05, timeout=60)
+    time.sleep(1.5)
+    path = admin.download_export(done, tmp_path / "users.json.gz")
+    assert len(gzip.decompress(path.read_bytes()).decode().splitlines()) == admin.count_users()
+    time.sleep(1.5)
+    assert len(list(admin.iter_export(done))) == admin.count_users()
+
+
+def test_a_download_refused_with_a_fresh_link_too_is_an_error(sandbox: Sandbox,
+                                                              admin: ManagementClient) -> None:
+    done = admin.wait_for_job(admin.create_users_export()["id"], poll=0.05, timeout=60)
+    spoiled = {**done, "location": done["location"].replace("signature=", "signature=0")}
+    assert len(list(admin.iter_export(spoiled))) == admin.count_users()  # renewed once, like an expired one
+    assert sandbox.context is not None and sandbox.context.exports is not None
+    for name in os.listdir(sandbox.context.exports.directory):  # the tenant lost the file
+        os.remove(os.path.join(sandbox.context.exports.directory, name))
+    with pytest.raises(NotFound):
+        list(admin.iter_export(done))
 
 
 # -- faults the sandbox cannot make -------------------------------------------------------------

@@ -13,7 +13,7 @@ import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import httpx2
 import pytest
@@ -287,6 +287,32 @@ def test_client_credentials_unknown_or_missing_audience(sandbox: Sandbox) -> Non
     missing = token(sandbox, grant_type="client_credentials", client_id=sandbox.m2m_client_id,
                     client_secret=sandbox.m2m_client_secret)
     assert missing.status_code == 403 and missing.json()["error"] == "access_denied"
+
+
+def test_the_management_api_alias_is_its_audience(sandbox: Sandbox) -> None:
+    """Auth0's SDKs ask for ``https://{domain}/api/v2/``, the Management API's identifier on every
+    tenant: the sandbox grants it, and the Management API takes the token."""
+    alias = f"https://{sandbox.domain}/api/v2/"
+    response = token(sandbox, grant_type="client_credentials", client_id=sandbox.m2m_client_id,
+                     client_secret=sandbox.m2m_client_secret, audience=alias)
+    assert response.status_code == 200, response.text
+    access = response.json()["access_token"]
+    assert verify(sandbox, access)["aud"] == alias
+    users = httpx2.get(f"{sandbox.base_url}/api/v2/users", headers={"Authorization": f"Bearer {access}"})
+    assert users.status_code == 200 and len(users.json()) == 10
+    # A user's token for the alias, by password: it reads its own profile.
+    login = password_login(sandbox, audience=alias, scope="openid read:current_user").json()
+    ada = sandbox.demo_user("ada@example.com")["user_id"]
+    own = httpx2.get(f"{sandbox.base_url}/api/v2/users/{quote(ada, safe='')}",
+                     headers={"Authorization": f"Bearer {login['access_token']}"})
+    assert own.status_code == 200 and own.json()["user_id"] == ada
+    for near_miss in (alias.rstrip("/"), f"https://{sandbox.domain}/api/v2/users",
+                      "https://example.com/api/v2/"):
+        refused = token(sandbox, grant_type="client_credentials", client_id=sandbox.m2m_client_id,
+                        client_secret=sandbox.m2m_client_secret, audience=near_miss)
+        assert refused.status_code == 403
+        assert refused.json() == {"error": "access_denied",
+                                  "error_description": f"Service not found: {near_miss}"}
 
 
 def test_public_client_cannot_use_client_credentials(sandbox: Sandbox) -> None:

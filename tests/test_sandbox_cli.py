@@ -123,11 +123,15 @@ def test_cli_host_port_users_and_a_burst_rate_limit() -> None:
 
 
 def test_cli_refuses_bad_arguments() -> None:
-    for args in (["--rate-limit", "fast"], ["--users", "-1"], ["--port", "x"]):
+    for args in (["--rate-limit", "fast"], ["--users", "-1"], ["--port", "x"], ["--export-link-seconds", "0"],
+                 ["--export-link-seconds", "soon"]):
         result = subprocess.run([sys.executable, "-m", "linking_toolkit.sandbox", *args],  # noqa: S603
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and result.stdout == ""
         assert "usage:" in result.stderr
+        last = result.stderr.splitlines()[-1]
+        assert last.startswith("python -m linking_toolkit.sandbox: error: ")
+        assert args[0] in last or args[0] == "--rate-limit"
 
 
 def test_cli_reopens_a_database_file(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
@@ -34,9 +35,11 @@ def add_users(sandbox: Sandbox, n: int) -> None:
             )
 
 
-def run_export(api: httpx2.Client, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """Start a job, poll it like a client would, download the file without a bearer."""
-    started = api.post("/jobs/users-exports", json=body)
+def run_export(api: httpx2.Client, body: dict[str, Any], *,
+               form: bool = False) -> tuple[dict[str, Any], bytes]:
+    """Start a job (with a JSON body, or a form-encoded one), poll it like a client would, download
+    the file without a bearer."""
+    started = api.post("/jobs/users-exports", **{"data" if form else "json": body})
     assert started.status_code == 200, started.text
     job = started.json()
     assert job["status"] == "pending" and job["type"] == "users_export" and job["id"].startswith("job_")
@@ -75,7 +78,7 @@ def test_json_export_holds_exactly_every_user(sandbox: Sandbox, api: httpx2.Clie
     add_users(sandbox, USERS)
     ada, google = link_ada_google(sandbox, api)
     status, data = run_export(api, {"format": "json"})
-    assert status["format"] == "json" and status["location"].endswith(".json.gz")
+    assert status["format"] == "json" and urlsplit(status["location"]).path.endswith(".json.gz")
     records = [json.loads(line) for line in data.decode().splitlines()]
     ids = [r["user_id"] for r in records]
     assert len(ids) == len(set(ids)) == USERS + 9  # ten demo users, one of them linked into another
@@ -170,6 +173,46 @@ def test_export_errors(sandbox: Sandbox, api: httpx2.Client) -> None:
     wrong = status["location"].rsplit("/", 1)[0] + "/not-the-token.json.gz"
     assert httpx2.get(wrong).status_code == 404
     assert httpx2.get(status["location"].replace(".json.gz", ".csv.gz")).status_code == 404
+
+
+def test_a_form_encoded_export_reads_its_limit_as_a_number(sandbox: Sandbox, api: httpx2.Client) -> None:
+    add_users(sandbox, 20)
+    started = api.post("/jobs/users-exports", data={"format": "json", "limit": "5"})
+    assert started.status_code == 200, started.text
+    assert started.json()["limit"] == 5
+    _, data = run_export(api, {"format": "json", "limit": "5"}, form=True)
+    assert len(data.decode().splitlines()) == 5
+    assert_error(api.post("/jobs/users-exports", data={"limit": "five"}), 400,
+                 "Payload validation error: 'Expected type integer but found type string' on property limit.",
+                 "invalid_body")
+    assert_error(api.post("/jobs/users-exports", data={"limit": "0"}), 400, error_code="invalid_body")
+    assert_error(api.post("/jobs/users-exports", data={"fields": "email"}), 400,
+                 "Payload validation error: 'Expected type array but found type string' on property fields.")
+
+
+def test_an_expired_export_link_is_refused_and_the_job_gives_a_fresh_one() -> None:
+    """Auth0's download link lives 60 s; here 1 s. Past it, the link answers as a wrong one does."""
+    with Sandbox(seed=3, export_link_seconds=1) as sandbox, management_api(sandbox) as api:
+        status, data = run_export(api, {"format": "json"})
+        time.sleep(1.5)
+        expired = httpx2.get(status["location"])
+        assert_error(expired, 404, "Not Found")
+        assert b"user_id" not in expired.content
+        fresh = api.get(f"/jobs/{status['id']}").json()["location"]
+        assert fresh != status["location"]
+        again = httpx2.get(fresh)
+        assert again.status_code == 200 and gzip.decompress(again.content) == data
+        # The expiry is signed: a link whose expiry was pushed back is a wrong link.
+        base, _, query = status["location"].partition("?")
+        later = query.replace("expires=", "expires=9", 1)
+        assert_error(httpx2.get(f"{base}?{later}"), 404)
+        assert_error(httpx2.get(base), 404)
+
+
+def test_the_export_link_lives_60_seconds_by_default(sandbox: Sandbox, api: httpx2.Client) -> None:
+    status, _ = run_export(api, {"format": "json"})
+    expires = int(parse_qs(urlsplit(status["location"]).query)["expires"][0])
+    assert 55_000 < expires - time.time() * 1000 <= 60_000
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])

@@ -393,6 +393,35 @@ def test_form_encoded_bodies_are_accepted(api: httpx2.Client, sandbox: Sandbox) 
     assert response.status_code == 201, response.text
 
 
+def test_form_bodies_read_booleans_as_auth0_does(api: httpx2.Client, sandbox: Sandbox) -> None:
+    ada = enc(sandbox.demo_user("ada@example.com")["user_id"])
+    patched = api.patch(f"/users/{ada}", data={"blocked": "true", "given_name": "Augusta"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["blocked"] is True and patched.json()["given_name"] == "Augusta"
+    assert api.patch(f"/users/{ada}", data={"blocked": "false"}).json().get("blocked", False) is False
+    created = api.post("/users", data={"connection": "Username-Password-Authentication",
+                                       "email": "form@example.com", "password": "Form-pass-123",
+                                       "email_verified": "true"})
+    assert created.status_code == 201, created.text
+    assert created.json()["email_verified"] is True
+
+
+def test_bad_form_values_get_auth0_errors_and_change_nothing(api: httpx2.Client, sandbox: Sandbox) -> None:
+    ada = enc(sandbox.demo_user("ada@example.com")["user_id"])
+    before = api.get(f"/users/{ada}").json()
+    assert_error(api.patch(f"/users/{ada}", data={"blocked": "yes", "name": "Changed"}), 400,
+                 "Payload validation error: 'Expected type boolean but found type string'"
+                 " on property blocked.", "invalid_body")
+    assert_error(api.patch(f"/users/{ada}", data={"user_metadata": '{"a": 1}'}), 400,
+                 "Payload validation error: 'Expected type object but found type string' on property"
+                 " user_metadata.", "invalid_body")
+    assert_error(api.patch(f"/users/{ada}", data={"name": ["one", "two"]}), 400,
+                 "Payload validation error: 'Expected type string but found type array' on property name.")
+    assert_error(api.patch(f"/users/{ada}", data={"nickname": "x", "extra": "1"}), 400,
+                 "Payload validation error: 'Additional properties not allowed: extra'.")
+    assert api.get(f"/users/{ada}").json() == before
+
+
 def test_unknown_routes_answer_json(sandbox: Sandbox, api: httpx2.Client) -> None:
     for method, path in (("GET", "/nope"), ("PUT", "/users"), ("GET", "/"), ("POST", "/users/x/roles"),
                          ("GET", "/users/x/identities"), ("GET", "/jobs/a/b"), ("GET", "//users"),

@@ -105,7 +105,9 @@ def test_device_flow_lifetimes_are_options_with_auth0s_defaults() -> None:
 
 
 @pytest.mark.parametrize("options", [{"device_poll_interval": 0}, {"device_poll_interval": 1.5},
-                                     {"device_poll_interval": True}, {"device_code_seconds": "60"}])
+                                     {"device_poll_interval": True}, {"device_code_seconds": "60"},
+                                     {"export_link_seconds": 0}, {"export_link_seconds": 1.5},
+                                     {"export_link_seconds": "60"}, {"export_link_seconds": True}])
 def test_bad_device_flow_options_are_one_line_value_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(options))) as refused:
         Sandbox(**options)

@@ -300,25 +300,30 @@ class ManagementClient:
             time.sleep(poll)
 
     def _download(self, job: Mapping[str, Any]) -> Iterator[bytes]:
-        location = job.get("location")
-        if not isinstance(location, str) or not location:
-            raise JobFailed(f"job {job.get('id')} has no location to download (status {job.get('status')!r})")
-        headers = {}
-        # Auth0 hands out a pre-signed URL on another host: the bearer token goes only to the tenant.
-        if urlsplit(location)[:2] == urlsplit(self.tenant.base_url)[:2]:
-            headers["Authorization"] = f"Bearer {self.token_source()}"
-        try:
-            with self._api.pool.stream("GET", location, headers=headers) as response:
-                if response.status_code != 200:
+        """The job's file as it streams. Auth0's link lives 60 s: refused once (an expired
+        pre-signed URL answers 403, the sandbox's 404), the job is asked again for a fresh one."""
+        location = _location_of(job)
+        for last_try in (False, True):
+            headers = {}
+            # Auth0 hands out a pre-signed URL on another host: the bearer token goes only to the tenant.
+            if urlsplit(location)[:2] == urlsplit(self.tenant.base_url)[:2]:
+                headers["Authorization"] = f"Bearer {self.token_source()}"
+            try:
+                with self._api.pool.stream("GET", location, headers=headers) as response:
+                    if response.status_code == 200:
+                        yield from response.iter_bytes()
+                        return
                     response.read()
-                    self._api.decode(response)
-                    raise TenantError(f"the export download answered HTTP {response.status_code}")
-                yield from response.iter_bytes()
-        except httpx2.TransportError as exc:
-            raise TenantError(f"the export download failed ({type(exc).__name__})") from None
+                    if last_try or response.status_code not in (403, 404) or not job.get("id"):
+                        self._api.decode(response)
+                        raise TenantError(f"the export download answered HTTP {response.status_code}")
+            except httpx2.TransportError as exc:
+                raise TenantError(f"the export download failed ({type(exc).__name__})") from None
+            location = _location_of(self.get_job(str(job["id"])))
 
     def download_export(self, job: Mapping[str, Any], dest: str | Path | None = None) -> Path:
-        """Save a completed export job's file (as the tenant serves it: gzipped) and return its path."""
+        """Save a completed export job's file (as the tenant serves it: gzipped) and return its path.
+        A link past its lifetime (60 s on Auth0) is renewed once by asking the job again."""
         path = Path(dest) if dest is not None else Path(f"{job.get('id', 'users-export')}.json.gz")
         with path.open("wb") as out:
             for chunk in self._download(job):
@@ -340,6 +345,13 @@ class ManagementClient:
         for line in buffer.split(b"\n"):
             if line.strip():
                 yield json.loads(line)
+
+
+def _location_of(job: Mapping[str, Any]) -> str:
+    location = job.get("location")
+    if not isinstance(location, str) or not location:
+        raise JobFailed(f"job {job.get('id')} has no location to download (status {job.get('status')!r})")
+    return location
 
 
 def _link_body(link_with: str | None, provider: str | None, user_id: str | None,

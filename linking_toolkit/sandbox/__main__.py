@@ -15,7 +15,7 @@ import sys
 import threading
 from types import FrameType
 
-from .context import parse_rate_limit
+from .context import EXPORT_LINK_SECONDS, check_export_link_seconds, parse_rate_limit
 from .server import Sandbox
 
 __all__ = ["main"]
@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                              " the N it was made with)")
     parser.add_argument("--rate-limit", default=None,
                         help="Management API rate limit: free, enterprise or BURST/RATE (default off)")
+    parser.add_argument("--export-link-seconds", type=int, default=EXPORT_LINK_SECONDS, metavar="S",
+                        help="how long an export's download link lives (default %(default)s, as on Auth0)")
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return parser
 
@@ -47,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(str(error))
     if args.users < 0:
         _parser().error("--users must be >= 0")
+    try:
+        check_export_link_seconds(args.export_link_seconds)
+    except ValueError:
+        _parser().error(f"--export-link-seconds must be >= 1, not {args.export_link_seconds}")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -55,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     sandbox = Sandbox(seed=args.seed, users=args.users, rate_limit=args.rate_limit, db=args.db,
-                      host=args.host, port=args.port, quiet=args.quiet)
+                      host=args.host, port=args.port, quiet=args.quiet,
+                      export_link_seconds=args.export_link_seconds)
     try:
         sandbox.start()
     except ValueError as error:  # --users for an existing --db file: a usage error, nothing changed

@@ -207,7 +207,7 @@ def request_body() -> MultiDict:
 
 def known_audience(tenant: TenantContext, audience: str | None) -> str | None:
     """The API a user token is for: the Management API or (no audience) userinfo only."""
-    if not audience or audience in (tenant.userinfo_url, tenant.management_audience):
+    if not audience or audience == tenant.userinfo_url or audience in tenant.management_audiences:
         return audience or None
     raise OAuthError("access_denied", f"Service not found: {audience}", 403)
 

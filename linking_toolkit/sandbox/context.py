@@ -23,11 +23,13 @@ from .store import Store
 __all__ = [
     "DEVICE_CODE_SECONDS",
     "DEVICE_POLL_INTERVAL",
+    "EXPORT_LINK_SECONDS",
     "ExportState",
     "LoginTransaction",
     "RateLimiter",
     "TenantContext",
     "check_device_options",
+    "check_export_link_seconds",
     "current_tenant",
     "install_tenant",
     "parse_rate_limit",
@@ -37,6 +39,7 @@ __all__ = [
 TENANT_EXTENSION = "linking_sandbox"  # where an app keeps its tenant (Flask's app.extensions)
 DEVICE_CODE_SECONDS = 900  # Auth0's default lifetime of a device code
 DEVICE_POLL_INTERVAL = 5  # Auth0's default polling interval, in seconds
+EXPORT_LINK_SECONDS = 60  # how long Auth0's export download link lives (its docs: 60 seconds)
 
 # Auth0's Management API rate-limit tiers (its "Management API Endpoint Rate Limits" page):
 # free tenants burst 2 at 2/s, enterprise 50 at 16/s.
@@ -116,6 +119,13 @@ def check_device_options(device_code_seconds: int, device_poll_interval: int) ->
         raise ValueError(f"device_poll_interval must be an int >= 1, not {device_poll_interval!r}")
 
 
+def check_export_link_seconds(export_link_seconds: int) -> None:
+    """ValueError, in one line, unless the export links' lifetime is an int of at least 1 s."""
+    if (isinstance(export_link_seconds, bool) or not isinstance(export_link_seconds, int)
+            or export_link_seconds < 1):
+        raise ValueError(f"export_link_seconds must be an int >= 1, not {export_link_seconds!r}")
+
+
 @dataclass
 class LoginTransaction:
     """A person between /authorize (or /activate) and the end of their login.
@@ -149,7 +159,8 @@ class TenantContext:
     """One tenant. ``base_url`` is ``http://127.0.0.1:{port}`` (no trailing slash).
 
     ``device_code_seconds`` and ``device_poll_interval`` are the device flow's lifetimes (Auth0's
-    defaults unless the ``Sandbox`` was given others); ``exports`` is the export jobs' state, made
+    defaults unless the ``Sandbox`` was given others), ``export_link_seconds`` an export download
+    link's; ``exports`` is the export jobs' state, made
     by the first job; ``logins`` holds the logins in progress, by id, under ``logins_lock``.
     """
 
@@ -161,6 +172,9 @@ class TenantContext:
     quiet: bool = True
     device_code_seconds: int = DEVICE_CODE_SECONDS
     device_poll_interval: int = DEVICE_POLL_INTERVAL
+    export_link_seconds: int = EXPORT_LINK_SECONDS
+    # Signs the export download links (they are pre-signed URLs, like Auth0's); this run's only.
+    link_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     exports: ExportState | None = None
     exports_lock: threading.Lock = field(default_factory=threading.Lock)
     logins: dict[str, LoginTransaction] = field(default_factory=dict)
@@ -177,6 +191,12 @@ class TenantContext:
     @property
     def management_audience(self) -> str:
         return self.base_url + "/api/v2/"
+
+    @property
+    def management_audiences(self) -> tuple[str, str]:
+        """The Management API's identifier and its alias ``https://{domain}/api/v2/``: its
+        identifier on every Auth0 tenant, which Auth0's SDKs ask for by default."""
+        return self.management_audience, f"https://{self.domain}/api/v2/"
 
     @property
     def userinfo_url(self) -> str:

@@ -162,9 +162,10 @@ class MachineGrant(ClientCredentialsGrant):
         if not audience:
             raise OAuthError("access_denied", "No audience parameter was provided, and no default "
                                               "audience has been configured", 403)
-        if audience != tenant.management_audience:
+        if audience not in tenant.management_audiences:
             raise OAuthError("access_denied", f"Service not found: {audience}", 403)
-        granted = tenant.store.client_grant(client.get_client_id(), audience)
+        # Grants name the API by its identifier; the token keeps the audience asked for.
+        granted = tenant.store.client_grant(client.get_client_id(), tenant.management_audience)
         if granted is None:
             raise OAuthError("access_denied",
                              f"Client is not authorized to access \"{audience}\". You need to create "

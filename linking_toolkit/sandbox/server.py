@@ -20,9 +20,11 @@ from .connections import DATABASE
 from .context import (
     DEVICE_CODE_SECONDS,
     DEVICE_POLL_INTERVAL,
+    EXPORT_LINK_SECONDS,
     RateLimiter,
     TenantContext,
     check_device_options,
+    check_export_link_seconds,
     parse_rate_limit,
 )
 from .keys import SigningKeys
@@ -70,6 +72,8 @@ class Sandbox:
 
     ``device_code_seconds`` and ``device_poll_interval`` set the device flow's lifetimes (Auth0's
     900 s and 5 s by default): a test of expiry or of polling need not wait for Auth0's.
+    ``export_link_seconds`` is how long an export's download link lives once ``GET /jobs/{id}``
+    hands it out (Auth0's 60 s by default): a client must be ready to ask the job for a fresh one.
     """
 
     def __init__(
@@ -84,8 +88,11 @@ class Sandbox:
         quiet: bool = True,
         device_code_seconds: int = DEVICE_CODE_SECONDS,
         device_poll_interval: int = DEVICE_POLL_INTERVAL,
+        export_link_seconds: int = EXPORT_LINK_SECONDS,
     ) -> None:
         check_device_options(device_code_seconds, device_poll_interval)
+        check_export_link_seconds(export_link_seconds)
+        self.export_link_seconds = export_link_seconds
         self.device_code_seconds = device_code_seconds
         self.device_poll_interval = device_poll_interval
         self.seed = seed
@@ -115,7 +122,8 @@ class Sandbox:
         ctx = TenantContext(store=store, keys=SigningKeys(), base_url="", seed=self.seed,
                             rate_limiter=limiter, quiet=self.quiet,
                             device_code_seconds=self.device_code_seconds,
-                            device_poll_interval=self.device_poll_interval)
+                            device_poll_interval=self.device_poll_interval,
+                            export_link_seconds=self.export_link_seconds)
         try:
             self._check_users_of(store)
             listener = _listen(self.host, self.port)

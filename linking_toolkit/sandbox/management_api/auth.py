@@ -84,7 +84,7 @@ def authenticate() -> Caller:
         unauthorized("Invalid token")
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if ctx.management_audience not in audiences:
+    if not any(known in audiences for known in ctx.management_audiences):
         unauthorized(f"Bad audience: {' '.join(str(a) for a in audiences)}")
     sub = claims.get("sub")
     scope = claims.get("scope", "")

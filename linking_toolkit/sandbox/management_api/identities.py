@@ -13,7 +13,7 @@ from ..context import current_tenant
 from ..store import LinkConflict, full_user_id, split_user_id
 from .auth import Caller, authorized_caller, token_header
 from .errors import NOT_FOUND_USER, ApiError, bad_body, json_response
-from .validation import PROVIDERS, check_body, check_connection_id, read_body
+from .validation import PROVIDERS, check_connection_id, read_body
 
 __all__ = ["LINK_MESSAGES", "link_identity", "unlink_identity"]
 
@@ -48,8 +48,7 @@ def link_identity(primary_id: str) -> Response:
     ``provider``/``user_id``/``connection_id``. 201 with the primary's identities."""
     caller = authorized_caller("identities", any_user=("update:users",),
                                own_user=("update:current_user_identities",), target=primary_id)
-    body = read_body()
-    check_body(body, LINK_SCHEMA)
+    body = read_body(LINK_SCHEMA)
     if not body:
         bad_body("Payload validation error: 'Too few properties defined (0), minimum 1'.")
     store = current_tenant().store

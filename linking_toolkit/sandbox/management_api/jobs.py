@@ -1,26 +1,30 @@
 """Management API routes on users-export jobs: start one, read its progress, download its file.
 
-The download lives outside ``/api/v2`` and takes no bearer, like Auth0's signed URL: the
-unguessable token in its path is the credential.
+The download lives outside ``/api/v2`` and takes no bearer, like Auth0's pre-signed URL: the
+signature in its query is the credential. Each ``GET /jobs/{id}`` of a completed job signs a fresh
+link that lives ``export_link_seconds`` (Auth0's 60 s); past that, it answers as a bad link does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import string
+import time
 from typing import Any
 
-from flask import Response, send_file
+from flask import Response, request, send_file
 
-from ..context import current_tenant
+from ..context import TenantContext, current_tenant
 from ..jobs import EXPORT_FORMATS, download_path, start_export
 from ..store import now_iso
 from .auth import authorized_caller
 from .blueprint import management, route
 from .errors import ApiError, bad_body, json_response
-from .validation import check_body, check_connection_id, path_segments, read_body
+from .validation import check_connection_id, path_segments, read_body
 
-__all__ = ["create_export", "download_export", "get_job"]
+__all__ = ["create_export", "download_export", "get_job", "signed_location"]
 
 EXPORT_SCHEMA: dict[str, tuple[str, ...]] = {
     "connection_id": ("string",), "format": ("string",), "limit": ("integer",), "fields": ("array",),
@@ -31,8 +35,7 @@ EXPORT_SCHEMA: dict[str, tuple[str, ...]] = {
 def create_export() -> Response:
     """``POST /jobs/users-exports``: a background job writing a gzipped file (NDJSON or CSV)."""
     authorized_caller("post_export", any_user=("read:users",))
-    body = read_body()
-    check_body(body, EXPORT_SCHEMA)
+    body = read_body(EXPORT_SCHEMA)
     fmt = body.get("format", "csv")
     if fmt not in EXPORT_FORMATS:
         bad_body(f"Payload validation error: 'Invalid value \"{fmt[:20]}\" for enum' on property format.")
@@ -60,7 +63,7 @@ def create_export() -> Response:
         "id": "job_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16)),
         "type": "users_export", "status": "pending", "format": fmt, "created_at": now_iso(),
         "connection_id": connection["id"] if connection else None, "fields": fields,
-        "download_token": secrets.token_urlsafe(32), "limit": limit,
+        "limit": limit,
     }
     store.create_job(job)
     start_export(current_tenant(), job, connection["name"] if connection else None)
@@ -95,7 +98,7 @@ def get_job(_rest: str) -> Response:
     out["percentage_done"] = job["percentage_done"]
     out["time_left_seconds"] = job["time_left_seconds"] or 0
     if job["status"] == "completed":
-        out["location"] = f"{current_tenant().base_url}/exports/{job['download_token']}.{job['format']}.gz"
+        out["location"] = signed_location(current_tenant(), job)
     if job["status"] == "failed":
         out["status_details"] = "The export failed."
     return json_response(out)
@@ -103,11 +106,27 @@ def get_job(_rest: str) -> Response:
 
 # -- the export download: outside /api/v2 and without a bearer, like Auth0's signed URL --------------
 
+def signed_location(ctx: TenantContext, job: dict[str, Any]) -> str:
+    """A download link for ``job``'s file, valid ``export_link_seconds`` from now."""
+    name = f"{job['id']}.{job['format']}.gz"
+    expires = int((time.time() + ctx.export_link_seconds) * 1000)  # ms: a 1 s lifetime stays 1 s
+    return f"{ctx.base_url}/exports/{name}?expires={expires}&signature={_signature(ctx, name, str(expires))}"
+
+
+def _signature(ctx: TenantContext, name: str, expires: str) -> str:
+    return hmac.new(ctx.link_key, f"{name}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
 def download_export(name: str) -> Response:
-    """Serve a completed export; the unguessable token in the URL is the credential."""
+    """Serve a completed export to a link signed here and not yet expired; any other link (a
+    wrong or expired signature, another job or format) is a 404 with no file, as before."""
     ctx = current_tenant()
-    token, _, ext = name.partition(".")
-    job = ctx.store.job_by_download_token(token) if token else None
+    expires = request.args.get("expires", "")
+    signed = hmac.compare_digest(_signature(ctx, name, expires).encode(),
+                                 request.args.get("signature", "").encode())
+    live = signed and expires.isdigit() and int(expires) > time.time() * 1000
+    job_id, _, ext = name.partition(".")
+    job = ctx.store.get_job(job_id) if live and job_id else None
     path = download_path(ctx, job) if job else None
     if job is None or path is None or ext != f"{job['format']}.gz":
         return ApiError(404, "Not Found").response()

@@ -16,8 +16,8 @@ from flask import request
 
 from .errors import ApiError, bad_body, bad_query
 
-__all__ = ["CONNECTION_ID", "PROVIDERS", "check_body", "check_connection_id", "json_type", "path_segments",
-           "project", "query_bool", "query_int", "read_body"]
+__all__ = ["CONNECTION_ID", "PROVIDERS", "check_body", "check_connection_id", "coerce_form_value",
+           "json_type", "path_segments", "project", "query_bool", "query_int", "read_body"]
 
 # The providers the OAS's UserIdentityProviderEnum allows in a path or body.
 PROVIDERS = frozenset((
@@ -56,24 +56,36 @@ def path_segments() -> list[str]:
         raise ApiError(400, "Path validation error: the path is not valid UTF-8.", "invalid_uri") from None
 
 
-def read_body(*, form_allowed: bool = True) -> dict[str, Any]:
-    """The JSON (or form-encoded, as the OAS allows) body as a dict; Auth0's errors otherwise."""
+def read_body(schema: dict[str, tuple[str, ...]], *, form_allowed: bool = True) -> dict[str, Any]:
+    """The JSON (or form-encoded, as the OAS allows) body as a dict, checked against ``schema``
+    (see :func:`check_body`); Auth0's errors otherwise. A form's values are strings: those the
+    schema wants as integers, numbers or booleans are read as Auth0 reads them (``limit=5``,
+    ``blocked=true``); a value that does not read as its type stays a string and is refused."""
+    body, is_form = _parse_body(form_allowed)
+    check_body(body, schema, form=is_form)
+    return body
+
+
+def _parse_body(form_allowed: bool) -> tuple[dict[str, Any], bool]:
+    """The body as a dict, and whether it came form-encoded."""
     mimetype = request.mimetype
     data = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     if mimetype == "application/json" or (not mimetype and data):
         if not data.strip():
-            return {}
+            return {}, False
         try:
             body = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
         if not isinstance(body, dict):
             bad_body(f"Payload validation error: 'Expected type object but found type {json_type(body)}'.")
-        return body
+        return body, False
     if mimetype == "application/x-www-form-urlencoded" and form_allowed:
-        return request.form.to_dict()
+        # A repeated key is an array, as Node's querystring (Auth0's form parser) reads it.
+        return {name: values[0] if len(values) == 1 else values
+                for name, values in request.form.lists()}, True
     if not mimetype and not data:
-        return {}
+        return {}, False
     raise ApiError(415, "Unsupported Media Type")
 
 
@@ -93,17 +105,35 @@ def json_type(value: Any) -> str:
     return "object"
 
 
-def check_body(body: dict[str, Any], schema: dict[str, tuple[str, ...]]) -> None:
-    """Unknown properties and wrong types, with Auth0's payload validation messages."""
+def check_body(body: dict[str, Any], schema: dict[str, tuple[str, ...]], *, form: bool = False) -> None:
+    """Unknown properties and wrong types, with Auth0's payload validation messages. With
+    ``form``, a string is first read as the integer, number or boolean the schema asks for."""
     unknown = [k for k in body if k not in schema]
     if unknown:
         bad_body(f"Payload validation error: 'Additional properties not allowed: {','.join(unknown)}'.")
-    for name, value in body.items():
+    for name, value in list(body.items()):
+        if form and isinstance(value, str):
+            value = body[name] = coerce_form_value(value, schema[name])
         allowed = schema[name]
         found = json_type(value)
         if found not in allowed and not (found == "integer" and "number" in allowed):
             bad_body(f"Payload validation error: 'Expected type {allowed[0]} but found type {found}'"
                      f" on property {name}.")
+
+
+def coerce_form_value(value: str, allowed: tuple[str, ...]) -> Any:
+    """A form value as the type the schema allows, when it is not a string and the text reads as
+    one (``"5"`` for an integer, ``"true"``/``"false"`` for a boolean); unchanged otherwise, so
+    that :func:`check_body` refuses it with Auth0's message."""
+    if "string" in allowed:
+        return value
+    if ("integer" in allowed or "number" in allowed) and re.fullmatch(r"-?\d{1,15}", value):
+        return int(value)
+    if "number" in allowed and re.fullmatch(r"-?\d{1,15}(\.\d{1,15})?([eE][-+]?\d{1,3})?", value):
+        return float(value)
+    if "boolean" in allowed and value in ("true", "false"):
+        return value == "true"
+    return value
 
 
 def query_int(name: str, default: int, *, maximum: int | None = None) -> int:

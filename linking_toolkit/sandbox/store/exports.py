@@ -89,7 +89,7 @@ class ExportTables(Database):
                 " download_token) VALUES (?,?,?,?,?,?,?,?)",
                 (job["id"], job["type"], job["status"], job["format"], job.get("connection_id"),
                  json.dumps(job["fields"]) if job.get("fields") is not None else None,
-                 job["created_at"], job["download_token"]),
+                 job["created_at"], job.get("download_token")),
             )
 
     def update_job(self, job_id: str, **values: Any) -> None:
@@ -100,9 +100,6 @@ class ExportTables(Database):
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         return as_dict(self.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,)))
-
-    def job_by_download_token(self, token: str) -> dict[str, Any] | None:
-        return as_dict(self.fetch_one("SELECT * FROM jobs WHERE download_token = ?", (token,)))
 
     def count_users(self, connection: str | None = None) -> int:
         where, params = connection_filter(connection)

@@ -135,7 +135,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     percentage_done  INTEGER NOT NULL DEFAULT 0,
     time_left_seconds INTEGER,
     file_path        TEXT,
-    download_token   TEXT UNIQUE,         -- the unguessable part of the download URL (a signed URL)
+    download_token   TEXT UNIQUE,         -- unused: download links are now signed, and expire
     error            TEXT
 );
 """
