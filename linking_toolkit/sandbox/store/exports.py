@@ -23,26 +23,35 @@ _EXPORT_IDENTITIES_SQL = """(SELECT json_group_array(json_object(
         'isSocial', json(CASE WHEN i.is_social THEN 'true' ELSE 'false' END)))
     FROM (SELECT * FROM identities WHERE owner = u.user_id ORDER BY position) i)"""
 
-# One export record per user, built by SQLite as text: an attribute the user lacks (a NULL column)
-# is left out, like Auth0's export, and the metadata go in verbatim, nested nulls included as
-# GET /users/{id} shows them (json_patch('{}', ...) would strip those too, RFC 7396, and costs more).
-EXPORT_RECORD_SQL = f"""'{{"user_id":' || json_quote(u.user_id)
-    || CASE WHEN u.email IS NULL THEN '' ELSE ',"email":' || json_quote(u.email)
-            || CASE WHEN u.email_verified THEN ',"email_verified":true' ELSE ',"email_verified":false' END
-       END
-    || CASE WHEN u.username IS NULL THEN '' ELSE ',"username":' || json_quote(u.username) END
-    || CASE WHEN u.name IS NULL THEN '' ELSE ',"name":' || json_quote(u.name) END
-    || CASE WHEN u.nickname IS NULL THEN '' ELSE ',"nickname":' || json_quote(u.nickname) END
-    || CASE WHEN u.given_name IS NULL THEN '' ELSE ',"given_name":' || json_quote(u.given_name) END
-    || CASE WHEN u.family_name IS NULL THEN '' ELSE ',"family_name":' || json_quote(u.family_name) END
-    || CASE WHEN u.picture IS NULL THEN '' ELSE ',"picture":' || json_quote(u.picture) END
-    || ',"created_at":' || json_quote(u.created_at) || ',"updated_at":' || json_quote(u.updated_at)
-    || CASE WHEN u.last_login IS NULL THEN '' ELSE ',"last_login":' || json_quote(u.last_login) END
-    || ',"logins_count":' || u.logins_count
-    || CASE WHEN u.blocked THEN ',"blocked":true' ELSE '' END
-    || ',"identities":' || {_EXPORT_IDENTITIES_SQL}
-    || ',"user_metadata":' || json(u.user_metadata) || ',"app_metadata":' || json(u.app_metadata)
-    || '}}'"""
+def _optional(column: str) -> str:
+    return f"CASE WHEN u.{column} IS NULL THEN NULL ELSE json_quote(u.{column}) END"
+
+
+# Each top-level attribute of an export record as its JSON text, NULL when the record leaves it out
+# (an attribute the user lacks, like Auth0's export), in the record's order. The metadata go in
+# verbatim, nested nulls included as GET /users/{id} shows them (json_patch('{}', ...) would strip
+# those too, RFC 7396, and costs more).
+MEMBER_SQL: dict[str, str] = {
+    "user_id": "json_quote(u.user_id)",
+    "email": _optional("email"),
+    "email_verified": "CASE WHEN u.email IS NULL THEN NULL WHEN u.email_verified THEN 'true' "
+                      "ELSE 'false' END",
+    **{column: _optional(column) for column in ("username", "name", "nickname", "given_name", "family_name",
+                                                "picture")},
+    "created_at": "json_quote(u.created_at)",
+    "updated_at": "json_quote(u.updated_at)",
+    "last_login": _optional("last_login"),
+    "logins_count": "CAST(u.logins_count AS TEXT)",
+    "blocked": "CASE WHEN u.blocked THEN 'true' END",
+    "identities": _EXPORT_IDENTITIES_SQL,
+    "user_metadata": "json(u.user_metadata)",
+    "app_metadata": "json(u.app_metadata)",
+}
+
+# One export record per user, built by SQLite as text from every member (``export_column_chunks``
+# builds one from the asked members the same way).
+EXPORT_RECORD_SQL = ("'{' || substr(" + " || ".join(
+    f"coalesce(',{json.dumps(name)}:' || {sql}, '')" for name, sql in MEMBER_SQL.items()) + ", 2) || '}'")
 
 # The same members as one JSON object, absent ones as null: for readers that pick fields with ``->``
 # and leave nulls out themselves (``export_picked_chunks``), as it is cheaper to build and to read
@@ -58,28 +67,6 @@ EXPORT_BARE_RECORD_SQL = f"""json_object(
     'identities', {_EXPORT_IDENTITIES_SQL},
     'user_metadata', json(u.user_metadata), 'app_metadata', json(u.app_metadata))"""
 
-
-def _optional(column: str) -> str:
-    return f"CASE WHEN u.{column} IS NULL THEN NULL ELSE json_quote(u.{column}) END"
-
-
-# Each top-level attribute of an export record as its JSON text, NULL when the record leaves it out
-# (as EXPORT_RECORD_SQL does): what ``export_column_chunks`` builds a record from directly.
-MEMBER_SQL: dict[str, str] = {
-    "user_id": "json_quote(u.user_id)",
-    "email": _optional("email"),
-    "email_verified": "CASE WHEN u.email IS NULL THEN NULL WHEN u.email_verified THEN 'true' "
-                      "ELSE 'false' END",
-    **{column: _optional(column) for column in ("username", "name", "nickname", "given_name", "family_name",
-                                                "picture", "last_login")},
-    "created_at": "json_quote(u.created_at)",
-    "updated_at": "json_quote(u.updated_at)",
-    "logins_count": "CAST(u.logins_count AS TEXT)",
-    "blocked": "CASE WHEN u.blocked THEN 'true' END",
-    "identities": _EXPORT_IDENTITIES_SQL,
-    "user_metadata": "json(u.user_metadata)",
-    "app_metadata": "json(u.app_metadata)",
-}
 
 class ExportTables(Database):
     def create_job(self, job: dict[str, Any]) -> None:
