@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class Tenant:
 
     ``issuer`` ends with a slash (``https://{domain}/``), as Auth0 writes it in every token;
     ``management_audience`` is ``https://{domain}/api/v2/``. ``m2m_client_secret`` is never shown.
+    ``ca_file`` is a CA certificate every connection to the tenant trusts besides the system's
+    (a ``tls=True`` sandbox's); ``verify`` is what those connections are given.
     """
 
     domain: str
@@ -58,6 +61,7 @@ class Tenant:
     connections: list[str] = field(default_factory=list)
     sandbox: Sandbox | None = None
     owns_sandbox: bool = False  # close() stops the sandbox too (connect() started it)
+    ca_file: str | None = None
     _http: httpx2.Client | None = None
     # The JWKS's entries by kid, filled on first use (see signing_jwk).
     _jwks_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -79,10 +83,10 @@ class Tenant:
         connections: list[str] | None = None,
         sandbox: Sandbox | None = None,
         transport: httpx2.BaseTransport | None = None,
+        ca_file: str | None = None,
     ) -> Tenant:
         """Read ``/.well-known/openid-configuration`` and check it names this tenant's issuer."""
         base_url = base_url.rstrip("/")
-        http = httpx2.Client(timeout=DEFAULT_TIMEOUT, transport=transport)
         tenant = cls(
             domain=base_url.split("://", 1)[-1],
             issuer=base_url + "/",
@@ -93,8 +97,10 @@ class Tenant:
             m2m_client_secret=m2m_client_secret,
             connections=list(connections or []),
             sandbox=sandbox,
-            _http=http,
+            ca_file=ca_file,
         )
+        http = tenant._http = httpx2.Client(timeout=DEFAULT_TIMEOUT, transport=transport,
+                                            verify=tenant.verify)
         try:
             doc = tenant.get_json(base_url + "/.well-known/openid-configuration")
         except BaseException:
@@ -119,15 +125,25 @@ class Tenant:
             connections=list(sandbox.connections),
             sandbox=sandbox,
             transport=transport,
+            ca_file=sandbox.ca_file,
         )
 
     # -- HTTP for the Authentication API ---------------------------------------------------------
 
     @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx is given to check the tenant's certificate: the system's CAs, and ``ca_file``."""
+        if self.ca_file is None:
+            return True
+        context = ssl.create_default_context()
+        context.load_verify_locations(cafile=self.ca_file)
+        return context
+
+    @property
     def http(self) -> httpx2.Client:
         """The tenant's connection pool for discovery, JWKS and token requests."""
         if self._http is None:
-            self._http = httpx2.Client(timeout=DEFAULT_TIMEOUT)
+            self._http = httpx2.Client(timeout=DEFAULT_TIMEOUT, verify=self.verify)
         return self._http
 
     def get_json(self, url: str) -> dict[str, Any]:
@@ -135,7 +151,11 @@ class Tenant:
         try:
             response = self.http.get(url)
         except httpx2.HTTPError as exc:
-            raise TenantError(f"could not reach {url.split('?')[0]}: {type(exc).__name__}") from None
+            reason = type(exc).__name__
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # the one cause a user can act on at once
+                reason += (": its certificate is not trusted (CERTIFICATE_VERIFY_FAILED); for a sandbox"
+                           " started with --tls, pass connect(ca_file=) the ca_file it printed")
+            raise TenantError(f"could not reach {url.split('?')[0]}: {reason}") from None
         if response.status_code != 200:
             raise TenantError(f"{url.split('?')[0]} answered HTTP {response.status_code}",
                               status_code=response.status_code)
@@ -220,6 +240,7 @@ def connect(
     sandbox: Sandbox | None = None,
     connections: list[str] | None = None,
     quiet: bool = False,
+    ca_file: str | os.PathLike[str] | None = None,
 ) -> Tenant:
     """The tenant to work with: a real one when it is configured, otherwise the sandbox.
 
@@ -228,7 +249,8 @@ def connect(
     ``env_file`` (read without changing ``os.environ``). ``client_secret`` is the secret of the
     machine-to-machine application used by ``ManagementClient.from_client_credentials``; its id is
     ``m2m_client_id`` (``AUTH0_M2M_CLIENT_ID``), or ``client_id`` when that is not set.
-    ``domain`` may be a full ``http(s)://`` URL (a sandbox started from a shell, for instance).
+    ``domain`` may be a full ``http(s)://`` URL (a sandbox started from a shell, for instance);
+    ``ca_file`` is a CA certificate to trust besides the system's (``--tls`` prints its ``ca_file``).
 
     With no domain anywhere, the embedded sandbox starts on a free loopback port (seeded with
     ``sandbox_seed`` so notebook outputs repeat, with ``sandbox_users`` synthetic users besides its
@@ -256,7 +278,8 @@ def connect(
         base_url = domain if "://" in domain else f"https://{domain}"
         return Tenant.discover(base_url, client_id=client_id,
                                audience=_setting("AUTH0_AUDIENCE", audience, file_values),
-                               m2m_client_id=m2m_id, m2m_client_secret=secret, connections=connections)
+                               m2m_client_id=m2m_id, m2m_client_secret=secret, connections=connections,
+                               ca_file=os.fspath(ca_file) if ca_file is not None else None)
     return _start_sandbox(sandbox_seed, sandbox_users, quiet=quiet)
 
 

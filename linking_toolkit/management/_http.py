@@ -155,7 +155,8 @@ class ManagementHTTP:
         self.max_rate_limit_waits = max_rate_limit_waits
         self.stats = ManagementStats()
         self.pacer = Pacer()
-        self.pool = httpx2.Client(base_url=tenant.base_url + "/api/v2", timeout=timeout, transport=transport)
+        self.pool = httpx2.Client(base_url=tenant.base_url + "/api/v2", timeout=timeout, transport=transport,
+                                  verify=tenant.verify)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:

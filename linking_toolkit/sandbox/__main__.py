@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="Management API rate limit: free, enterprise or BURST/RATE (default off)")
     parser.add_argument("--export-link-seconds", type=int, default=EXPORT_LINK_SECONDS, metavar="S",
                         help="how long an export's download link lives (default %(default)s, as on Auth0)")
+    parser.add_argument("--no-export-jobs", dest="export_jobs", action="store_false",
+                        help="refuse users-export jobs, as an Auth0 plan without them does")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve https with a CA made for this run (its certificate: ca_file)")
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return parser
 
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     sandbox = Sandbox(seed=args.seed, users=args.users, rate_limit=args.rate_limit, db=args.db,
                       host=args.host, port=args.port, quiet=args.quiet,
-                      export_link_seconds=args.export_link_seconds)
+                      export_link_seconds=args.export_link_seconds, export_jobs=args.export_jobs,
+                      tls=args.tls)
     try:
         sandbox.start()
     except ValueError as error:  # --users for an existing --db file: a usage error, nothing changed

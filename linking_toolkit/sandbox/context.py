@@ -173,6 +173,8 @@ class TenantContext:
     device_code_seconds: int = DEVICE_CODE_SECONDS
     device_poll_interval: int = DEVICE_POLL_INTERVAL
     export_link_seconds: int = EXPORT_LINK_SECONDS
+    # False: POST /jobs/users-exports is refused, as on an Auth0 plan without export jobs.
+    export_jobs: bool = True
     # Signs the export download links (they are pre-signed URLs, like Auth0's); this run's only.
     link_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     exports: ExportState | None = None

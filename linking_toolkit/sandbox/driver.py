@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin
@@ -149,13 +150,14 @@ def _log_in(client: httpx2.Client, page: httpx2.Response, base_url: str, *, conn
 
 
 def approve_browser(authorize_url: str, *, connection: str, email: str, password: str | None = None,
-                    deny: bool = False, timeout: float = 10.0) -> str:
+                    deny: bool = False, timeout: float = 10.0, verify: ssl.SSLContext | bool = True) -> str:
     """Open ``authorize_url``, log in (or deny) as ``email`` on ``connection``, and return the
     redirect URL the sandbox sends the browser to (it carries ``code`` and ``state``, or
     ``error=access_denied``). The redirect itself is not followed: the caller is the app.
-    Without ``password`` a database login chooses the demo person ``email`` from the list."""
+    Without ``password`` a database login chooses the demo person ``email`` from the list.
+    ``verify`` is what httpx checks the sandbox's certificate with (a ``tls`` sandbox's CA)."""
     base_url = authorize_url.split("/authorize", 1)[0]
-    with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
+    with httpx2.Client(timeout=timeout, follow_redirects=False, verify=verify) as client:
         page = _follow(client, client.get(authorize_url), base_url)
         if page.is_redirect:  # /authorize answered the app directly (an error redirect)
             return urljoin(str(page.url), page.headers["location"])
@@ -169,12 +171,13 @@ def approve_browser(authorize_url: str, *, connection: str, email: str, password
 
 
 def approve_device(base_url: str, user_code: str, *, connection: str, email: str,
-                   password: str | None = None, deny: bool = False, timeout: float = 10.0) -> None:
+                   password: str | None = None, deny: bool = False, timeout: float = 10.0,
+                   verify: ssl.SSLContext | bool = True) -> None:
     """Enter ``user_code`` at ``{base_url}/activate``, confirm it (or cancel, with ``deny``) and
     log in as ``email`` on ``connection``, so the device's next poll gets its tokens (without
     ``password``, a database login chooses the demo person from the login page's list)."""
     base_url = base_url.rstrip("/")
-    with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
+    with httpx2.Client(timeout=timeout, follow_redirects=False, verify=verify) as client:
         url = f"{base_url}/activate"
         page = client.get(url, params={"user_code": user_code})
         confirm = _submit(client, url, _form(_parse(page), lambda f: f.id == "activate", "code form"))

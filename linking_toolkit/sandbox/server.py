@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
+import weakref
 from typing import Any
 
+import trustme
 from werkzeug.serving import (
     LISTEN_QUEUE,
     BaseWSGIServer,
@@ -41,9 +47,39 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def base_url_for(host: str, port: int) -> str:
-    """``http://host:port``; an IPv6 literal goes in brackets, or the port would read as part of it."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def base_url_for(host: str, port: int, *, tls: bool = False) -> str:
+    """``http://host:port`` (``https`` with ``tls``); an IPv6 literal goes in brackets, or the port
+    would read as part of it."""
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+class LocalCA:
+    """A certificate authority of this run (trustme), its certificate in a file a client can trust.
+
+    The CA's key never leaves memory; its certificate (public) is written to ``ca_file`` so that
+    other processes (an SDK, a browser, ``SSL_CERT_FILE``) can trust the sandbox, and is removed
+    when the sandbox is collected or the interpreter exits.
+    """
+
+    def __init__(self, host: str) -> None:
+        self._ca = trustme.CA(organization_name="linking_toolkit sandbox")
+        names = dict.fromkeys([host, "127.0.0.1", "::1", "localhost"])
+        self._leaf = self._ca.issue_cert(*names)
+        folder = tempfile.mkdtemp(prefix="linking-sandbox-ca-")
+        self._remove = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        self.ca_file = os.path.join(folder, "ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_file)
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self._ca.configure_trust(context)
+        return context
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._leaf.configure_cert(context)
+        return context
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -74,6 +110,9 @@ class Sandbox:
     900 s and 5 s by default): a test of expiry or of polling need not wait for Auth0's.
     ``export_link_seconds`` is how long an export's download link lives once ``GET /jobs/{id}``
     hands it out (Auth0's 60 s by default): a client must be ready to ask the job for a fresh one.
+    ``export_jobs=False`` refuses users-export jobs, as an Auth0 plan without them does.
+    ``tls=True`` serves ``https`` with a certificate from a CA made for this run, whose certificate
+    is in ``ca_file`` (and in ``info()``): for SDKs that insist on an ``https`` issuer.
     """
 
     def __init__(
@@ -89,9 +128,17 @@ class Sandbox:
         device_code_seconds: int = DEVICE_CODE_SECONDS,
         device_poll_interval: int = DEVICE_POLL_INTERVAL,
         export_link_seconds: int = EXPORT_LINK_SECONDS,
+        export_jobs: bool = True,
+        tls: bool = False,
     ) -> None:
         check_device_options(device_code_seconds, device_poll_interval)
         check_export_link_seconds(export_link_seconds)
+        for name, flag in (("export_jobs", export_jobs), ("tls", tls)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True or False, not {flag!r}")
+        self.export_jobs = export_jobs
+        self.tls = tls
+        self._ca: LocalCA | None = None
         self.export_link_seconds = export_link_seconds
         self.device_code_seconds = device_code_seconds
         self.device_poll_interval = device_poll_interval
@@ -123,20 +170,23 @@ class Sandbox:
                             rate_limiter=limiter, quiet=self.quiet,
                             device_code_seconds=self.device_code_seconds,
                             device_poll_interval=self.device_poll_interval,
-                            export_link_seconds=self.export_link_seconds)
+                            export_link_seconds=self.export_link_seconds, export_jobs=self.export_jobs)
         try:
             self._check_users_of(store)
+            if self.tls and self._ca is None:  # one CA for the sandbox's life: a restart keeps trust
+                self._ca = LocalCA(self.host)
             listener = _listen(self.host, self.port)
             try:
                 server = make_server(self.host, self.port, create_app(ctx), threaded=True,
-                                     request_handler=_QuietHandler, fd=listener.fileno())
+                                     request_handler=_QuietHandler, fd=listener.fileno(),
+                                     ssl_context=self._ca.server_context() if self._ca else None)
             finally:
                 listener.close()  # the server holds its own duplicate of the socket
         except BaseException:  # a port in use: the database file must not stay open
             store.close()
             raise
         try:
-            ctx.base_url = base_url_for(self.host, server.port)
+            ctx.base_url = base_url_for(self.host, server.port, tls=self.tls)
             if store.get_setting("native_client_id") is None:
                 self._demo = seed_demo_tenant(store, ctx.management_audience, seed=self.seed)
                 if self.users:
@@ -227,6 +277,12 @@ class Sandbox:
         return self._ctx().management_audience
 
     @property
+    def ca_file(self) -> str | None:
+        """The PEM file of the CA that signed the sandbox's certificate (``tls=True``), else None."""
+        self._ctx()
+        return self._ca.ca_file if self._ca else None
+
+    @property
     def client_id(self) -> str:
         return self._ctx().client_id
 
@@ -267,7 +323,8 @@ class Sandbox:
         from .driver import approve_device
 
         approve_device(self.base_url, user_code, connection=connection, email=email,
-                       password=None if deny else self._password_for(connection, email, password), deny=deny)
+                       password=None if deny else self._password_for(connection, email, password), deny=deny,
+                       verify=self._ca.client_context() if self._ca else True)
 
     def approve_browser(self, authorize_url: str, *, connection: str, email: str,
                         password: str | None = None, deny: bool = False) -> str:
@@ -277,7 +334,7 @@ class Sandbox:
 
         return approve_browser(authorize_url, connection=connection, email=email,
                                password=None if deny else self._password_for(connection, email, password),
-                               deny=deny)
+                               deny=deny, verify=self._ca.client_context() if self._ca else True)
 
     def info(self) -> dict[str, Any]:
         """The JSON line ``python -m linking_toolkit.sandbox`` prints once it listens."""
@@ -290,6 +347,7 @@ class Sandbox:
             "m2m_client_id": self.m2m_client_id,
             "m2m_client_secret": self.m2m_client_secret,
             "connections": self.connections,
+            **({"ca_file": self.ca_file} if self.tls else {}),
             "demo_users": [{k: u[k] for k in ("email", "connection", "password")}
                            for u in self.demo_users],
         }
