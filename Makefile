@@ -34,7 +34,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check linking_toolkit tests bench
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) lint
+# The browser-app example's SDK (@auth0/auth0-spa-js, pinned in its package-lock.json), which
+# tests/test_browser_spa.py loads in Chromium; reinstalled whenever the lock file changes.
+SPA := examples/spa-linking
+$(SPA)/node_modules/.package-lock.json: $(SPA)/package-lock.json
+	npm ci --prefix $(SPA) --no-audit --no-fund
+	touch $@
+
+test: $(STAMP) lint $(SPA)/node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 sandbox: $(STAMP)
@@ -44,4 +51,4 @@ bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts $(SPA)/node_modules

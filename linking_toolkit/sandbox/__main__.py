@@ -15,6 +15,12 @@ import sys
 import threading
 from types import FrameType
 
+from .browser_apps import (
+    DEFAULT_SPA_CALLBACK_URLS,
+    DEFAULT_SPA_LOGOUT_URLS,
+    DEFAULT_SPA_WEB_ORIGINS,
+    check_url_list,
+)
 from .context import EXPORT_LINK_SECONDS, check_export_link_seconds, parse_rate_limit
 from .server import Sandbox
 
@@ -40,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="refuse users-export jobs, as an Auth0 plan without them does")
     parser.add_argument("--tls", action="store_true",
                         help="serve https with a CA made for this run (its certificate: ca_file)")
+    parser.add_argument("--spa-callback-url", action="append", dest="spa_callback_urls", metavar="URL",
+                        help="an Allowed Callback URL of the single-page app (repeat for more; default "
+                             f"{' and '.join(DEFAULT_SPA_CALLBACK_URLS)})")
+    parser.add_argument("--spa-logout-url", action="append", dest="spa_logout_urls", metavar="URL",
+                        help="an Allowed Logout URL of the single-page app (repeat for more; default "
+                             f"{' and '.join(DEFAULT_SPA_LOGOUT_URLS)})")
+    parser.add_argument("--spa-web-origin", action="append", dest="spa_web_origins", metavar="ORIGIN",
+                        help="an Allowed Web Origin of the single-page app, scheme://host[:port]: CORS, "
+                             f"silent login (repeat; default {' and '.join(DEFAULT_SPA_WEB_ORIGINS)})")
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return parser
 
@@ -57,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         check_export_link_seconds(args.export_link_seconds)
     except ValueError:
         _parser().error(f"--export-link-seconds must be >= 1, not {args.export_link_seconds}")
+    spa = {"spa_callback_urls": args.spa_callback_urls or DEFAULT_SPA_CALLBACK_URLS,
+           "spa_logout_urls": args.spa_logout_urls or DEFAULT_SPA_LOGOUT_URLS,
+           "spa_web_origins": args.spa_web_origins or DEFAULT_SPA_WEB_ORIGINS}
+    for name, values in spa.items():
+        try:
+            check_url_list(values, name, origins=name == "spa_web_origins")
+        except ValueError as error:
+            flag = "--" + name.replace("_", "-").removesuffix("s")
+            _parser().error(f"{flag}: {error}")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -67,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = Sandbox(seed=args.seed, users=args.users, rate_limit=args.rate_limit, db=args.db,
                       host=args.host, port=args.port, quiet=args.quiet,
                       export_link_seconds=args.export_link_seconds, export_jobs=args.export_jobs,
-                      tls=args.tls)
+                      tls=args.tls, **spa)
     try:
         sandbox.start()
     except ValueError as error:  # --users for an existing --db file: a usage error, nothing changed

@@ -8,6 +8,7 @@ import sys
 from flask import Flask, Response, request
 
 from .context import TenantContext, install_tenant
+from .cors import install_cors
 from .grants import install_oauth_server
 from .management_api import management
 from .oauth import auth
@@ -26,6 +27,7 @@ def create_app(tenant: TenantContext) -> Flask:
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_tenant(app, tenant)
+    install_cors(app, tenant)
     install_oauth_server(app)
     app.register_blueprint(auth)
     app.register_blueprint(pages)

@@ -23,6 +23,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from . import oauth_state as state
+from .browser_apps import same_url
 from .context import TenantContext, current_tenant
 from .tokens import ACCESS_TOKEN_SECONDS, mint_access_token, mint_id_token
 
@@ -101,11 +102,19 @@ def loopback_match(registered: str, given: str) -> bool:
 
 
 class SandboxClient(ClientMixin):
-    """A client row of the store, seen through authlib's client model."""
+    """A client row of the store, seen through authlib's client model. ``web_origins`` and
+    ``logout_urls`` are a single-page app's Allowed Web Origins and Allowed Logout URLs."""
 
-    def __init__(self, row: dict[str, Any], native_scopes: str) -> None:
+    def __init__(self, row: dict[str, Any], native_scopes: str, *, web_origins: tuple[str, ...] = (),
+                 logout_urls: tuple[str, ...] = ()) -> None:
         self.row = row
         self.native_scopes = native_scopes.split()
+        self.web_origins = web_origins
+        self.logout_urls = logout_urls
+
+    @property
+    def is_spa(self) -> bool:
+        return self.row["app_type"] == "spa"
 
     @property
     def is_public(self) -> bool:
@@ -119,11 +128,13 @@ class SandboxClient(ClientMixin):
 
     def get_allowed_scope(self, scope: str | None) -> str:
         asked = (scope or "").split()
-        if self.row["app_type"] == "native":
+        if self.row["app_type"] in ("native", "spa"):  # a user's app: the users' own scopes only
             asked = [s for s in asked if s in self.native_scopes]
         return " ".join(dict.fromkeys(asked))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
+        if self.is_spa:  # a browser app: exactly an Allowed Callback URL, any port is not
+            return any(same_url(uri, redirect_uri) for uri in self.row["redirect_uris"])
         return any(redirect_uri == uri or loopback_match(uri, redirect_uri)
                    for uri in self.row["redirect_uris"])
 
@@ -148,7 +159,10 @@ def query_client(client_id: str) -> SandboxClient | None:
     row = tenant.store.client(client_id) if isinstance(client_id, str) else None
     if row is None:
         return None
-    return SandboxClient(row, tenant.store.get_setting("native_scopes") or "")
+    spa = row["app_type"] == "spa"
+    return SandboxClient(row, tenant.store.get_setting("native_scopes") or "",
+                         web_origins=tenant.spa_web_origins if spa else (),
+                         logout_urls=tenant.spa_logout_urls if spa else ())
 
 
 # -- requests: form or JSON body ------------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "ExportState",
     "LoginTransaction",
     "RateLimiter",
+    "SsoSession",
     "TenantContext",
     "check_device_options",
     "check_export_link_seconds",
@@ -142,6 +143,22 @@ class LoginTransaction:
     done: bool = False
 
 
+@dataclass
+class SsoSession:
+    """A browser's login at the tenant (Auth0's SSO session), named by a random cookie.
+
+    It names the identity that logged in (``provider``, ``identity_id``) and its ``connection``, not
+    the user: once that identity is linked into another user, the session is that user's, as on
+    Auth0. ``auth_time`` is when the person typed their password (or chose their account).
+    """
+
+    provider: str
+    identity_id: str
+    connection: str
+    auth_time: int
+    expires_at: float
+
+
 class ExportState:
     """A tenant's export directory, running export threads and their stop signal."""
 
@@ -181,6 +198,13 @@ class TenantContext:
     exports_lock: threading.Lock = field(default_factory=threading.Lock)
     logins: dict[str, LoginTransaction] = field(default_factory=dict)
     logins_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The single-page application's Allowed Web Origins and Allowed Logout URLs (its Allowed
+    # Callback URLs are its client row's redirect_uris); the origins are the only ones given CORS.
+    spa_web_origins: tuple[str, ...] = ()
+    spa_logout_urls: tuple[str, ...] = ()
+    # SSO sessions by the SHA-256 of their cookie's value (sessions.py), under sessions_lock.
+    sso_sessions: dict[str, SsoSession] = field(default_factory=dict)
+    sessions_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def issuer(self) -> str:
@@ -207,6 +231,10 @@ class TenantContext:
     @property
     def client_id(self) -> str:
         return self.store.get_setting("native_client_id") or ""
+
+    @property
+    def spa_client_id(self) -> str:
+        return self.store.get_setting("spa_client_id") or ""
 
     @property
     def m2m_client_id(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, make_response, redirect, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -24,7 +24,9 @@ from .authserver import (
     request_body,
     token_error,
 )
+from .browser_apps import same_url
 from .context import current_tenant
+from .sessions import clear_session_cookie, cookie_path, end_session
 from .tokens import id_token_profile
 
 __all__ = ["auth"]
@@ -123,7 +125,7 @@ def discovery() -> Response:
         "scopes_supported": ["openid", "profile", "email", "offline_access", "read:current_user",
                              "update:current_user_identities"],
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "web_message"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
                                   PASSWORD_REALM, DEVICE_CODE],
         "code_challenge_methods_supported": ["S256"],
@@ -142,19 +144,33 @@ def jwks() -> Response:
 
 
 @auth.get("/v2/logout")
-def logout() -> WerkzeugResponse | tuple[str, int]:
-    """Auth0 redirects to ``returnTo`` only if it is an allowed URL (here: a client's loopback
-    callback origin); otherwise it shows a page, never an open redirect."""
+def logout() -> WerkzeugResponse:
+    """Auth0's logout: ends this browser's SSO session and redirects to ``returnTo`` if it is one
+    of the client's Allowed Logout URLs (a native client: its loopback callbacks' hosts; no
+    ``client_id``: the notebook's client). Otherwise a page, never an open redirect, and the
+    session stays: the request was not the app's."""
     tenant = current_tenant()
     return_to = request.args.get("returnTo")
-    client_id = request.args.get("client_id") or tenant.client_id
-    client = query_client(client_id)
-    if return_to and client is not None and _allowed_logout_url(client, return_to):
-        return redirect(return_to, code=302)
-    return render_template("logged_out.html", refused=bool(return_to)), 200
+    client = query_client(request.args.get("client_id") or tenant.client_id)
+    if return_to and (client is None or not _allowed_logout_url(client, return_to)):
+        return _logout_page(refused=True)
+    end_session(tenant, request.cookies)
+    response = redirect(return_to, code=302) if return_to else _logout_page(refused=False)
+    clear_session_cookie(response, tenant, cookie_path())
+    return response
+
+
+def _logout_page(*, refused: bool) -> WerkzeugResponse:
+    page = make_response(render_template("logged_out.html", refused=refused), 200)
+    page.headers["Cache-Control"] = "no-store"
+    page.headers["X-Frame-Options"] = "DENY"
+    page.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    return page
 
 
 def _allowed_logout_url(client: SandboxClient, url: str) -> bool:
+    if client.is_spa:
+        return any(same_url(allowed, url) for allowed in client.logout_urls)
     try:
         given = urlsplit(url)
         given.port  # noqa: B018 - raises ValueError on a malformed port

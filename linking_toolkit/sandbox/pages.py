@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -34,17 +33,18 @@ from werkzeug.wrappers import Response
 
 from . import oauth_state as state
 from .authserver import OAuthError, active_user, known_audience, oauth_server
+from .browser_apps import origin_of
 from .context import LoginTransaction, TenantContext, current_tenant
 from .passwords import verify_password
 from .seed import DEMO_PEOPLE
+from .sessions import cookie_path, find_session, set_session_cookie, start_session
+from .web_message import RESPONSE_MODES, authorization_response
 
 __all__ = ["pages"]
 
 pages = Blueprint("pages", __name__)
 
 COOKIE_PREFIX = "sbx_"
-# A path a cookie may be scoped to: no ';', space or quote that could add an attribute.
-_SAFE_PATH = re.compile(r"/[A-Za-z0-9._~%@:+,=!$()*/-]*\Z")
 
 
 def _root() -> str:
@@ -52,13 +52,6 @@ def _root() -> str:
     and redirect between pages, so that one under a proxy's prefix stays under it."""
     depth = request.path.count("/") - 1
     return "../" * depth if depth > 0 else "./"
-
-
-def _cookie_path() -> str:
-    """The path the browser sees the sandbox under: ``X-Forwarded-Prefix`` when a proxy sent a
-    well-formed one, else ``/``. A wrong header only narrows the sender's own cookie."""
-    prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
-    return prefix if prefix and _SAFE_PATH.match(prefix) else "/"
 
 
 @pages.context_processor
@@ -70,6 +63,7 @@ def _page(template: str, status: int = 200, **values: Any) -> Response:
     response = make_response(render_template(template, **values), status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"  # a login page in someone's iframe is clickjacking
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     return response
 
 
@@ -79,7 +73,7 @@ def _error_page(message: str, status: int = 400) -> Response:
 
 def _with_cookie(response: Response, tx: LoginTransaction) -> Response:
     response.set_cookie(COOKIE_PREFIX + tx.id, tx.csrf, max_age=state.TRANSACTION_SECONDS,
-                        httponly=True, samesite="Lax", path=_cookie_path())
+                        httponly=True, samesite="Lax", path=cookie_path())
     return response
 
 
@@ -121,13 +115,22 @@ def authorize() -> Response:
         return _error_page("invalid_request: the request has invalid characters.")
     args = request.args
     redirect_uri = grant.redirect_uri
+    response_mode = args.get("response_mode") or "query"
+    if response_mode == "web_message" and origin_of(redirect_uri) not in grant.client.web_origins:
+        # Never post a response to an origin the app has not allowed: a page, and nothing sent.
+        return _error_page("invalid_request: the origin of redirect_uri is not in the application's "
+                           "Allowed Web Origins, so no response is sent to it.")
+    answer = {"redirect_uri": redirect_uri,
+              "response_mode": response_mode if response_mode in RESPONSE_MODES else "query"}
 
     def fail(error: str, description: str) -> Response:
         params = [("error", error), ("error_description", description)]
         if args.get("state"):
             params.append(("state", args["state"]))
-        return redirect(add_params_to_uri(redirect_uri, params), code=302)
+        return authorization_response(answer, params)
 
+    if response_mode not in RESPONSE_MODES:
+        return fail("invalid_request", f"Unsupported response_mode: {response_mode[:40]}")
     try:
         audience = known_audience(tenant, args.get("audience"))
     except OAuthError as error:
@@ -145,7 +148,22 @@ def authorize() -> Response:
         "code_challenge": args.get("code_challenge"),
         "code_challenge_method": args.get("code_challenge_method") or None,
         "connection": connection,
+        "response_mode": response_mode,
     }
+    prompts = set((args.get("prompt") or "").split())
+    found = find_session(tenant, request.cookies) if "login" not in prompts else None
+    if found is not None and (not connection or connection == found[0].connection):
+        session, owner = found
+        try:
+            active_user(tenant, owner)
+        except OAuthError:  # blocked since: the session gives nothing
+            pass
+        else:  # Auth0's SSO: this browser logged in already, so a code at once, no page
+            code = state.save_authorization_code(tenant, params, owner, session.auth_time)
+            out = [("code", code)] + ([("state", params["state"])] if params["state"] else [])
+            return authorization_response(params, out)
+    if "none" in prompts:  # never a page: the app hears that a login is needed
+        return fail("login_required", "Login required")
     tx = state.new_transaction(tenant, "authorize", params)
     return _with_cookie(_start_login(tx), tx)
 
@@ -173,6 +191,7 @@ def _demo_people(connection: str) -> list[dict[str, Any]]:
         if identity is not None:  # deleted through the Management API: no longer listed
             profile = json.loads(identity["profile_data"])
             people.append({"name": person["name"], "email": person["email"], "owner": identity["owner"],
+                           "identity": (identity["provider"], identity["user_id"], connection),
                            "nickname": person["email"].split("@")[0],
                            "email_verified": bool(profile.get("email_verified"))})
     return people
@@ -216,7 +235,7 @@ def login_submit() -> Response:
         person = next((p for p in _demo_people(connection["name"]) if p["email"] == chosen), None)
         if person is None:
             return _login_page(tx, "Choose one of the people listed.", 400)
-        return _finish(tx, person["owner"])
+        return _finish(tx, person["owner"], person["identity"])
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
     if not email or not password:
@@ -224,7 +243,8 @@ def login_submit() -> Response:
     identity = tenant.store.database_identity_by_email(connection["name"], email)
     if identity is None or not verify_password(password, identity["password_hash"]):
         return _login_page(tx, "Wrong email or password.", 401, email=email)
-    return _finish(tx, identity["owner"])
+    return _finish(tx, identity["owner"],
+                   (identity["provider"], identity["user_id"], connection["name"]))
 
 
 # -- simulated social providers -------------------------------------------------------------------
@@ -261,7 +281,7 @@ def upstream_submit(connection: str) -> Response:
     account = next((a for a in tenant.store.upstream_accounts(connection) if a["sub"] == sub), None)
     if account is None:
         return _error_page("Choose one of the accounts listed.", 400)
-    return _finish(tx, _social_user(tenant, connection, account))
+    return _finish(tx, _social_user(tenant, connection, account), (connection, account["sub"], connection))
 
 
 def _social_user(tenant: TenantContext, connection: str, account: dict[str, Any]) -> str:
@@ -281,8 +301,11 @@ def _social_user(tenant: TenantContext, connection: str, account: dict[str, Any]
 
 # -- the end of a login ------------------------------------------------------------------------------
 
-def _finish(tx: LoginTransaction, user_id: str | None) -> Response:
-    """Approve (a user) or deny (None): a redirect to the app, or the device flow's last page."""
+def _finish(tx: LoginTransaction, user_id: str | None,
+            identity: tuple[str, str, str] | None = None) -> Response:
+    """Approve (a user) or deny (None): a redirect to the app (or the web_message page), or the
+    device flow's last page. An approval starts an SSO session for ``identity`` (provider, its
+    user id, connection): the identity that logged in."""
     tenant = current_tenant()
     if not state.close_transaction(tenant, tx):
         return _error_page("This login was already completed.")
@@ -293,7 +316,7 @@ def _finish(tx: LoginTransaction, user_id: str | None) -> Response:
         except OAuthError as error:  # blocked (or deleted meanwhile): no code, no approval
             response = _error_page("Your account is blocked. Contact the administrator."
                                    if error.error == "unauthorized" else error.description, 401)
-            response.delete_cookie(COOKIE_PREFIX + tx.id, path=_cookie_path())
+            response.delete_cookie(COOKIE_PREFIX + tx.id, path=cookie_path())
             return response
         tenant.store.record_login(user_id)
     if tx.kind == "device":
@@ -311,8 +334,14 @@ def _finish(tx: LoginTransaction, user_id: str | None) -> Response:
             out = [("code", code)]
         if params.get("state"):
             out.append(("state", params["state"]))
-        response = redirect(add_params_to_uri(params["redirect_uri"], out), code=302)
-    response.delete_cookie(COOKIE_PREFIX + tx.id, path=_cookie_path())
+        response = authorization_response(params, out)
+    response.delete_cookie(COOKIE_PREFIX + tx.id, path=cookie_path())
+    if user_id is not None and identity is not None and tx.kind == "authorize":
+        # The browser of an authorization request keeps a session (a device login's does not:
+        # the tokens are for the device, and the browser may be anyone's that is at hand).
+        provider, identity_id, connection = identity
+        session = start_session(tenant, provider=provider, identity_id=identity_id, connection=connection)
+        set_session_cookie(response, tenant, session, cookie_path())
     return response
 
 

@@ -9,6 +9,7 @@ import ssl
 import tempfile
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import trustme
@@ -22,6 +23,12 @@ from werkzeug.serving import (
 )
 
 from .app import create_app
+from .browser_apps import (
+    DEFAULT_SPA_CALLBACK_URLS,
+    DEFAULT_SPA_LOGOUT_URLS,
+    DEFAULT_SPA_WEB_ORIGINS,
+    check_url_list,
+)
 from .connections import DATABASE
 from .context import (
     DEVICE_CODE_SECONDS,
@@ -37,7 +44,7 @@ from .keys import SigningKeys
 from .seed import DemoTenant, SyntheticTenant, reopen_demo_tenant, seed_demo_tenant, seed_synthetic_users
 from .store import Store
 
-__all__ = ["Sandbox", "base_url_for"]
+__all__ = ["LocalCA", "Sandbox", "base_url_for"]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -113,6 +120,10 @@ class Sandbox:
     ``export_jobs=False`` refuses users-export jobs, as an Auth0 plan without them does.
     ``tls=True`` serves ``https`` with a certificate from a CA made for this run, whose certificate
     is in ``ca_file`` (and in ``info()``): for SDKs that insist on an ``https`` issuer.
+    ``spa_callback_urls``, ``spa_logout_urls`` and ``spa_web_origins`` are the single-page app's
+    Allowed Callback URLs, Allowed Logout URLs and Allowed Web Origins (``http://localhost:3000``
+    and ``http://127.0.0.1:3000`` by default, as Auth0's quickstarts); the web origins are the only
+    ones given CORS. Its client id is ``spa_client_id``.
     """
 
     def __init__(
@@ -130,12 +141,18 @@ class Sandbox:
         export_link_seconds: int = EXPORT_LINK_SECONDS,
         export_jobs: bool = True,
         tls: bool = False,
+        spa_callback_urls: Iterable[str] = DEFAULT_SPA_CALLBACK_URLS,
+        spa_logout_urls: Iterable[str] = DEFAULT_SPA_LOGOUT_URLS,
+        spa_web_origins: Iterable[str] = DEFAULT_SPA_WEB_ORIGINS,
     ) -> None:
         check_device_options(device_code_seconds, device_poll_interval)
         check_export_link_seconds(export_link_seconds)
         for name, flag in (("export_jobs", export_jobs), ("tls", tls)):
             if not isinstance(flag, bool):
                 raise ValueError(f"{name} must be True or False, not {flag!r}")
+        self.spa_callback_urls = check_url_list(spa_callback_urls, "spa_callback_urls")
+        self.spa_logout_urls = check_url_list(spa_logout_urls, "spa_logout_urls")
+        self.spa_web_origins = check_url_list(spa_web_origins, "spa_web_origins", origins=True)
         self.export_jobs = export_jobs
         self.tls = tls
         self._ca: LocalCA | None = None
@@ -170,7 +187,8 @@ class Sandbox:
                             rate_limiter=limiter, quiet=self.quiet,
                             device_code_seconds=self.device_code_seconds,
                             device_poll_interval=self.device_poll_interval,
-                            export_link_seconds=self.export_link_seconds, export_jobs=self.export_jobs)
+                            export_link_seconds=self.export_link_seconds, export_jobs=self.export_jobs,
+                            spa_web_origins=self.spa_web_origins, spa_logout_urls=self.spa_logout_urls)
         try:
             self._check_users_of(store)
             if self.tls and self._ca is None:  # one CA for the sandbox's life: a restart keeps trust
@@ -188,11 +206,12 @@ class Sandbox:
         try:
             ctx.base_url = base_url_for(self.host, server.port, tls=self.tls)
             if store.get_setting("native_client_id") is None:
-                self._demo = seed_demo_tenant(store, ctx.management_audience, seed=self.seed)
+                self._demo = seed_demo_tenant(store, ctx.management_audience, seed=self.seed,
+                                              spa_callback_urls=self.spa_callback_urls)
                 if self.users:
                     seed_synthetic_users(store, self.users, seed=self.seed)
             else:  # an existing database file: its secret was stored when it was made
-                self._demo = reopen_demo_tenant(store, ctx.management_audience)
+                self._demo = reopen_demo_tenant(store, ctx.management_audience, self.spa_callback_urls)
         except BaseException:  # e.g. a file that holds another program's database
             server.server_close()
             store.close()
@@ -287,6 +306,11 @@ class Sandbox:
         return self._ctx().client_id
 
     @property
+    def spa_client_id(self) -> str:
+        """The single-page application's client id (public: code + PKCE, refresh tokens)."""
+        return self._ctx().spa_client_id
+
+    @property
     def m2m_client_id(self) -> str:
         return self._ctx().m2m_client_id
 
@@ -344,6 +368,7 @@ class Sandbox:
             "base_url": self.base_url,
             "management_audience": self.management_audience,
             "client_id": self.client_id,
+            "spa_client_id": self.spa_client_id,
             "m2m_client_id": self.m2m_client_id,
             "m2m_client_secret": self.m2m_client_secret,
             "connections": self.connections,

@@ -14,14 +14,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..authserver import DEVICE_CODE, PASSWORD_REALM
+from ..browser_apps import DEFAULT_SPA_CALLBACK_URLS, SPA_CLIENT_NAME
 from ..connections import CONNECTIONS, DATABASE, provider_of
 from ..passwords import hash_password
 from ..store import Store, iso
 from .ids import IdFactory, clock_base
 
-__all__ = ["DEMO_PEOPLE", "DemoTenant", "reopen_demo_tenant", "seed_demo_tenant"]
+__all__ = ["DEMO_PEOPLE", "SPA_SCOPES", "DemoTenant", "ensure_spa_client", "reopen_demo_tenant",
+           "seed_demo_tenant"]
 
 NATIVE_SCOPES = "openid profile email offline_access read:current_user update:current_user_identities"
+# What a user's token for the Management API may hold, from the native or the single-page app.
+SPA_SCOPES = "read:current_user update:current_user_identities"
 M2M_SCOPES = "read:users update:users delete:users create:users read:user_idp_tokens"
 
 # The demo people. Each entry is one account; the same person may hold several.
@@ -51,12 +55,16 @@ class DemoTenant:
     m2m_client_id: str
     m2m_client_secret: str
     demo_users: list[dict[str, Any]]  # database users: email, connection, password, user_id
+    spa_client_id: str = ""
 
 
-def seed_demo_tenant(store: Store, management_audience: str, seed: int | None = None) -> DemoTenant:
-    """Create the connections, the two clients and the demo people in an empty store.
+def seed_demo_tenant(store: Store, management_audience: str, seed: int | None = None,
+                     spa_callback_urls: tuple[str, ...] = DEFAULT_SPA_CALLBACK_URLS) -> DemoTenant:
+    """Create the connections, the three clients and the demo people in an empty store.
 
-    The machine-to-machine client is granted ``management_audience`` (Management API v2).
+    The machine-to-machine client is granted ``management_audience`` (Management API v2); so is
+    the single-page app, for its users' own scopes (``SPA_SCOPES``), with ``spa_callback_urls`` as
+    its Allowed Callback URLs.
     """
     # Seeded ids and timestamps must repeat; secrets and keys come from `secrets`.
     rng = random.Random(seed if seed is not None else secrets.randbits(64))  # noqa: S311
@@ -71,7 +79,33 @@ def seed_demo_tenant(store: Store, management_audience: str, seed: int | None = 
                                     is_social=name != DATABASE)
         _add_clients(store, db, native_client_id, m2m_client_id, m2m_client_secret, management_audience)
         demo_users = _add_demo_people(store, db, ids, clock_base(seed))
-    return DemoTenant(native_client_id, m2m_client_id, m2m_client_secret, demo_users)
+        # Drawn last, so a seeded tenant's other ids are those it had before there was an SPA.
+        spa_client_id = ids.token("", 32)
+        _add_spa_client(store, db, spa_client_id, management_audience, spa_callback_urls)
+    return DemoTenant(native_client_id, m2m_client_id, m2m_client_secret, demo_users, spa_client_id)
+
+
+def _add_spa_client(store: Store, db: sqlite3.Connection, client_id: str, management_audience: str,
+                    callback_urls: tuple[str, ...]) -> None:
+    """The browser app of ``examples/spa-linking``: public, code + PKCE and refresh tokens."""
+    store.insert_client(db, client_id=client_id, name=SPA_CLIENT_NAME, secret=None, app_type="spa",
+                        grant_types=["authorization_code", "refresh_token"],
+                        redirect_uris=list(callback_urls))
+    store.insert_client_grant(db, client_id=client_id, audience=management_audience, scope=SPA_SCOPES)
+    store.write_setting(db, "spa_client_id", client_id)
+
+
+def ensure_spa_client(store: Store, management_audience: str, callback_urls: tuple[str, ...]) -> str:
+    """The single-page app of a reopened tenant, with this run's Allowed Callback URLs (a file made
+    before there was one gets it now). Returns its client id."""
+    client_id = store.get_setting("spa_client_id")
+    if client_id:
+        store.set_redirect_uris(client_id, list(callback_urls))
+        return client_id
+    client_id = secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")[:32]
+    with store.transaction() as db:
+        _add_spa_client(store, db, client_id, management_audience, callback_urls)
+    return client_id
 
 
 def _add_clients(store: Store, db: sqlite3.Connection, native_client_id: str, m2m_client_id: str,
@@ -132,7 +166,8 @@ def _add_demo_people(store: Store, db: sqlite3.Connection, ids: IdFactory,
     return demo_users
 
 
-def reopen_demo_tenant(store: Store, management_audience: str) -> DemoTenant:
+def reopen_demo_tenant(store: Store, management_audience: str,
+                       spa_callback_urls: tuple[str, ...] = DEFAULT_SPA_CALLBACK_URLS) -> DemoTenant:
     """The demo tenant of an existing database file, now served at ``management_audience``.
 
     Passwords are stored only as hashes, so the demo users get new random passwords (the info
@@ -144,6 +179,7 @@ def reopen_demo_tenant(store: Store, management_audience: str) -> DemoTenant:
     # The audience holds the port, which changes between runs: the grant and the stored refresh
     # tokens follow the API to its new address, or client credentials would be refused.
     store.move_audience(m2m_id, management_audience)
+    spa_id = ensure_spa_client(store, management_audience, spa_callback_urls)
     demo_emails = {person["email"] for person in DEMO_PEOPLE}
     demo_users: list[dict[str, Any]] = []
     hashes: dict[tuple[str, str], str] = {}
@@ -155,4 +191,4 @@ def reopen_demo_tenant(store: Store, management_audience: str) -> DemoTenant:
         demo_users.append({"email": identity["email"], "connection": DATABASE, "password": password,
                            "user_id": identity["owner"], "email_verified": identity["email_verified"]})
     store.set_password_hashes(hashes)
-    return DemoTenant(native_id, m2m_id, (m2m or {}).get("client_secret") or "", demo_users)
+    return DemoTenant(native_id, m2m_id, (m2m or {}).get("client_secret") or "", demo_users, spa_id)

@@ -82,6 +82,12 @@ class TenantTables(Database):
             (client_id, name, secret, app_type, json.dumps(grant_types), json.dumps(redirect_uris)),
         )
 
+    def set_redirect_uris(self, client_id: str, redirect_uris: list[str]) -> None:
+        """A client's Allowed Callback URLs, replaced."""
+        with self.transaction() as db:
+            db.execute("UPDATE clients SET redirect_uris = ? WHERE client_id = ?",
+                       (json.dumps(redirect_uris), client_id))
+
     def insert_client_grant(self, db: sqlite3.Connection, *, client_id: str, audience: str,
                             scope: str) -> None:
         db.execute("INSERT INTO client_grants(client_id, audience, scope) VALUES (?, ?, ?)",
