@@ -10,9 +10,13 @@
   (gunzip + ``json.loads`` per line). Each runs in a process of its own, ``--repeat`` times
   interleaved; printed: the best wall time, the ratio to DuckDB's read, and the process's peak RSS.
 * End to end on the sandbox: the export job, the download, the frames and the candidates.
+* Every plan: at Auth0's free-plan rate limit (burst 2 at 2/s), ``audit_tenant()`` through a
+  users-export job against the partitioned search (``created_at`` ranges of at most 1000 users,
+  paged), the path of a plan without export jobs: wall time, HTTP requests, and their ratios.
 
     .venv/bin/python bench/audit.py                                  # 1 000 and 100 000
     .venv/bin/python bench/audit.py --sizes 1000000 --generate 10000000
+    .venv/bin/python bench/audit.py --only plans --plan-users 20000  # the two paths, nothing else
 """
 
 from __future__ import annotations
@@ -238,6 +242,33 @@ def widget_paging(rows: int) -> None:
           f"{turn_ms:.1f} ms per page turn, a risk + connection filter in {filter_s * 1000:.0f} ms")
 
 
+def every_plan(users: int) -> None:
+    """One sandbox at the free plan's rate limit: the export path, then the partitioned search
+    (the one left on a plan without export jobs), each with a client of its own (its own stats)."""
+    with Sandbox(seed=1, users=users, rate_limit="free") as sandbox, \
+            connect(sandbox=sandbox, quiet=True) as tenant:
+        def run(method: str) -> tuple[float, int, int, Any]:
+            with ManagementClient.from_client_credentials(tenant) as admin:
+                seconds, result = timed(lambda: audit_tenant(admin, method=method, progress=False, poll=0.5))
+                return seconds, admin.stats.requests, admin.stats.rate_limited, result
+
+        export_s, export_n, _, exported = run("export")
+        part_s, part_n, part_429, partitioned = run("partitioned")
+    assert exported.source == "export" and partitioned.source == "partitioned"
+    assert partitioned.users.sort_values("user_id").reset_index(drop=True).equals(
+        exported.users.sort_values("user_id").reset_index(drop=True))
+    total = len(exported.users)
+    print(f"\n{total:,} users at Auth0's free-plan rate limit (burst 2 at 2/s): audit_tenant() by each "
+          f"path, the same users frame ({part_429} 429s on the partitioned search)")
+    print(f"  {'':52} {'wall s':>8} {'requests':>9} {'users/s':>11} {'ratio':>7}")
+    for name, seconds, requests in (("export job (a plan with exports; baseline)", export_s, export_n),
+                                    ("partitioned search (every plan)", part_s, part_n)):
+        print(f"  {name:52} {seconds:8.2f} {requests:9,} {total / seconds:11,.0f} {seconds / export_s:7.2f}")
+    print(f"  the partitioned search sends {part_n / export_n:.1f}x the requests and takes "
+          f"{part_s / export_s:.1f}x the time (requests: the Management API's, by ManagementClient.stats;"
+          " the export's file download is outside the API and its rate limit)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cap-users", type=int, default=990, help="synthetic users next to the 10 demo ones")
@@ -245,13 +276,21 @@ def main() -> None:
     parser.add_argument("--generate", type=int, nargs="*", default=[], help="generated export files")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each reading; the best is kept")
     parser.add_argument("--widget-rows", type=int, default=1_000_000)
+    parser.add_argument("--plan-users", type=int, default=20_000,
+                        help="users of the export vs partitioned run at the free plan's rate limit (0: none)")
+    parser.add_argument("--only", choices=["cap", "sizes", "generate", "plans", "widget"],
+                        help="run this part alone")
     args = parser.parse_args()
-    at_the_cap(args.cap_users)
-    for size in args.sizes:
+    if args.only in (None, "cap"):
+        at_the_cap(args.cap_users)
+    for size in args.sizes if args.only in (None, "sizes") else []:
         end_to_end(size, args.repeat)
-    for size in args.generate:
+    for size in args.generate if args.only in (None, "generate") else []:
         generated(size, args.repeat)
-    widget_paging(args.widget_rows)
+    if args.only in (None, "plans") and args.plan_users:
+        every_plan(args.plan_users)
+    if args.only in (None, "widget"):
+        widget_paging(args.widget_rows)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from .errors import TenantError
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-__all__ = ["DEFAULT_TIMEOUT", "Closeable", "Tenant", "connect"]
+__all__ = ["DEFAULT_TIMEOUT", "Closeable", "Tenant", "connect", "trust"]
 
 logger = logging.getLogger("linking_toolkit.tenant")
 
@@ -87,6 +87,7 @@ class Tenant:
     ) -> Tenant:
         """Read ``/.well-known/openid-configuration`` and check it names this tenant's issuer."""
         base_url = base_url.rstrip("/")
+        http = httpx2.Client(timeout=DEFAULT_TIMEOUT, transport=transport, verify=trust(ca_file))
         tenant = cls(
             domain=base_url.split("://", 1)[-1],
             issuer=base_url + "/",
@@ -98,9 +99,8 @@ class Tenant:
             connections=list(connections or []),
             sandbox=sandbox,
             ca_file=ca_file,
+            _http=http,
         )
-        http = tenant._http = httpx2.Client(timeout=DEFAULT_TIMEOUT, transport=transport,
-                                            verify=tenant.verify)
         try:
             doc = tenant.get_json(base_url + "/.well-known/openid-configuration")
         except BaseException:
@@ -133,11 +133,7 @@ class Tenant:
     @property
     def verify(self) -> ssl.SSLContext | bool:
         """What httpx is given to check the tenant's certificate: the system's CAs, and ``ca_file``."""
-        if self.ca_file is None:
-            return True
-        context = ssl.create_default_context()
-        context.load_verify_locations(cafile=self.ca_file)
-        return context
+        return trust(self.ca_file)
 
     @property
     def http(self) -> httpx2.Client:
@@ -219,6 +215,15 @@ class Tenant:
     def __repr__(self) -> str:
         kind = "sandbox" if self.sandbox is not None else "tenant"
         return f"<Tenant {kind} issuer={self.issuer!r} client_id={self.client_id!r}>"
+
+
+def trust(ca_file: str | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a tenant: the system's CAs (``True``), and ``ca_file`` when given."""
+    if ca_file is None:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def _setting(name: str, given: str | None, file_values: dict[str, str | None]) -> str | None:

@@ -52,7 +52,9 @@ def test_the_chart_shows_candidate_groups_by_risk_and_users_by_identity_count(kn
     # exactly the counts of the styled summaries, every risk named, safe on top
     assert bars(risk_ax) == candidates_by_risk(candidates).data["groups"].to_dict()
     assert bars(risk_ax) == {"safe": 2, "unverified email": 1, "blocked user": 1,
-                             "several users hold links": 1, "same connection twice": 1}
+                             "several users hold links": 1, "same connection twice": 1,
+                             "review: same mailbox by its provider's rules": 0, "review: same phone": 0,
+                             "review: probable match": 0}
     # in the table's order, read top-down (lowest y on top of an inverted axis)
     by_position = sorted(risk_ax.get_yticklabels(), key=lambda tick: tick.get_position()[1])
     assert [tick.get_text() for tick in by_position] == RISKS and risk_ax.yaxis_inverted()

@@ -99,9 +99,14 @@ def test_candidates_group_equal_normalised_emails_and_name_the_risk() -> None:
         user("auth0|g1", None),
         user("github|g2", None),
     ])
-    found = link_candidates(result).set_index("email")
+    every = link_candidates(result)
+    # Gmail's dots are the alias tier's, never the exact tier's, and never safe.
+    assert every[every["tier"] == "alias"][["email", "user_ids", "risk"]].values.tolist() == [
+        ["f.red@gmail.com", ["auth0|f1", "google-oauth2|f2"], "review: same mailbox by its provider's rules"]]
+    found = link_candidates(result, tiers="exact").set_index("email")
     assert set(found.index) == {"ann@example.com", "bob@example.com", "cy@example.com",
                                 "di@example.com", "eve@example.com"}
+    assert found.equals(every[every["tier"] == "exact"].set_index("email"))
     assert found.loc["ann@example.com", "risk"] == "safe"
     assert found.loc["bob@example.com", "risk"] == "unverified email"
     assert found.loc["bob@example.com", "unverified"] == ["auth0|b1"]
@@ -183,7 +188,8 @@ USER_COLUMNS = {
     "user_id": "string", "connection": "category", "provider": "category", "email": "string",
     "email_raw": "string", "email_verified": "boolean", "name": "string",
     "created_at": "datetime64[ms, UTC]", "last_login": "datetime64[ms, UTC]", "logins_count": "Int64",
-    "identities": "int64", "blocked": "bool",
+    "identities": "int64", "blocked": "bool", "given_name": "string", "family_name": "string",
+    "nickname": "string", "username": "string", "phone": "string",
 }
 
 

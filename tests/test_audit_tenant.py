@@ -67,7 +67,7 @@ def check_audit(result: Audit, sandbox: Sandbox) -> None:
     assert got == tenant_identities(sandbox)  # every identity, exactly once, with its owner
     assert len(set(got)) == len(got)
     assert sorted(result.users["user_id"]) == sorted({owner for owner, _, _ in got})
-    candidates = link_candidates(result)
+    candidates = link_candidates(result, tiers="exact")
     safe, unsafe = known_groups(sandbox)
     by_risk = {risk: sorted(sorted(g) for g in candidates[candidates["risk"] == risk]["user_ids"])
                for risk in ("safe", "unverified email")}
@@ -133,7 +133,7 @@ def test_a_dry_run_changes_nothing_and_unsafe_rows_are_refused_before_any_reques
     _, admin = fresh_120_users
     before = snapshot(admin)
     result = audit_tenant(admin, progress=False)
-    plan = plan_links(link_candidates(result), result)
+    plan = plan_links(link_candidates(result, tiers="exact"), result)
     shown = apply_plan(admin, plan)
     assert set(shown["status"]) == {"would link", "would refuse: unverified email"}
     assert snapshot(admin) == before
@@ -148,7 +148,7 @@ def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
 ) -> None:
     _, admin = fresh_120_users
     result = audit_tenant(admin, progress=False)
-    candidates = link_candidates(result)
+    candidates = link_candidates(result, tiers="exact")
     plan = plan_links(candidates, result)
     unsafe = plan[plan["risk"] != "safe"]
     plan.loc[unsafe.index[:1], "allow_unsafe"] = True  # one unsafe row, allowed row by row
@@ -173,7 +173,7 @@ def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
         # merged by the documented rule: the primary's keys win, the secondary's new keys are added
         assert after[row.primary_id]["user_metadata"] == expected[row.primary_id]
         assert after[row.primary_id]["user_metadata"]["prefs"]["lang"] == "en"
-    assert link_candidates(audit_tenant(admin, progress=False))["risk"].eq("safe").sum() == 0
+    assert link_candidates(audit_tenant(admin, progress=False), tiers="exact")["risk"].eq("safe").sum() == 0
 
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     started = [r for r in records if r["event"] == "started"]
@@ -212,7 +212,7 @@ def test_a_run_killed_halfway_resumes_from_its_journal_without_linking_twice(
     sandbox, admin = fresh_120_users
     before = snapshot(admin)
     result = audit_tenant(admin, progress=False)
-    plan = plan_links(link_candidates(result), result)
+    plan = plan_links(link_candidates(result, tiers="exact"), result)
     plan = plan[plan["risk"] == "safe"]
     assert len(plan) >= 4
     journal = tmp_path / "links.jsonl"
@@ -242,7 +242,7 @@ def test_the_audit_and_a_plan_run_unchanged_under_auth0s_free_tier_rate_limit(tm
         with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
             result = audit_tenant(admin, progress=False)
             check_audit(result, sandbox)
-            plan = plan_links(link_candidates(result), result)
+            plan = plan_links(link_candidates(result, tiers="exact"), result)
             plan = plan[plan["risk"] == "safe"].head(2)
             done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
             assert (done["status"] == "linked").all()
@@ -283,7 +283,7 @@ def test_a_run_stopped_by_server_errors_or_rate_limits_resumes_from_its_journal(
 ) -> None:
     sandbox, admin = fresh_120_users
     result = audit_tenant(admin, progress=False)
-    plan = plan_links(link_candidates(result), result)
+    plan = plan_links(link_candidates(result, tiers="exact"), result)
     plan = plan[plan["risk"] == "safe"]
     journal = tmp_path / "links.jsonl"
     tenant = Tenant.from_sandbox(sandbox)
@@ -348,7 +348,7 @@ def test_an_empty_tenant_is_an_empty_audit_with_every_column(tmp_path: Path) -> 
             store.delete_user(user_id)
         with ManagementClient.from_client_credentials(Tenant.from_sandbox(sandbox)) as admin:
             result = audit_tenant(admin, progress=False)
-            candidates = link_candidates(result)
+            candidates = link_candidates(result, tiers="exact")
             plan = plan_links(candidates, result)
             done = apply_plan(admin, plan, dry_run=False, journal=tmp_path / "j.jsonl")
     assert result.users.empty and result.identities.empty and candidates.empty and done.empty
@@ -361,7 +361,7 @@ def test_a_plan_row_naming_a_user_that_is_gone_is_reported_and_nothing_is_sent_f
 ) -> None:
     sandbox, admin = fresh_120_users
     result = audit_tenant(admin, progress=False)
-    plan = plan_links(link_candidates(result), result)
+    plan = plan_links(link_candidates(result, tiers="exact"), result)
     plan = plan[plan["risk"] == "safe"].head(2).reset_index(drop=True)
     assert sandbox.context is not None
     gone_primary, gone_secondary = plan.loc[0, "primary_id"], plan.loc[1, "secondary_id"]
@@ -380,7 +380,7 @@ def test_a_corrupt_journal_stops_apply_and_undo_before_any_request(
 ) -> None:
     _, admin = fresh_120_users
     result = audit_tenant(admin, progress=False)
-    plan = plan_links(link_candidates(result), result)
+    plan = plan_links(link_candidates(result, tiers="exact"), result)
     plan = plan[plan["risk"] == "safe"].head(2)
     journal = tmp_path / "links.jsonl"
     apply_plan(admin, plan.head(1), dry_run=False, journal=journal)
@@ -416,7 +416,7 @@ def test_a_row_marked_safe_is_checked_again_on_the_users_as_they_are_now(
 ) -> None:
     sandbox, admin = fresh_120_users
     result = audit_tenant(admin, progress=False)
-    plan = plan_links(link_candidates(result), result)
+    plan = plan_links(link_candidates(result, tiers="exact"), result)
     plan = plan[plan["risk"] == "safe"].head(1)
     users = result.users
     email = users.set_index("user_id").loc[plan["primary_id"].iloc[0], "email"]

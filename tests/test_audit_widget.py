@@ -75,7 +75,7 @@ def test_dry_run_then_apply_after_confirmation_then_undo(
 ) -> None:
     _, admin = fresh_150_users
     result = audit_tenant(admin, progress=False)
-    candidates = link_candidates(result)
+    candidates = link_candidates(result, tiers="exact")
     journal = tmp_path / "links.jsonl"
     table = AuditTable(candidates, admin, audit=result, journal=str(journal))
     table.set_filter(risk="safe")
@@ -93,10 +93,10 @@ def test_dry_run_then_apply_after_confirmation_then_undo(
     table.confirm()
     assert table.wait_idle(60)
     assert set(table.result["status"]) == {"linked"}, table.message
-    assert link_candidates(audit_tenant(admin, progress=False))["risk"].eq("safe").sum() == (
+    assert link_candidates(audit_tenant(admin, progress=False), tiers="exact")["risk"].eq("safe").sum() == (
         (candidates["risk"] == "safe").sum() - 3)
     undo(admin, journal)
-    assert len(link_candidates(audit_tenant(admin, progress=False))) == len(candidates)
+    assert len(link_candidates(audit_tenant(admin, progress=False), tiers="exact")) == len(candidates)
 
 
 def test_unsafe_rows_are_refused_unless_allowed_and_the_error_is_shown(
@@ -104,7 +104,8 @@ def test_unsafe_rows_are_refused_unless_allowed_and_the_error_is_shown(
 ) -> None:
     _, admin = fresh_150_users
     result = audit_tenant(admin, progress=False)
-    table = AuditTable(link_candidates(result), admin, audit=result, journal=str(tmp_path / "j.jsonl"))
+    table = AuditTable(link_candidates(result, tiers="exact"), admin, audit=result,
+                       journal=str(tmp_path / "j.jsonl"))
     table.set_filter(risk="unverified email")
     table.select([table.page_frame.index[0]])
     table.press_apply()

@@ -7,7 +7,9 @@ journal. One room per job, each importing only the rooms above it in this list:
 
 - ``engine``: DuckDB reading exports and records, the frames' dtypes, the candidates' SQL;
 - ``frames``: the ``Audit`` value, SQL over it, saving and reopening it, ``normalise_email``;
-- ``candidates``: groups of users with one email, the proposed primary, the risks;
+- ``rules``, ``probable``, ``clusters``: the tiers beyond one email (provider aliases, phones,
+  a splink model and its groups);
+- ``candidates``: groups of users by tier, the proposed primary, the risks;
 - ``report``: styled summaries and the chart;
 - ``fetch``: reading a tenant (paging or an export job) or an export file;
 - ``journal``: the file ``apply_plan`` writes and ``undo`` reads;
@@ -21,12 +23,27 @@ Examples
 >>> apply_plan(admin, plan)                      # a dry run: what would happen
 """
 
-from .candidates import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, link_candidates, risk_now
+from .candidates import (
+    DATABASE_PROVIDER,
+    DEFAULT_PRIMARY_RANK,
+    RISKS,
+    RULE_TIERS,
+    TIERS,
+    link_candidates,
+    risk_now,
+)
 from .fetch import audit_export_file, audit_tenant, export_format
 from .frames import AUDIT_FIELDS, Audit, audit_records, normalise_email
 from .journal import Journal
 from .plan import PLAN_COLUMNS, apply_plan, merge_metadata, plan_links, undo
-from .report import candidates_by_risk, connections_summary, identity_count_summary, plot_audit
+from .report import (
+    candidates_by_risk,
+    candidates_by_tier,
+    connections_summary,
+    identity_count_summary,
+    plot_audit,
+    plot_evidence,
+)
 
 __all__ = [
     "AUDIT_FIELDS",
@@ -34,6 +51,8 @@ __all__ = [
     "DEFAULT_PRIMARY_RANK",
     "PLAN_COLUMNS",
     "RISKS",
+    "RULE_TIERS",
+    "TIERS",
     "Audit",
     "Journal",
     "apply_plan",
@@ -41,6 +60,7 @@ __all__ = [
     "audit_records",
     "audit_tenant",
     "candidates_by_risk",
+    "candidates_by_tier",
     "connections_summary",
     "export_format",
     "identity_count_summary",
@@ -49,6 +69,7 @@ __all__ = [
     "normalise_email",
     "plan_links",
     "plot_audit",
+    "plot_evidence",
     "risk_now",
     "undo",
 ]

@@ -15,44 +15,122 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from .engine import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, Engine, candidates_sql, system_allocator
+from .clusters import cluster_pairs
+from .engine import Engine, system_allocator
 from .frames import Audit, normalise_email
+from .groups import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, TIERS, candidates_sql, exact_members_sql
+from .probable import DEFAULT_THRESHOLD, MIN_USERS, probable_pairs
+from .rules import alias_members_sql, phone_members_sql, register_phones
+
+# The tiers link_candidates runs unless asked: the rules (the probable tier trains a model).
+RULE_TIERS = ("exact", "alias", "phone")
 
 __all__ = [
     "DATABASE_PROVIDER",
     "DEFAULT_PRIMARY_RANK",
     "RISKS",
+    "RULE_TIERS",
+    "TIERS",
     "link_candidates",
     "risk_now",
 ]
 
 
-def link_candidates(result: Audit, *,
-                    rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK) -> pd.DataFrame:
-    """Groups of separate users whose normalised emails are equal: one row per group.
+def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK,
+                    tiers: Sequence[str] | str = RULE_TIERS, default_region: str | None = None,
+                    threshold: float = DEFAULT_THRESHOLD, progress: bool = False) -> pd.DataFrame:
+    """Groups of separate users who may be one person: one row per group, by tier.
 
-    Columns: ``email`` (normalised), ``users`` (how many), ``primary_id`` (the proposed primary:
-    the first user when the group is sorted by ``rank``, missing values last; edit the column to
-    choose another), ``user_ids`` (all of the group, primary first), ``connections`` and
-    ``providers`` (as ``a, b``), ``all_verified``, ``unverified`` (the user ids whose email is not
-    verified), ``last_login`` (latest in the group), ``primary_last_login``, ``risk`` (``safe`` only
-    when every email in the group is verified and nothing else below applies; otherwise the first
-    reason of ``RISKS``) and ``reasons`` (every reason that applies).
+    ``tiers`` (strongest first; ``"all"`` for every one):
+
+    - ``exact``: normalised emails equal (the only tier that can be ``safe``);
+    - ``alias``: one mailbox by its provider's published rules (Gmail's dots and ``+tag``,
+      ``googlemail.com``; ``+tag`` at the providers of ``rules.PLUS_TAG_PROVIDERS``), emails differ;
+    - ``phone``: one number in E.164 (``phonenumbers``; a number without ``+`` is read in
+      ``default_region``, e.g. ``"GB"``) and one given name on every account;
+    - ``probable``: a splink model trained on the tenant (:mod:`.probable`); pairs whose match
+      probability is at least ``threshold`` are clustered. Not in the default: it trains a model.
+
+    Columns: ``tier``, ``email`` (the primary's, normalised), ``users``, ``primary_id`` (the first
+    user when the group is sorted by ``rank``, missing values last; edit it to choose another),
+    ``user_ids`` (primary first), ``connections``, ``providers``, ``all_verified``, ``unverified``,
+    ``last_login``, ``primary_last_login``, ``risk`` (``safe`` only for an ``exact`` group whose
+    every email is verified and nothing else of ``RISKS`` applies; every other tier is
+    ``review: ...``), ``reasons`` (all that apply), ``match_probability`` (1.0 for the rule tiers;
+    the weakest pair of a probable group), ``evidence`` (in words), ``key`` (what the group shares)
+    and ``weights`` (a probable group's weakest pair: each comparison's match weight, for
+    :func:`~.report.plot_evidence`; None for the rule tiers).
     """
+    chosen = _tiers(tiers)
     known = {*result.users.columns, "is_database"}
     unknown = [column for column, _ in rank if column not in known]
     if unknown:
         raise ValueError(f"rank names no column of the users frame: {', '.join(map(str, unknown))}")
+    if "probable" in chosen and len(result.users) < MIN_USERS:
+        raise ValueError(f"the probable tier trains its model on the tenant itself and needs at least "
+                         f"{MIN_USERS} users; this audit has {len(result.users)}")
     needed = sorted(_CANDIDATE_COLUMNS | {column for column, _ in rank} - {"is_database"})
+    needed = [c for c in needed if c in result.users.columns]
     with Engine() as engine, system_allocator():
+        db = engine.connection
         # As Arrow (text without a copy, categories as dictionaries): DuckDB scans it fastest.
-        engine.connection.register("users", pa.Table.from_pandas(result.users[needed], preserve_index=False))
-        return _typed(engine.arrow(candidates_sql(rank)))
+        users = pa.Table.from_pandas(result.users[needed], preserve_index=False)
+        db.register("users", users)
+        if "phone" in users.column_names:
+            register_phones(db, users.column("phone"), default_region)
+        else:
+            db.execute("create temp table phones (raw varchar, e164 varchar, shown varchar)")
+        parts = [{"exact": exact_members_sql(), "alias": alias_members_sql(),
+                  "phone": phone_members_sql()}[tier] for tier in chosen if tier != "probable"]
+        weights: dict[str, dict[str, float]] = {}
+        if "probable" in chosen:
+            weights = _probable_members(db, threshold, progress=progress)
+            parts.append("select * from probable_members")
+        members = " union all ".join(f"({part})" for part in parts)
+        table = engine.arrow(candidates_sql(rank, members=f"({members})"))
+    frame = _typed(table)
+    frame["weights"] = pd.Series([weights.get(k) if t == "probable" else None
+                                  for t, k in zip(frame["tier"], frame["key"], strict=True)], dtype=object)
+    return frame
+
+
+def _tiers(tiers: Sequence[str] | str) -> list[str]:
+    """The tiers asked for, in ``TIERS`` order, or a one-line ValueError."""
+    if tiers == "all":
+        return list(TIERS)
+    if isinstance(tiers, str):
+        tiers = [tiers]
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown or not tiers:
+        raise ValueError(f"tiers are some of {', '.join(TIERS)} (or \"all\"), not {list(tiers)!r}")
+    return [t for t in TIERS if t in tiers]
+
+
+def _probable_members(db: Any, threshold: float, *, progress: bool) -> dict[str, dict[str, float]]:
+    """``probable_members`` (the members of each probable cluster) registered on ``db``; the
+    weights of each cluster's weakest pair, by cluster key."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold is a match probability between 0 and 1, not {threshold!r}")
+    db.register("scored", probable_pairs(db, threshold=threshold))
+    rules = " union all ".join(f"({sql})" for sql in (exact_members_sql(), alias_members_sql(),
+                                                       phone_members_sql()))
+    similarities = ", ".join(f"jaro_winkler_similarity({c}_l, {c}_r) as sim_{c}"
+                             for c in ("given", "family", "local", "username"))
+    # A pair a rule tier explains is that tier's (a rule is stronger evidence than a model).
+    pairs = db.sql(f"""
+        with rules as ({rules})
+        select *, {similarities} from scored p where not exists (
+            select 1 from rules a join rules b on a.tier = b.tier and a.key = b.key
+            where a.user_id = p.unique_id_l and b.user_id = p.unique_id_r)
+        order by unique_id_l, unique_id_r""").to_arrow_table()  # noqa: S608 - this module's SQL
+    clusters = cluster_pairs(pairs)
+    db.register("probable_members", clusters.members)
+    return clusters.weights
 
 
 # What the grouping reads of the users frame, besides the rank's columns.
 _CANDIDATE_COLUMNS = {"email", "user_id", "connection", "provider", "email_verified", "blocked", "identities",
-                      "last_login"}
+                      "last_login", "name", "given_name", "family_name", "username", "phone"}
 
 
 def _lists(column: pa.ChunkedArray) -> pd.Series:
@@ -69,6 +147,7 @@ def _typed(table: pa.Table) -> pd.DataFrame:
         return pd.Series(table.column(name).to_pandas()).astype("datetime64[ms, UTC]")
 
     return pd.DataFrame({
+        "tier": pd.Categorical(table.column("tier").to_numpy(zero_copy_only=False), categories=TIERS),
         "email": text("email"),
         "users": table.column("users").to_numpy().astype("int64"),
         "primary_id": text("primary_id"),
@@ -81,6 +160,9 @@ def _typed(table: pa.Table) -> pd.DataFrame:
         "primary_last_login": times("primary_last_login"),
         "risk": pd.Categorical(table.column("risk").to_numpy(zero_copy_only=False), categories=RISKS),
         "reasons": text("reasons"),
+        "match_probability": table.column("match_probability").to_numpy(),
+        "evidence": text("evidence"),
+        "key": text("key"),
     })
 
 

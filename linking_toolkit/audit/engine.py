@@ -12,7 +12,9 @@ The SQL reads one relation, ``raw``: one row per user, in Auth0's export shape.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -29,50 +31,38 @@ import pyarrow.compute as pc
 from .csv_export import csv_select
 
 __all__ = [
-    "DATABASE_PROVIDER",
-    "DEFAULT_PRIMARY_RANK",
+    "PROFILE_FIELDS",
     "RAW_SCHEMA",
-    "RISKS",
     "Engine",
-    "candidates_sql",
+    "check_phone_paths",
     "normalise_email",
     "system_allocator",
     "to_frame",
 ]
 
-# The reasons a group is not safe, in the order they are reported; "safe" only when none applies.
-RISKS = ["safe", "unverified email", "blocked user", "several users hold links", "same connection twice"]
-# The provider of a tenant's database connections (users with a password they chose).
-DATABASE_PROVIDER = "auth0"
-# The proposed primary: the first user of a group sorted by these (column, ascending) keys.
-# A user holding links already must stay primary (Auth0 refuses a secondary with links of its own);
-# an unverified account never becomes the surviving profile; then the database account (the one
-# with a password the person chose), the most used, the oldest; user_id breaks ties.
-DEFAULT_PRIMARY_RANK: list[tuple[str, bool]] = [
-    ("identities", False),
-    ("email_verified", False),
-    ("is_database", False),
-    ("logins_count", False),
-    ("created_at", True),
-    ("user_id", True),
-]
 # What Python's str.strip() removes from an ASCII string: these and nothing else.
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 _PROFILE = pa.struct([("email", pa.string()), ("email_verified", pa.bool_()), ("name", pa.string())])
 _IDENTITY = pa.struct([("connection", pa.string()), ("provider", pa.string()), ("user_id", pa.string()),
                        ("isSocial", pa.bool_()), ("profileData", _PROFILE)])
-# Auth0's export (and GET /users) shape, as far as the audit reads it.
+# The profile fields that tell people apart beyond their email (the candidate tiers read them).
+PROFILE_FIELDS = ["given_name", "family_name", "nickname", "username", "phone_number"]
+# Auth0's export (and GET /users) shape, as far as the audit reads it; user_metadata as JSON text.
 RAW_SCHEMA = pa.schema([
     ("user_id", pa.string()), ("email", pa.string()), ("email_verified", pa.bool_()),
     ("name", pa.string()), ("created_at", pa.string()), ("last_login", pa.string()),
     ("logins_count", pa.int64()), ("blocked", pa.bool_()), ("identities", pa.list_(_IDENTITY)),
+    *((name, pa.string()) for name in PROFILE_FIELDS), ("user_metadata", pa.string()),
 ])
 _SQL_TYPES = {
     "user_id": "VARCHAR", "email": "VARCHAR", "email_verified": "BOOLEAN", "name": "VARCHAR",
     "created_at": "VARCHAR", "last_login": "VARCHAR", "logins_count": "BIGINT", "blocked": "BOOLEAN",
     "identities": 'STRUCT(connection VARCHAR, provider VARCHAR, user_id VARCHAR, "isSocial" BOOLEAN, '
                   '"profileData" STRUCT(email VARCHAR, email_verified BOOLEAN, name VARCHAR))[]',
+    **dict.fromkeys(PROFILE_FIELDS, "VARCHAR"), "user_metadata": "JSON",
 }
+# Where a tenant may keep a phone besides the root phone_number: "user_metadata.a.b" paths.
+_PHONE_PATH = re.compile(r"user_metadata(\.[A-Za-z0-9_]+)+")
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -99,6 +89,8 @@ _KINDS = {
     "connection": "category", "provider": "category", "email_verified": "boolean",
     "created_at": "time", "last_login": "time", "logins_count": "Int64", "identities": "int64",
     "blocked": "bool", "is_primary": "bool", "is_social": "bool",
+    "given_name": "string", "family_name": "string", "nickname": "string", "username": "string",
+    "phone": "string",
 }
 
 
@@ -149,64 +141,32 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame({name: _column(table.column(name), _KINDS[name]) for name in table.column_names})
 
 
-# -- candidates ------------------------------------------------------------------------------------
-
-_FLAGS = ["not all_verified", "any_blocked", "linked_users > 1", "distinct_connections < users"]
-
-
-def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, users: str = "users") -> str:
-    """Groups of separate users whose normalised emails are equal, one row per group, in SQL.
-
-    The proposed primary is the first user of its group sorted by ``rank`` (column, ascending),
-    missing values last; groups come in email order; ``risk`` is the first reason of ``RISKS``
-    that applies, ``reasons`` all of them.
-    """
-    order = ", ".join(f'"{_identifier(column)}" {"asc" if ascending else "desc"} nulls last'
-                      for column, ascending in rank)
-    reasons = "list_filter([" + ", ".join(
-        f"case when {flag} then '{reason}' end" for flag, reason in zip(_FLAGS, RISKS[1:], strict=True)
-    ) + "], lambda r: r is not null)"
-    # Built from this module's constants and quoted column names: no value of the tenant's in it.
-    # The rank as a number (one window sort), then each group's members sorted by it: much faster
-    # than an ordered aggregate per column that needs the order.
-    return f"""
-    with shared as (
-        select email from {users} where email is not null group by email having count(*) > 1
-    ), members as (
-        select *, row_number() over (partition by email order by {order}) as rank_in_group
-        from (select *, provider::varchar = '{DATABASE_PROVIDER}' as is_database
-              from {users} where email in (select email from shared))
-    ), groups as (
-        select email, count(*) as users,
-               list_sort(list({{'rank': rank_in_group, 'id': user_id,
-                                'verified': coalesce(email_verified, false),
-                                'login': last_login}})) as ranked,
-               array_to_string(list_sort(list_distinct(list(connection::varchar))), ', ') as connections,
-               array_to_string(list_sort(list_distinct(list(provider::varchar))), ', ') as providers,
-               bool_and(coalesce(email_verified, false)) as all_verified,
-               bool_or(blocked) as any_blocked,
-               count(*) filter (where identities > 1) as linked_users,
-               count(distinct coalesce(connection::varchar, chr(0))) as distinct_connections,
-               max(last_login) as last_login
-        from members group by email
-    )
-    select email, users, ranked[1].id as primary_id, list_transform(ranked, lambda r: r.id) as user_ids,
-           connections, providers, all_verified,
-           list_transform(list_filter(ranked, lambda r: not r.verified), lambda r: r.id) as unverified,
-           last_login, ranked[1].login as primary_last_login,
-           coalesce({reasons}[1], 'safe') as risk,
-           coalesce(nullif(array_to_string({reasons}, ', '), ''), 'safe') as reasons
-    from groups order by email
-    """  # noqa: S608
-
-
 # -- the engine ------------------------------------------------------------------------------------
+
+def check_phone_paths(paths: Sequence[str]) -> list[str]:
+    """``paths`` as a list, or a one-line ValueError for one that is not ``user_metadata.a[.b...]``."""
+    if isinstance(paths, str):
+        raise ValueError(f"phone_paths must be a list of paths, not the string {paths!r}")
+    for path in paths:
+        if not isinstance(path, str) or not _PHONE_PATH.fullmatch(path):
+            raise ValueError(f"a phone path is user_metadata.<key>[.<key>...] (letters, digits, _), "
+                             f"not {path!r}")
+    return list(paths)
+
+
+def _phone_sql(paths: Sequence[str]) -> str:
+    """The user's phone: the root ``phone_number``, else the first of ``paths`` that holds text."""
+    found = [f"json_extract_string(user_metadata, '$.{path.split('.', 1)[1]}')" for path in paths]
+    return f"nullif(trim(coalesce({', '.join(['phone_number', *found])})), '')" if found else \
+        "nullif(trim(phone_number), '')"
+
 
 # One pass over ``raw``, one row per identity (a user without any gets one row of NULLs): DuckDB
 # streams it out in the file's order (preserve_insertion_order), with no sort, join or temporary
 # table; the users are its first rows, the identities its rows that hold one.
 _ROWS_SQL = """
     select user_id, normalise_email(email) as email, email as email_raw, email_verified, name,
+           given_name, family_name, nickname, username, {phone} as phone,
            try_cast(created_at as timestamptz) as created_at,
            try_cast(last_login as timestamptz) as last_login,
            coalesce(logins_count, 0) as logins_count, n_identities as identities,
@@ -220,7 +180,8 @@ _ROWS_SQL = """
           from raw)
 """
 _USER_COLUMNS = ["user_id", "connection", "provider", "email", "email_raw", "email_verified", "name",
-                 "created_at", "last_login", "logins_count", "identities", "blocked"]
+                 "created_at", "last_login", "logins_count", "identities", "blocked",
+                 "given_name", "family_name", "nickname", "username", "phone"]
 
 
 def _with_profiles(columns: dict[str, Any], profile: pa.ChunkedArray) -> None:
@@ -261,7 +222,9 @@ class Engine:
     DuckDB's own (80 % of RAM). The spill folder is made 0700 and removed with the engine.
     """
 
-    def __init__(self, *, memory_limit: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, *, memory_limit: str | None = None, threads: int | None = None,
+                 phone_paths: Sequence[str] = ()) -> None:
+        self.phone_paths = check_phone_paths(phone_paths)
         self.connection = duckdb.connect()
         self._spill = tempfile.mkdtemp(prefix="linking-audit-")  # 0700: spilled rows hold emails
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._spill, ignore_errors=True)
@@ -321,7 +284,7 @@ class Engine:
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(users, identities)`` of ``raw``, which is read once."""
         with system_allocator():
-            users, identities = _split(self.arrow(_ROWS_SQL))
+            users, identities = _split(self.arrow(_ROWS_SQL.format(phone=_phone_sql(self.phone_paths))))
             return to_frame(users), to_frame(identities)
 
     def arrow(self, sql: str) -> pa.Table:
@@ -333,7 +296,9 @@ class Engine:
 def _as_raw(record: Mapping[str, Any]) -> dict[str, Any]:
     """A ``GET /users`` record in the types of ``RAW_SCHEMA`` (an identity's id may be a number)."""
     identities = record.get("identities") or []
-    return {**record, "identities": [{**i, "user_id": None if i.get("user_id") is None else str(i["user_id"])}
+    metadata = record.get("user_metadata")
+    return {**record, "user_metadata": None if metadata is None else json.dumps(metadata),
+            "identities": [{**i, "user_id": None if i.get("user_id") is None else str(i["user_id"])}
                                      for i in identities]}
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,18 +27,26 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .engine import Engine, candidates_sql, normalise_email, to_frame
+from .engine import PROFILE_FIELDS, Engine, check_phone_paths, normalise_email, to_frame
+from .groups import candidates_sql
 
 __all__ = [
     "AUDIT_FIELDS",
     "Audit",
+    "audit_fields",
     "audit_records",
     "normalise_email",
 ]
 
 # What the audit asks an export for (a real tenant exports a smaller default set without it).
 AUDIT_FIELDS = ["user_id", "email", "email_verified", "name", "created_at", "last_login",
-                "logins_count", "blocked", "identities"]
+                "logins_count", "blocked", "identities", *PROFILE_FIELDS]
+
+
+def audit_fields(phone_paths: Sequence[str] = ()) -> list[str]:
+    """What the audit asks a tenant for: ``AUDIT_FIELDS``, and ``user_metadata`` when a phone is
+    read from it (``phone_paths``, checked here, before any request)."""
+    return [*AUDIT_FIELDS, "user_metadata"] if check_phone_paths(phone_paths) else list(AUDIT_FIELDS)
 
 
 @dataclass
@@ -56,7 +64,7 @@ class Audit:
 
     users: pd.DataFrame
     identities: pd.DataFrame
-    source: str = "records"  # "paging" | "export" | "file" | "records"
+    source: str = "records"  # "paging" | "export" | "partitioned" | "file" | "records"
     issuer: str | None = None
     taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -143,10 +151,11 @@ class Audit:
 
 
 def audit_records(records: Iterable[Mapping[str, Any]], *, source: str = "records",
-                  issuer: str | None = None) -> Audit:
+                  issuer: str | None = None, phone_paths: Sequence[str] = ()) -> Audit:
     """An ``Audit`` from user records (``GET /users`` pages or export lines), through the same
-    engine and SQL as an export file."""
-    with Engine() as engine:
+    engine and SQL as an export file. ``phone_paths`` (``["user_metadata.phone"]``) name where the
+    tenant keeps a phone besides ``phone_number``."""
+    with Engine(phone_paths=phone_paths) as engine:
         engine.use_records(records)
         users, identities = engine.frames()
     return Audit(users=users, identities=identities, source=source, issuer=issuer)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import AlreadyLinked, Auth0Error, BadRequest, NotFound, UnsafeLink
 from ..identities import holds_identity
-from .candidates import RISKS, risk_now
+from .candidates import RISKS, TIERS, risk_now
 from .frames import Audit
 from .journal import ROW_KEYS, UNFINISHED, Journal
 
@@ -36,7 +36,7 @@ __all__ = [
     "undo",
 ]
 
-PLAN_COLUMNS = [*ROW_KEYS, "connection", "risk", "reasons", "allow_unsafe"]
+PLAN_COLUMNS = [*ROW_KEYS, "connection", "tier", "risk", "reasons", "evidence", "allow_unsafe"]
 # What apply_plan needs of a plan made by hand.
 PLAN_REQUIRED = [*ROW_KEYS, "risk"]
 _RESULT_COLUMNS = [*ROW_KEYS, "status", "metadata_added", "conflicts"]
@@ -46,8 +46,9 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
     """A link plan: one row per secondary (every user of a group but its ``primary_id``).
 
     Columns: primary_id, secondary_id, provider and user_id (the secondary's main identity, what
-    the link request names), connection, risk, reasons, allow_unsafe (False: set it to True on a
-    row, after checking that person, to let ``apply_plan`` link an unsafe row).
+    the link request names), connection, tier, risk, reasons, evidence, allow_unsafe (False: set it
+    to True on a row, after checking that person, to let ``apply_plan`` link an unsafe row; a row
+    of any tier but ``exact`` is never safe).
     ``result`` gives each secondary's main identity; without it the user id is split at its
     first ``|`` (Auth0's ``provider|id``).
     """
@@ -58,23 +59,27 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
                         zip(ids["provider"].astype(str).tolist(), ids["user_id"].tolist(),
                             ids["connection"].astype(str).tolist(), strict=True), strict=True))
     rows = []
+    planned: set[str] = set()  # a user in groups of two tiers is planned once, by the stronger
     for group in candidates.itertuples(index=False):
         if group.primary_id not in group.user_ids:  # an edited primary_id must be one of the group
             raise ValueError(f"primary_id {group.primary_id} is not one of the group of {group.email}: "
                              f"{', '.join(group.user_ids)}")
         for secondary in group.user_ids:
-            if secondary == group.primary_id:
+            if secondary == group.primary_id or secondary in planned:
                 continue
+            planned.add(secondary)
             provider, _, short = secondary.partition("|")
             connection: str | None = None
             if secondary in main:
                 provider, short, connection = main[secondary]
-            rows.append((group.primary_id, secondary, provider, short, connection, group.risk,
-                         getattr(group, "reasons", str(group.risk)), False))
+            rows.append((group.primary_id, secondary, provider, short, connection,
+                         getattr(group, "tier", "exact"), group.risk,
+                         getattr(group, "reasons", str(group.risk)), getattr(group, "evidence", None), False))
     plan = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     plan = plan.astype({"primary_id": "string", "secondary_id": "string", "provider": "string",
                         "user_id": "string", "connection": "string", "reasons": "string",
-                        "allow_unsafe": bool})
+                        "evidence": "string", "allow_unsafe": bool})
+    plan["tier"] = pd.Categorical(plan["tier"], categories=TIERS)
     plan["risk"] = pd.Categorical(plan["risk"], categories=RISKS)
     return plan
 
@@ -139,6 +144,8 @@ class _Row:
     user_id: str
     connection: Any
     risk: Any
+    tier: str = "exact"
+    evidence: Any = None
 
     @property
     def keys(self) -> dict[str, str]:
@@ -159,12 +166,22 @@ class _Allowances:
 
     @classmethod
     def of(cls, plan: pd.DataFrame, allow_unsafe: Collection[str], *, dry_run: bool) -> _Allowances:
-        """Unsafe rows not allowed row by row are an ``UnsafeLink`` when it is not a dry run."""
+        """Unsafe rows not allowed row by row are an ``UnsafeLink`` when it is not a dry run. A row
+        of a tier other than ``exact`` is unsafe whatever its risk says: a guess is never safe."""
         allowed = set(allow_unsafe)
         flags = plan["allow_unsafe"] if "allow_unsafe" in plan else pd.Series(False, index=plan.index)
         rows = list(zip(plan.itertuples(index=False), flags.tolist(), strict=True))
-        unsafe = [(r.secondary_id, r.reasons if "reasons" in plan else r.risk) for r, ok in rows
-                  if str(r.risk) != "safe" and not ok and r.secondary_id not in allowed]
+
+        def why(row: Any) -> str | None:
+            tier = _text_or_none(getattr(row, "tier", None)) or "exact"
+            if tier != "exact" and str(row.risk) == "safe":  # a plan edited by hand
+                return f"tier {tier} is never safe"
+            if str(row.risk) != "safe":
+                return str(row.reasons if "reasons" in plan else row.risk)
+            return None
+
+        unsafe = [(r.secondary_id, why(r)) for r, ok in rows
+                  if why(r) is not None and not ok and r.secondary_id not in allowed]
         if unsafe and not dry_run:
             listed = "; ".join(f"{sid} ({why})" for sid, why in unsafe[:5])
             raise UnsafeLink(f"{len(unsafe)} plan row(s) are unsafe and not allowed row by row: {listed}"
@@ -205,7 +222,9 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
     out = []
     for row in tqdm(list(plan.itertuples(index=False)), desc="links", disable=not progress):
         step = _Row(str(row.primary_id), str(row.secondary_id), str(row.provider), str(row.user_id),
-                    getattr(row, "connection", None), row.risk)
+                    getattr(row, "connection", None), row.risk,
+                    _text_or_none(getattr(row, "tier", None)) or "exact",
+                    _text_or_none(getattr(row, "evidence", None)))
         previous = state.get((step.primary_id, step.secondary_id), {})
         out.append(_apply_row(client, step, previous, log, allowances, dry_run=dry_run))
     return pd.DataFrame(out, columns=_RESULT_COLUMNS)
@@ -243,6 +262,10 @@ def _apply_row(client: ManagementClient, row: _Row, previous: Mapping[str, Any],
     return row.outcome(status, sorted(patch), conflicts)
 
 
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
 def _link_row(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
               secondary: Mapping[str, Any], patch: dict[str, Any], started: Mapping[str, Any] | None,
               log: Journal) -> str:
@@ -251,7 +274,8 @@ def _link_row(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
     # A retried row keeps what was read before anything changed, in its first attempt.
     before = started["primary_metadata"] if started else primary.get("user_metadata") or {}
     first_patch = started["metadata_patch"] if started else patch
-    log.write({**row.keys, "event": "started", "connection": row.connection,
+    log.write({**row.keys, "event": "started", "connection": row.connection, "tier": row.tier,
+               "evidence": row.evidence, "risk": str(row.risk),
                "secondary_profile": started["secondary_profile"] if started else secondary,
                "primary_metadata": before, "metadata_patch": first_patch})
     try:

@@ -8,7 +8,8 @@ fixed, so a notebook's saved output repeats from run to run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,9 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "candidates_by_risk",
+    "candidates_by_tier",
     "connections_summary",
     "identity_count_summary",
     "plot_audit",
+    "plot_evidence",
 ]
 
 
@@ -40,6 +43,12 @@ def identity_count_summary(result: Audit) -> Styler:
 def candidates_by_risk(candidates: pd.DataFrame) -> Styler:
     """Candidate groups and the users in them, per risk, as a styled table with bars."""
     return _bars(_risk_table(candidates), "Link candidates by risk")
+
+
+def candidates_by_tier(candidates: pd.DataFrame) -> Styler:
+    """Candidate groups and the users in them, per tier, as a styled table with bars."""
+    table = candidates.groupby("tier", observed=False).agg(groups=("email", "size"), users=("users", "sum"))
+    return _bars(table, "Link candidates by tier")
 
 
 def _risk_table(candidates: pd.DataFrame) -> pd.DataFrame:
@@ -107,4 +116,41 @@ def plot_audit(result: Audit, candidates: pd.DataFrame | None = None) -> Figure:
         ax.margins(x=0.3)  # room for the count labels right of the longest bar
         ax.set_xlim(left=0)
     plt.close(fig)  # out of pyplot's registry: the inline backend would draw it a second time
+    return fig
+
+
+def plot_evidence(group: pd.Series | Mapping[str, Any]) -> Figure:
+    """Why a group matched: each comparison's contribution to its match weight, as bars.
+
+    ``group`` is one row of ``link_candidates`` (``candidates.loc[i]``). For a ``probable`` group
+    the bars are the match weights (log2 of the Bayes factor) of its weakest pair, from the prior
+    (how likely two users of this tenant are one person before any comparison) to the total, whose
+    match probability is the title's: a bar to the right is evidence for one person, to the left
+    against. A rule tier's group has one bar: the rule that holds, at probability 1.
+    """
+    import matplotlib.pyplot as plt
+
+    weights = group.get("weights")
+    tier = str(group.get("tier"))
+    fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+    if weights:
+        labels = list(weights)
+        values = [float(weights[k]) for k in labels]
+        labels.append("total")
+        values.append(sum(values))
+        colours = ["#4c9a5b" if v > 0 else "#c0504d" for v in values[:-1]] + ["#555555"]
+        bars = ax.barh(labels, values, color=colours)
+        ax.bar_label(bars, labels=[f"{v:+.1f}" for v in values], padding=3)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set(xlabel="match weight (log2 Bayes factor)")
+        ax.margins(x=0.2)
+    else:
+        bars = ax.barh([tier], [1.0], color="#4c9a5b")
+        ax.bar_label(bars, labels=["rule holds"], padding=3)
+        ax.set(xlim=(0, 1.5), xlabel="a rule tier: no weights, the rule holds or not")
+    ax.invert_yaxis()
+    ax.set_title(f"{tier} group of {group.get('users')} users, match probability "
+                 f"{float(group.get('match_probability', 1.0)):.3f}\n{group.get('evidence') or ''}",
+                 fontsize=9)
+    plt.close(fig)
     return fig

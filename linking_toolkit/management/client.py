@@ -156,19 +156,7 @@ class ManagementClient:
         page = 0
         seen = 0
         while True:
-            params: dict[str, Any] = {"page": page, "per_page": per_page, "include_totals": "true"}
-            if q:
-                params.update(q=q, search_engine="v3")
-            if fields:
-                params.update(fields=",".join(fields), include_fields="true")
-            if sort:
-                params["sort"] = sort
-            body = self._api.call("GET", "/users", safe=True, params=params)
-            users = body.get("users", []) if isinstance(body, dict) else body
-            total = body.get("total") if isinstance(body, dict) else None
-            if not isinstance(users, list) or not all(isinstance(u, dict) for u in users) \
-                    or not (total is None or isinstance(total, int)):
-                raise TenantError("GET /users: the tenant's answer is not a page of users")
+            users, total = self.users_page(q, page=page, per_page=per_page, fields=fields, sort=sort)
             yield from users
             seen += len(users)
             page += 1
@@ -179,6 +167,32 @@ class ManagementClient:
                     logger.warning("stopped at %d users: Auth0 pages only the first %d results; "
                                    "use create_users_export() for the rest", seen, SEARCH_CAP)
                 return
+
+    def users_page(
+        self,
+        q: str | None = None,
+        *,
+        page: int = 0,
+        per_page: int = 100,
+        fields: list[str] | None = None,
+        sort: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of ``GET /users`` (``include_totals``): its users, and how many match ``q`` in
+        all (None if the tenant did not say). Auth0 refuses a page reaching past the first 1000."""
+        params: dict[str, Any] = {"page": page, "per_page": per_page, "include_totals": "true"}
+        if q:
+            params.update(q=q, search_engine="v3")
+        if fields:
+            params.update(fields=",".join(fields), include_fields="true")
+        if sort:
+            params["sort"] = sort
+        body = self._api.call("GET", "/users", safe=True, params=params)
+        users = body.get("users", []) if isinstance(body, dict) else body
+        total = body.get("total") if isinstance(body, dict) else None
+        if not isinstance(users, list) or not all(isinstance(u, dict) for u in users) \
+                or not (total is None or (isinstance(total, int) and not isinstance(total, bool))):
+            raise TenantError("GET /users: the tenant's answer is not a page of users")
+        return users, total
 
     def count_users(self, q: str | None = None) -> int:
         """How many users match ``q`` (``include_totals``), counting past :data:`SEARCH_CAP`."""

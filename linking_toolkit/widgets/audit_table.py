@@ -8,6 +8,7 @@ only arranges, selects and calls.
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus
 
 __all__ = ["AuditTable"]
 
-_AUDIT_COLUMNS = ("email", "users", "primary_id", "connections", "risk", "last_login")
+_AUDIT_COLUMNS = ("email", "users", "primary_id", "connections", "tier", "risk", "last_login")
 _ALL = "(all)"
 
 
@@ -32,8 +33,8 @@ def _audit_cell(value: Any) -> str:
 
 
 class AuditTable(WorkerStatus, widgets.VBox):
-    """Link candidates in pages of 25: filter by risk and connection, select rows into a plan, dry
-    run it, apply it after a confirmation.
+    """Link candidates in pages of 25: filter by tier, risk and connection, ask why a group matched,
+    select rows into a plan, dry run it, apply it after a confirmation.
 
     Paging only slices the filtered positions (``iloc``) and redraws 25 reused rows, so a frame of
     a million candidates pages as fast as one of ten; a filter is one vectorised mask. Applying
@@ -41,7 +42,11 @@ class AuditTable(WorkerStatus, widgets.VBox):
     :func:`~linking_toolkit.audit.undo` can reverse it. Unsafe rows are refused unless "allow the
     unsafe rows I selected" is ticked: each was picked by hand, row by row.
 
-    Driven from Python too: ``set_filter(risk=..., connection=...)``, ``next_page()``,
+    Each row's "Why?" shows the group's evidence and its chart
+    (:func:`~linking_toolkit.audit.plot_evidence`) below the table.
+
+    Driven from Python too: ``set_filter(tier=..., risk=..., connection=...)``, ``why(label)``,
+    ``next_page()``,
     ``select(labels)`` / ``select_page()``, ``press_dry_run()``, ``press_apply()`` then
     ``confirm()``, ``wait_idle()``; read ``page_frame``, ``plan``, ``result`` and ``message``.
 
@@ -55,6 +60,8 @@ class AuditTable(WorkerStatus, widgets.VBox):
 
     def __init__(self, candidates: pd.DataFrame, client: Any = None, *, audit: Any = None,
                  journal: str | None = None, **kwargs: Any) -> None:
+        if "tier" not in candidates.columns:  # a frame made before the tiers: every group is exact
+            candidates = candidates.assign(tier="exact")
         self.candidates = candidates
         self.client = client
         self.audit = audit
@@ -67,6 +74,10 @@ class AuditTable(WorkerStatus, widgets.VBox):
         # Factorised once: a filter is then an isin() on integer codes, not a pass over the strings.
         self._risk_codes, self._risks = pd.factorize(candidates["risk"].astype(str).to_numpy())
         self._connection_codes, self._connection_sets = pd.factorize(candidates["connections"].to_numpy())
+        self._tier_codes, self._tiers = pd.factorize(candidates["tier"].astype(str).to_numpy())
+        tiers = [str(t) for t in candidates["tier"].cat.categories] if hasattr(
+            candidates["tier"], "cat") else sorted(self._tiers)
+        self.tier_picker = widgets.Dropdown(options=[_ALL, *tiers], value=_ALL, description="Tier:")
         connections = sorted({c.strip() for text in self._connection_sets for c in str(text).split(",")})
         risks = [str(r) for r in candidates["risk"].cat.categories] if hasattr(
             candidates["risk"], "cat") else sorted(candidates["risk"].dropna().unique())
@@ -92,7 +103,11 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.worker = BackgroundWorker(self.message_area, set_disabled=self._set_disabled,
                                        thread_name="audit-table")
         self.result_area = widgets.HTML()
+        self.why_text = widgets.HTML()
+        self.why_image = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
+        self.why_image.layout.display = "none"
         self.grid = self._make_grid()
+        self.tier_picker.observe(lambda _c: self._refilter(), names="value")
         self.risk_picker.observe(lambda _c: self._refilter(), names="value")
         self.connection_picker.observe(lambda _c: self._refilter(), names="value")
         self.prev_button.on_click(lambda _b: self.go_to(self._page - 1))
@@ -102,12 +117,12 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.dry_run_button.on_click(lambda _b: self.press_dry_run())
         self.apply_button.on_click(lambda _b: self.press_apply())
         super().__init__([
-            widgets.HBox([self.risk_picker, self.connection_picker]),
+            widgets.HBox([self.tier_picker, self.risk_picker, self.connection_picker]),
             self.grid,
             widgets.HBox([self.prev_button, self.page_label, self.next_button, self.select_page_button,
                           self.clear_button]),
             widgets.HBox([self.dry_run_button, self.apply_button, self.allow_unsafe_box]),
-            self.confirm_box, self.message_area, self.result_area,
+            self.confirm_box, self.message_area, self.result_area, self.why_text, self.why_image,
         ], **kwargs)
         self._render()
 
@@ -118,14 +133,21 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self._checks = [widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="28px"))
                         for _ in range(self.page_size)]
         self._cells = [[widgets.HTML(layout=cell) for _ in _AUDIT_COLUMNS] for _ in range(self.page_size)]
+        self._why_buttons = [widgets.Button(description="Why?", tooltip="why this group matched",
+                                            layout=widgets.Layout(width="56px"))
+                             for _ in range(self.page_size)]
         self._page_labels: list[Any] = [None] * self.page_size
         for slot, check in enumerate(self._checks):
             check.observe(lambda change, slot=slot: self._toggle(slot, change["new"]), names="value")
-        header = [widgets.HTML("<b>✓</b>")] + [widgets.HTML(f"<b>{c}</b>") for c in _AUDIT_COLUMNS]
+            self._why_buttons[slot].on_click(lambda _b, slot=slot: self._why_slot(slot))
+        header = ([widgets.HTML("<b>✓</b>")] + [widgets.HTML(f"<b>{c}</b>") for c in _AUDIT_COLUMNS]
+                  + [widgets.HTML("")])
         return widgets.GridBox(
-            header + [w for check, cells in zip(self._checks, self._cells, strict=True)
-                      for w in (check, *cells)],
-            layout=widgets.Layout(grid_template_columns="28px 2fr 0.5fr 2fr 2fr 1fr 1fr", grid_gap="2px 8px"))
+            header + [w for check, cells, why in zip(self._checks, self._cells, self._why_buttons,
+                                                     strict=True)
+                      for w in (check, *cells, why)],
+            layout=widgets.Layout(grid_template_columns="28px 2fr 0.5fr 2fr 2fr 0.7fr 1.5fr 1fr 56px",
+                                  grid_gap="2px 8px"))
 
     # -- what a person sees ---------------------------------------------------------------------------
 
@@ -171,12 +193,34 @@ class AuditTable(WorkerStatus, widgets.VBox):
 
     # -- actions ------------------------------------------------------------------------------------
 
-    def set_filter(self, *, risk: str | None = None, connection: str | None = None) -> None:
-        """Show only one risk and/or one connection (None: all)."""
+    @property
+    def why_buttons(self) -> list[widgets.Button]:
+        """The "Why?" button of each row slot of the page."""
+        return self._why_buttons
+
+    def set_filter(self, *, tier: str | None = None, risk: str | None = None,
+                   connection: str | None = None) -> None:
+        """Show only one tier, one risk and/or one connection (None: all)."""
         with self.hold_trait_notifications():
+            self.tier_picker.value = tier or _ALL
             self.risk_picker.value = risk or _ALL
             self.connection_picker.value = connection or _ALL
         self._refilter()
+
+    def why(self, label: Any) -> None:
+        """Show why the group ``label`` (an index label) matched: its evidence and its chart."""
+        from ..audit import plot_evidence
+
+        group = self.candidates.loc[label]
+        self.why_text.value = (f"<b>Why {html.escape(str(group['tier']))}</b>: "
+                               f"{html.escape(str(group.get('evidence') or group['risk']))} "
+                               f"(match probability {float(group.get('match_probability', 1.0)):.3f}; "
+                               f"{html.escape(', '.join(group['user_ids']))})")
+        figure = plot_evidence(group)
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=80)
+        self.why_image.value = png.getvalue()
+        self.why_image.layout.display = None
 
     def go_to(self, page: int) -> None:
         self._page = min(max(page, 0), self.pages - 1)
@@ -258,6 +302,9 @@ class AuditTable(WorkerStatus, widgets.VBox):
 
     def _refilter(self) -> None:
         mask = np.ones(len(self.candidates), dtype=bool)
+        if self.tier_picker.value != _ALL:
+            wanted = [i for i, tier in enumerate(self._tiers) if tier == self.tier_picker.value]
+            mask &= np.isin(self._tier_codes, wanted)
         if self.risk_picker.value != _ALL:
             wanted = [i for i, risk in enumerate(self._risks) if risk == self.risk_picker.value]
             mask &= np.isin(self._risk_codes, wanted)
@@ -268,6 +315,10 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self._positions = np.flatnonzero(mask)
         self._page = 0
         self._render()
+
+    def _why_slot(self, slot: int) -> None:
+        if self._page_labels[slot] is not None:
+            self.why(self._page_labels[slot])
 
     def _toggle(self, slot: int, value: bool) -> None:
         label = self._page_labels[slot]
@@ -297,7 +348,9 @@ class AuditTable(WorkerStatus, widgets.VBox):
                 check = self._checks[slot]
                 check.value = visible and labels[slot] in self.selected
                 check.layout.visibility = "visible" if visible else "hidden"
-                for cell, value in zip(self._cells[slot], rows[slot] if visible else [""] * 6, strict=True):
+                self._why_buttons[slot].layout.visibility = "visible" if visible else "hidden"
+                values = rows[slot] if visible else [""] * len(_AUDIT_COLUMNS)
+                for cell, value in zip(self._cells[slot], values, strict=True):
                     text = html.escape(_audit_cell(value)) if visible else ""
                     if cell.value != text:
                         cell.value = text

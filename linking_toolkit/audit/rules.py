@@ -1,0 +1,130 @@
+"""The rule tiers beyond one email: ``alias`` (the same mailbox by its provider's own rules) and
+``phone`` (the same number in E.164), as members (tier, key, match_probability, evidence, user_id)
+for :func:`~.engine.candidates_sql` to group.
+
+Each rule is documented and narrow on purpose. A mailbox rule is applied only at a provider that
+publishes it; at any other domain ``a.da@`` and ``ada@`` may be two people, so no rule is guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import phonenumbers
+import pyarrow as pa
+
+__all__ = [
+    "DOTS_IGNORED",
+    "PLUS_TAG_PROVIDERS",
+    "SAME_DOMAINS",
+    "alias_members_sql",
+    "e164",
+    "phone_members_sql",
+    "register_phones",
+]
+
+# Gmail ignores dots in the local part ("Dots don't matter in Gmail addresses",
+# support.google.com/mail/answer/7436150) and everything from a "+" (support.google.com/mail/answer/12096);
+# googlemail.com is the same service under another name (support.google.com/mail/answer/10313).
+DOTS_IGNORED = ("gmail.com",)
+SAME_DOMAINS = {"googlemail.com": "gmail.com"}
+# Providers that document "+tag" subaddressing (everything from the "+" to the "@" is ignored):
+PLUS_TAG_PROVIDERS = {
+    "gmail.com": "support.google.com/mail/answer/12096",
+    "outlook.com": ("learn.microsoft.com/exchange/recipients-in-exchange-online/"
+                    "plus-addressing-in-exchange-online"),
+    "hotmail.com": "the same Outlook.com service and documentation",
+    "live.com": "the same Outlook.com service and documentation",
+    "fastmail.com": "fastmail.help/hc/en-us/articles/360058753794 (plus addressing)",
+    "proton.me": "proton.me/support/addresses-and-aliases (+aliases)",
+    "protonmail.com": "proton.me/support/addresses-and-aliases (+aliases)",
+}
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def alias_members_sql(users: str = "users") -> str:
+    """Users whose normalised emails differ but name one mailbox by its provider's rules."""
+    same = " ".join(f"when '{a}' then '{b}'" for a, b in SAME_DOMAINS.items())
+    return f"""
+    with parts as (
+        select user_id, email, split_part(email, '@', 1) as local,
+               case split_part(email, '@', 2) {same} else split_part(email, '@', 2) end as domain
+        from {users} where email like '%_@_%' and email not like '%@%@%'
+    ), keyed as (
+        select user_id, email, domain,
+               case when list_contains({_sql_list(PLUS_TAG_PROVIDERS)}, domain)
+                    then split_part(local, '+', 1) else local end as local
+        from parts where list_contains({_sql_list(PLUS_TAG_PROVIDERS)}, domain)
+                      or list_contains({_sql_list(SAME_DOMAINS)}, split_part(email, '@', 2))
+    ), mailboxes as (
+        select user_id, email, domain,
+               if(list_contains({_sql_list(DOTS_IGNORED)}, domain), replace(local, '.', ''), local)
+               || '@' || domain as key
+        from keyed
+    ), aliased as (
+        select key from mailboxes where length(key) > length(domain) + 1
+        group by key having count(distinct email) > 1
+    )
+    select 'alias' as tier, key, 1.0::double as match_probability,
+           case when split_part(key, '@', 2) = 'gmail.com'
+                then 'same Gmail mailbox ' || key || ' once dots and +tag are ignored'
+                else 'same mailbox ' || key || ' once the +tag is ignored' end as evidence,
+           user_id
+    from mailboxes where key in (select key from aliased)
+    """  # noqa: S608 - built from this module's constants
+
+
+def e164(raw: str | None, region: str | None) -> str | None:
+    """``raw`` as an E.164 number (``+447700900123``), or None when phonenumbers cannot read a
+    valid number from it; a number without ``+`` is read in ``region`` (e.g. ``"GB"``)."""
+    if not raw:
+        return None
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def register_phones(connection: object, phones: pa.ChunkedArray | pa.Array, region: str | None,
+                    name: str = "phones") -> None:
+    """Register ``name`` (raw, e164, shown): each distinct phone of ``phones`` once, through
+    phonenumbers; ``shown`` is the number in international format, for the evidence."""
+    distinct = pa.chunked_array([phones]) if isinstance(phones, pa.Array) else phones
+    raw = [p for p in distinct.unique().to_pylist() if p]
+    numbers = [e164(p, region) for p in raw]
+    shown = [None if n is None else phonenumbers.format_number(
+        phonenumbers.parse(n), phonenumbers.PhoneNumberFormat.INTERNATIONAL) for n in numbers]
+    table = pa.table({"raw": pa.array(raw, pa.string()), "e164": pa.array(numbers, pa.string()),
+                      "shown": pa.array(shown, pa.string())})
+    connection.register(name, table)  # type: ignore[attr-defined]
+
+
+def _first_name_sql(alias: str) -> str:
+    """A user's given name for the phone rule: given_name, else the first word of name."""
+    return (f"nullif(lower(strip_accents(trim(coalesce({alias}.given_name, "
+            f"split_part(trim({alias}.name), ' ', 1))))), '')")
+
+
+def phone_members_sql(users: str = "users", phones: str = "phones") -> str:
+    """Users with the same phone in E.164 and the same given name: a family sharing one phone
+    (different given names) is not one person, so it is not a group."""
+    return f"""
+    with numbered as (
+        select u.user_id, coalesce(u.email, u.user_id) as email, p.e164, p.shown,
+               {_first_name_sql('u')} as first
+        from {users} u join {phones} p on p.raw = u.phone where p.e164 is not null
+    ), shared as (  -- one given name on every account, and not all one email (that is "exact")
+        select e164 from numbered group by e164
+        having count(*) > 1 and count(distinct first) = 1 and count(first) = count(*)
+           and count(distinct email) > 1
+    )
+    select 'phone' as tier, e164 as key, 1.0::double as match_probability,
+           'same phone ' || shown || ' and given name ' || first as evidence, user_id
+    from numbered where e164 in (select e164 from shared)
+    """  # noqa: S608 - built from this module's constants
