@@ -4,6 +4,7 @@ client secrets and keys are random all the same."""
 
 from ..connections import CONNECTIONS, DATABASE, SOCIAL
 from .demo import DEMO_PEOPLE, DemoTenant, reopen_demo_tenant, seed_demo_tenant
+from .duplicates import SYNTHETIC_PHONE_REGION
 from .synthetic import SyntheticTenant, seed_synthetic_users
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "DATABASE",
     "DEMO_PEOPLE",
     "SOCIAL",
+    "SYNTHETIC_PHONE_REGION",
     "DemoTenant",
     "SyntheticTenant",
     "reopen_demo_tenant",

@@ -36,6 +36,9 @@ MEMBER_SQL: dict[str, str] = {
     "email": _optional("email"),
     "email_verified": "CASE WHEN u.email IS NULL THEN NULL WHEN u.email_verified THEN 'true' "
                       "ELSE 'false' END",
+    "phone_number": _optional("phone_number"),
+    "phone_verified": "CASE WHEN u.phone_number IS NULL THEN NULL WHEN u.phone_verified THEN 'true' "
+                      "ELSE 'false' END",
     **{column: _optional(column) for column in ("username", "name", "nickname", "given_name", "family_name",
                                                 "picture")},
     "created_at": "json_quote(u.created_at)",
@@ -60,6 +63,9 @@ EXPORT_BARE_RECORD_SQL = f"""json_object(
     'user_id', u.user_id, 'email', u.email,
     'email_verified', json(CASE WHEN u.email IS NULL THEN 'null'
                                 WHEN u.email_verified THEN 'true' ELSE 'false' END),
+    'phone_number', u.phone_number,
+    'phone_verified', json(CASE WHEN u.phone_number IS NULL THEN 'null'
+                                WHEN u.phone_verified THEN 'true' ELSE 'false' END),
     'username', u.username, 'name', u.name, 'nickname', u.nickname, 'given_name', u.given_name,
     'family_name', u.family_name, 'picture', u.picture, 'created_at', u.created_at,
     'updated_at', u.updated_at, 'last_login', u.last_login, 'logins_count', u.logins_count,

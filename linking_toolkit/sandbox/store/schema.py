@@ -8,9 +8,13 @@ never owned by two users.
 
 import sqlite3
 
-__all__ = ["SCHEMA", "upgrade"]
+__all__ = ["EMAIL_INDEXES", "SCHEMA", "upgrade"]
 
-SCHEMA = """
+# The indexes on the users' emails, by name (q=email:"..." ignores case). A bulk insert drops and
+# builds them again (UserTables.email_indexes_deferred): one sort, not a million random inserts.
+EMAIL_INDEXES = {"users_email": "users(email)", "users_email_lower": "users(lower(email))"}
+
+_TABLES = """
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -40,6 +44,8 @@ CREATE TABLE IF NOT EXISTS users (
     email          TEXT,
     email_verified INTEGER NOT NULL DEFAULT 0,
     username       TEXT,
+    phone_number   TEXT,                 -- Auth0's root attribute, E.164 (+447700900123)
+    phone_verified INTEGER NOT NULL DEFAULT 0,
     name           TEXT,
     nickname       TEXT,
     given_name     TEXT,
@@ -53,8 +59,8 @@ CREATE TABLE IF NOT EXISTS users (
     user_metadata  TEXT NOT NULL DEFAULT '{}',
     app_metadata   TEXT NOT NULL DEFAULT '{}'
 );
-CREATE INDEX IF NOT EXISTS users_email ON users(email);
-CREATE INDEX IF NOT EXISTS users_email_lower ON users(lower(email));  -- q=email:"..." ignores case
+"""
+_REST = """
 CREATE TABLE IF NOT EXISTS identities (
     provider      TEXT NOT NULL,          -- auth0, google-oauth2, facebook, github
     user_id       TEXT NOT NULL,          -- the provider's id, without the "provider|" prefix
@@ -140,8 +146,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 """
 
+SCHEMA = "".join((_TABLES, *(f"CREATE INDEX IF NOT EXISTS {name} ON {on};\n"
+                              for name, on in EMAIL_INDEXES.items()), _REST))
+
 # Columns added since the first version of a table: a database file made before gains them on opening.
-_ADDED_COLUMNS = {"refresh_tokens": ("family TEXT", "used_at INTEGER", "expires_at INTEGER")}
+_ADDED_COLUMNS = {"refresh_tokens": ("family TEXT", "used_at INTEGER", "expires_at INTEGER"),
+                  "users": ("phone_number TEXT", "phone_verified INTEGER NOT NULL DEFAULT 0")}
 
 
 def upgrade(db: sqlite3.Connection) -> None:

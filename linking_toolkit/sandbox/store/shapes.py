@@ -75,6 +75,9 @@ def user_json(row: sqlite3.Row, identities: list[sqlite3.Row]) -> dict[str, Any]
         "updated_at": row["updated_at"],
         "user_id": row["user_id"],
         "username": row["username"],
+        "phone_number": row["phone_number"],
+        # Auth0 shows phone_verified with a phone number only.
+        "phone_verified": bool(row["phone_verified"]) if row["phone_number"] is not None else None,
         "last_login": row["last_login"],
         # Auth0 shows logins_count only once the user has logged in (see the recordings).
         "logins_count": row["logins_count"] or None,
