@@ -223,6 +223,9 @@ def test_search_engine_versions(api: httpx2.Client) -> None:
                  "You are not allowed to use search_engine=v1.")
     assert_error(api.get("/users", params={"search_engine": "v2"}), 400,
                  "You are not allowed to use search_engine=v2. Use search_engine=v3 instead.")
+    for value in ("", "v4"):  # outside the document's enum, the empty value too
+        assert_error(api.get("/users", params={"search_engine": value}), 400,
+                     "Query validation error: 'Invalid value' on property search_engine.")
 
 
 def test_only_the_first_1000_records_can_be_paged(api: httpx2.Client) -> None:

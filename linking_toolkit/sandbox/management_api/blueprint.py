@@ -10,18 +10,34 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from ..context import current_tenant
 from .errors import STATUS_NAMES, ApiError
 
-__all__ = ["management", "route"]
+__all__ = ["AnyPathConverter", "management", "route"]
 
 management = Blueprint("management", __name__)
 
 
+class AnyPathConverter(PathConverter):
+    """werkzeug's ``path`` converter, but matching every character: its ``.`` stops at a newline,
+    so an id holding ``%0A`` fell through to the catch-all's 404 instead of reaching its route."""
+
+    regex = "(?s:[^/].*?)"
+
+
+@management.record_once
+def _register_converter(state: Any) -> None:
+    # Recorded before any route, so the converter exists when the routes' rules are compiled.
+    state.app.url_map.converters.setdefault("anypath", AnyPathConverter)
+
+
 def route(rule: str, **options: Any) -> Any:
     """A blueprint route that never answers werkzeug's HTML: no redirect merging ``//`` (and no
-    trailing-slash redirect on the catch-all), no automatic OPTIONS page; those go to the JSON 404."""
+    trailing-slash redirect on the catch-all), no automatic OPTIONS page; those go to the JSON 404.
+    A ``<path:...>`` part matches any character, newlines included (see ``AnyPathConverter``)."""
+    rule = rule.replace("<path:", "<anypath:")
     return management.route(rule, merge_slashes=False, provide_automatic_options=False, **options)
 
 

@@ -34,7 +34,7 @@ def list_users() -> Response:
         bad_query("You are not allowed to use search_engine=v1.")
     if engine == "v2":
         bad_query("You are not allowed to use search_engine=v2. Use search_engine=v3 instead.")
-    if engine not in (None, "", "v3"):
+    if engine not in (None, "v3"):
         bad_query("Query validation error: 'Invalid value' on property search_engine.")
     page = query_int("page", 0)
     per_page = query_int("per_page", 50, maximum=100)

@@ -136,14 +136,20 @@ def coerce_form_value(value: str, allowed: tuple[str, ...]) -> Any:
     return value
 
 
-def query_int(name: str, default: int, *, maximum: int | None = None) -> int:
+def query_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer query parameter, ``default`` when absent. Present but empty is not an integer
+    (the OAS's type), nor is anything but digits; a number of any size is read, then held to its
+    bounds with the validator's own messages."""
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    if not re.fullmatch(r"\d{1,9}", raw):
+    if not re.fullmatch(r"-?\d{1,100}", raw):
         bad_query("Query validation error: 'Expected type integer but found type string'"
                   f" on property {name}.")
     value = int(raw)
+    if value < minimum:
+        bad_query(f"Query validation error: 'Value {value} is less than minimum {minimum}'"
+                  f" on property {name}.")
     if maximum is not None and value > maximum:
         bad_query(f"Query validation error: 'Value {value} is greater than maximum {maximum}'"
                   f" on property {name}.")
@@ -151,8 +157,10 @@ def query_int(name: str, default: int, *, maximum: int | None = None) -> int:
 
 
 def query_bool(name: str, default: bool) -> bool:
+    """A boolean query parameter: ``true`` or ``false``, ``default`` when absent (empty is not
+    a boolean)."""
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if raw not in ("true", "false"):
         bad_query("Query validation error: 'Expected type boolean but found type string'"
