@@ -45,7 +45,7 @@ def ours(path: str) -> int:
     from linking_toolkit.audit import audit_export_file, link_candidates
 
     result = audit_export_file(path)
-    return len(result.users) * 1_000_000_000 + len(link_candidates(result))
+    return len(result.users) * 1_000_000_000 + len(link_candidates(result, tiers="exact"))
 
 
 CONTENDERS: dict[str, Callable[[str], int]] = {"duckdb": duckdb_read, "floor": json_floor, "ours": ours}

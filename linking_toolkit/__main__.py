@@ -18,7 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from .audit import Audit, audit_tenant, link_candidates
+from .audit import METHODS, RULE_TIERS, Audit, audit_tenant, link_candidates
+from .audit.candidates import check_candidate_options
+from .audit.frames import audit_fields
 
 __all__ = ["main", "write_audit"]
 
@@ -35,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox-users", type=int, default=0,
                      help="when no tenant is configured: synthetic users to add to the sandbox")
     run.add_argument("--seed", type=int, default=1, help="the sandbox's seed (default 1)")
+    run.add_argument("--method", choices=METHODS, default="auto",
+                     help="how to read the tenant: auto (paging, else an export job, else a partitioned"
+                          " search), export or partitioned (default auto)")
+    run.add_argument("--tiers", default=",".join(RULE_TIERS),
+                     help=f"candidate tiers, comma-separated, or all (default {','.join(RULE_TIERS)})")
+    run.add_argument("--default-region", default=None, metavar="CC",
+                     help="region of phone numbers written without +, e.g. GB (default none)")
+    run.add_argument("--phone-path", action="append", default=[], metavar="user_metadata.KEY",
+                     help="where the tenant keeps a phone besides phone_number (repeatable)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     return parser
 
@@ -47,6 +58,8 @@ def _for_file(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
     for column in out.columns:
         if out[column].dtype == object and out[column].map(lambda v: isinstance(v, list)).any():
             out[column] = out[column].map(lambda v: " ".join(v) if isinstance(v, list) else v)
+        elif out[column].dtype == object and out[column].map(lambda v: isinstance(v, dict)).any():
+            out[column] = out[column].map(lambda v: json.dumps(v) if isinstance(v, dict) else v)
     return out
 
 
@@ -92,8 +105,10 @@ def _audit(args: argparse.Namespace) -> int:
             print(f"No AUTH0_DOMAIN configured: auditing a sandbox tenant at {tenant.issuer}",
                   file=sys.stderr)
         with tenant, ManagementClient.from_client_credentials(tenant) as admin:
-            result = audit_tenant(admin, progress=not args.no_progress)
-            candidates = link_candidates(result)
+            result = audit_tenant(admin, progress=not args.no_progress, method=args.method,
+                                  phone_paths=args.phone_path)
+            candidates = link_candidates(result, tiers=_tiers(args.tiers), default_region=args.default_region,
+                                         progress=not args.no_progress)
             summary = write_audit(result, candidates, args.out, args.format)
     except Auth0Error as error:
         print(f"audit failed: {error}", file=sys.stderr)
@@ -108,12 +123,21 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tiers(text: str) -> str | list[str]:
+    return "all" if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "audit":
         if args.sandbox_users < 0:
             _parser().error("--sandbox-users must be >= 0")
+        try:  # the options a run would refuse after the audit, refused before any request
+            check_candidate_options(_tiers(args.tiers), args.default_region)
+            audit_fields(args.phone_path)
+        except ValueError as error:
+            _parser().error(str(error))
         return _audit(args)
     return 2  # pragma: no cover - argparse refuses unknown commands first
 

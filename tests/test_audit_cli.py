@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from linking_toolkit.sandbox import Sandbox
 from linking_toolkit.sandbox.seed import SyntheticTenant
@@ -38,7 +39,7 @@ def test_the_command_line_writes_the_frames_and_candidates_of_a_configured_tenan
     candidates = pd.read_csv(out / "candidates.csv")
     assert summary["users"] == len(users) == n_users
     assert summary["identities"] == len(identities) == n_identities
-    synthetic = candidates[candidates["email"].str.endswith("@example.org")]
+    synthetic = candidates[(candidates["tier"] == "exact") & candidates["email"].str.endswith("@example.org")]
     assert sorted(sorted(ids.split(" ")) for ids in synthetic["user_ids"]) == sorted(
         truth.safe_groups + truth.unsafe_groups)
     assert f"{summary['candidate_groups']} candidate groups" in run.stdout
@@ -48,6 +49,47 @@ def test_a_bad_option_is_a_usage_error() -> None:
     run = subprocess.run([sys.executable, "-m", "linking_toolkit", "audit"], capture_output=True,
                          text=True, timeout=60, check=False)
     assert run.returncode == 2 and "--out" in run.stderr
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--tiers", "exact,fuzzy"], "tiers are some of exact, alias, phone, probable (or \"all\"), "
+                                 "not ['exact', 'fuzzy']"),
+    (["--default-region", "England"], "default_region is a region code phonenumbers knows "
+                                      "(e.g. 'GB', 'US'), not 'England'"),
+    (["--phone-path", "app_metadata.phone"], "a phone path is user_metadata.<key>[.<key>...] "
+                                             "(letters, digits, _), not 'app_metadata.phone'"),
+    (["--method", "scrape"], "argument --method: invalid choice: 'scrape'"),
+])
+def test_a_bad_candidate_or_reading_option_is_refused_before_any_request(option: list[str], message: str,
+                                                                         tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "linking_toolkit", "audit", "--out",  # noqa: S603
+                          str(tmp_path / "out"), *option], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert run.returncode == 2
+    assert message in run.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_reads_by_partitioned_search_and_finds_every_rule_tier(tmp_path: Path) -> None:
+    with Sandbox(seed=12, users=1500, export_jobs=False) as sandbox:
+        assert sandbox.context is not None
+        truth = SyntheticTenant.from_store(sandbox.context.store)
+        assert truth is not None
+        env = {**os.environ, "AUTH0_DOMAIN": sandbox.base_url, "AUTH0_CLIENT_ID": sandbox.client_id,
+               "AUTH0_M2M_CLIENT_ID": sandbox.m2m_client_id,
+               "AUTH0_CLIENT_SECRET": sandbox.m2m_client_secret}
+        run = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "linking_toolkit", "audit", "--out", str(tmp_path / "out"),
+             "--env-file", str(tmp_path / "none.env"), "--no-progress", "--method", "partitioned",
+             "--default-region", "GB", "--phone-path", "user_metadata.phone"],
+            env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["source"] == "partitioned"
+    candidates = pd.read_csv(tmp_path / "out" / "candidates.csv")
+    for tier, expected in (("alias", truth.alias_groups), ("phone", truth.phone_groups)):
+        found = candidates[candidates["tier"] == tier]["user_ids"]
+        assert sorted(sorted(ids.split(" ")) for ids in found) == sorted(sorted(g) for g in expected)
 
 
 def test_with_no_tenant_configured_it_audits_the_sandbox_and_keeps_the_files_private(tmp_path: Path) -> None:

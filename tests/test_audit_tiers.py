@@ -3,14 +3,16 @@ a guess is never safe, never applied unless a person allows that row."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_audit_rules import user
+from test_audit_tenant import known_groups
 
-from linking_toolkit import ManagementClient
+from linking_toolkit import ManagementClient, connect
 from linking_toolkit.audit import (
     RISKS,
     TIERS,
@@ -23,6 +25,8 @@ from linking_toolkit.audit import (
     undo,
 )
 from linking_toolkit.errors import UnsafeLink
+from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.sandbox.seed import SyntheticTenant
 
 REVIEW_ALIAS = "review: same mailbox by its provider's rules"
 
@@ -122,6 +126,11 @@ def test_tiers_and_thresholds_are_checked_before_any_work() -> None:
     with pytest.raises(ValueError, match=r"^tiers are some of exact, alias, phone, probable \(or \"all\"\), "
                                          r"not \['fuzzy'\]$"):
         link_candidates(result, tiers=["fuzzy"])
+    with pytest.raises(ValueError, match=r"^threshold is a match probability between 0 and 1, not 1.5$"):
+        link_candidates(result, tiers="all", threshold=1.5)
+    with pytest.raises(ValueError, match=r"^default_region is a region code phonenumbers knows "
+                                         r"\(e.g. 'GB', 'US'\), not 'England'$"):
+        link_candidates(result, default_region="England")
     with pytest.raises(ValueError, match=r"^the probable tier trains its model on the tenant itself and "
                                          r"needs at least 1000 users; this audit has 1$"):
         link_candidates(result, tiers="all")
@@ -187,3 +196,55 @@ def test_an_alias_group_is_refused_unless_allowed_then_links_and_undoes_like_any
     assert undo(admin, journal)["status"].tolist() == ["undone"]
     assert len(admin.get_user(plan.loc[0, "primary_id"])["identities"]) == 1
     assert admin.get_user(secondary)["email"] in ("grace.h@gmail.com", "graceh+shop@gmail.com")
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> Any:
+    """A 5 000-user synthetic tenant with every kind of duplicate, audited, and its ground truth."""
+    with Sandbox(seed=4, users=5000) as sandbox:
+        assert sandbox.context is not None
+        truth = SyntheticTenant.from_store(sandbox.context.store)
+        safe, unsafe = known_groups(sandbox)  # the synthetic people's and the demo people's
+        with connect(sandbox=sandbox, quiet=True) as tenant, \
+                ManagementClient.from_client_credentials(tenant) as admin:
+            result = audit_tenant(admin, progress=False, phone_paths=["user_metadata.phone"])
+    found = link_candidates(result, tiers="all", default_region=truth.phone_region)
+    return result, truth, found, sorted(safe + unsafe)
+
+
+def test_each_rule_tier_finds_exactly_its_kind_of_duplicate_on_a_synthetic_tenant(synthetic: Any) -> None:
+    result, truth, found, exact = synthetic
+    assert result.source == "export"
+    assert groups(found, "exact") == exact
+    assert groups(found, "alias") == sorted(sorted(g) for g in truth.alias_groups)
+    assert groups(found, "phone") == sorted(sorted(g) for g in truth.phone_groups)
+    assert (found[found["tier"] != "exact"]["risk"].astype(str).str.startswith("review: ")).all()
+    # no hard negative (a common name at one domain, a family's phone) in a rule tier's group
+    negatives = {tuple(sorted(p[:2])) for p in truth.negative_pairs}
+    assert len(negatives) > 10
+    for tier in ("exact", "alias", "phone"):
+        assert not pairs_of(found, tier) & negatives, tier
+
+
+def test_the_probable_tier_finds_its_kind_at_the_documented_precision(synthetic: Any) -> None:
+    _result, truth, found, _exact = synthetic
+    probable = found[found["tier"] == "probable"]
+    assert (probable["risk"] == "review: probable match").all()
+    assert (probable["match_probability"] >= 0.99).all() and probable["evidence"].str.len().gt(0).all()
+    predicted = {tuple(sorted(p)) for ids in probable["user_ids"] for p in itertools.combinations(ids, 2)}
+    same_person = set().union(*truth.person_pairs().values())
+    own = truth.person_pairs()["probable"]
+    assert len(predicted & same_person) / len(predicted) >= 0.95
+    assert len(predicted & own) / len(own) >= 0.80
+    # a probable pair is never one a rule tier already explains
+    ruled = set().union(*(pairs_of(found, tier) for tier in ("exact", "alias", "phone")))
+    assert not predicted & ruled
+    weights = probable.iloc[0]["weights"]
+    assert set(weights) == {"prior", "given name", "family name", "email local part", "domain", "phone",
+                            "username"}
+    assert weights["prior"] < 0 < sum(weights.values())
+
+
+def pairs_of(found: Any, tier: str) -> set[tuple[str, str]]:
+    return {tuple(sorted(p)) for ids in found[found["tier"] == tier]["user_ids"]
+            for p in itertools.combinations(ids, 2)}

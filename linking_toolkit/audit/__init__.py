@@ -11,7 +11,7 @@ journal. One room per job, each importing only the rooms above it in this list:
   a splink model and its groups);
 - ``candidates``: groups of users by tier, the proposed primary, the risks;
 - ``report``: styled summaries and the chart;
-- ``fetch``: reading a tenant (paging or an export job) or an export file;
+- ``fetch``: reading a tenant (paging, an export job, or a partitioned search) or an export file;
 - ``journal``: the file ``apply_plan`` writes and ``undo`` reads;
 - ``plan``: link plans, the metadata merge, ``apply_plan`` and ``undo``.
 
@@ -32,7 +32,7 @@ from .candidates import (
     link_candidates,
     risk_now,
 )
-from .fetch import audit_export_file, audit_tenant, export_format
+from .fetch import METHODS, IncompleteAudit, audit_export_file, audit_tenant, export_format
 from .frames import AUDIT_FIELDS, Audit, audit_records, normalise_email
 from .journal import Journal
 from .plan import PLAN_COLUMNS, apply_plan, merge_metadata, plan_links, undo
@@ -49,11 +49,13 @@ __all__ = [
     "AUDIT_FIELDS",
     "DATABASE_PROVIDER",
     "DEFAULT_PRIMARY_RANK",
+    "METHODS",
     "PLAN_COLUMNS",
     "RISKS",
     "RULE_TIERS",
     "TIERS",
     "Audit",
+    "IncompleteAudit",
     "Journal",
     "apply_plan",
     "audit_export_file",

@@ -9,10 +9,11 @@ before a link (``risk_now``): a plan may be old or made by hand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import phonenumbers
 import pyarrow as pa
 
 from .clusters import cluster_pairs
@@ -31,6 +32,7 @@ __all__ = [
     "RISKS",
     "RULE_TIERS",
     "TIERS",
+    "check_candidate_options",
     "link_candidates",
     "risk_now",
 ]
@@ -51,6 +53,8 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
     - ``probable``: a splink model trained on the tenant (:mod:`.probable`); pairs whose match
       probability is at least ``threshold`` are clustered. Not in the default: it trains a model.
 
+    ``progress`` shows a bar of the steps (a million users take about a minute with every tier).
+
     Columns: ``tier``, ``email`` (the primary's, normalised), ``users``, ``primary_id`` (the first
     user when the group is sorted by ``rank``, missing values last; edit it to choose another),
     ``user_ids`` (primary first), ``connections``, ``providers``, ``all_verified``, ``unverified``,
@@ -61,7 +65,7 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
     and ``weights`` (a probable group's weakest pair: each comparison's match weight, for
     :func:`~.report.plot_evidence`; None for the rule tiers).
     """
-    chosen = _tiers(tiers)
+    chosen = check_candidate_options(tiers, default_region, threshold)
     known = {*result.users.columns, "is_database"}
     unknown = [column for column, _ in rank if column not in known]
     if unknown:
@@ -71,27 +75,52 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
                          f"{MIN_USERS} users; this audit has {len(result.users)}")
     needed = sorted(_CANDIDATE_COLUMNS | {column for column, _ in rank} - {"is_database"})
     needed = [c for c in needed if c in result.users.columns]
-    with Engine() as engine, system_allocator():
+    from tqdm.auto import tqdm
+
+    steps = ["phones", *chosen, "probable: training", "probable: scoring", "groups"] if "probable" in chosen \
+        else ["phones", *chosen, "groups"]
+    with Engine() as engine, system_allocator(), tqdm(total=len(steps), desc="candidates", unit="step",
+                                                       disable=not progress) as bar:
+        def step(name: str) -> None:
+            bar.set_postfix_str(name, refresh=False)
+            bar.update(1)
+
         db = engine.connection
         # As Arrow (text without a copy, categories as dictionaries): DuckDB scans it fastest.
         users = pa.Table.from_pandas(result.users[needed], preserve_index=False)
         db.register("users", users)
-        if "phone" in users.column_names:
+        if "phone" in users.column_names and {"phone", "probable"} & set(chosen):
             register_phones(db, users.column("phone"), default_region)
         else:
             db.execute("create temp table phones (raw varchar, e164 varchar, shown varchar)")
+        step("phones")
         parts = [{"exact": exact_members_sql(), "alias": alias_members_sql(),
                   "phone": phone_members_sql()}[tier] for tier in chosen if tier != "probable"]
         weights: dict[str, dict[str, float]] = {}
         if "probable" in chosen:
-            weights = _probable_members(db, threshold, progress=progress)
+            weights = _probable_members(db, threshold, step)
             parts.append("select * from probable_members")
         members = " union all ".join(f"({part})" for part in parts)
         table = engine.arrow(candidates_sql(rank, members=f"({members})"))
+        for tier in chosen:
+            step(tier)
+        step("groups")
     frame = _typed(table)
     frame["weights"] = pd.Series([weights.get(k) if t == "probable" else None
                                   for t, k in zip(frame["tier"], frame["key"], strict=True)], dtype=object)
     return frame
+
+
+def check_candidate_options(tiers: Sequence[str] | str, default_region: str | None,
+                            threshold: float = DEFAULT_THRESHOLD) -> list[str]:
+    """The tiers asked for, in ``TIERS`` order; a one-line ValueError for a tier, region or
+    threshold ``link_candidates`` cannot use."""
+    if not (isinstance(threshold, float | int) and 0.0 < threshold < 1.0):
+        raise ValueError(f"threshold is a match probability between 0 and 1, not {threshold!r}")
+    if default_region is not None and default_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"default_region is a region code phonenumbers knows (e.g. 'GB', 'US'), "
+                         f"not {default_region!r}")
+    return _tiers(tiers)
 
 
 def _tiers(tiers: Sequence[str] | str) -> list[str]:
@@ -106,12 +135,11 @@ def _tiers(tiers: Sequence[str] | str) -> list[str]:
     return [t for t in TIERS if t in tiers]
 
 
-def _probable_members(db: Any, threshold: float, *, progress: bool) -> dict[str, dict[str, float]]:
+def _probable_members(db: Any, threshold: float, step: Callable[[str], None]) -> dict[str, dict[str, float]]:
     """``probable_members`` (the members of each probable cluster) registered on ``db``; the
     weights of each cluster's weakest pair, by cluster key."""
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold is a match probability between 0 and 1, not {threshold!r}")
-    db.register("scored", probable_pairs(db, threshold=threshold))
+    db.register("scored", probable_pairs(db, threshold=threshold, trained=step))
+    step("probable: scoring")
     rules = " union all ".join(f"({sql})" for sql in (exact_members_sql(), alias_members_sql(),
                                                        phone_members_sql()))
     similarities = ", ".join(f"jaro_winkler_similarity({c}_l, {c}_r) as sim_{c}"

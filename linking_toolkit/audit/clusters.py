@@ -41,6 +41,9 @@ def pair_evidence(pair: dict[str, Any], similarity: dict[str, float | None]) -> 
             words.append(f"same {label}" if left == right else f"other {label}")
         else:
             words.append(f"{label} {similarity[column] or 0.0:.2f}")
+        digits = {"local": "digits", "username": "username_digits"}.get(column)
+        if digits and pair.get(f"{digits}_l") and pair.get(f"{digits}_r"):
+            words.append("same number" if pair[f"{digits}_l"] == pair[f"{digits}_r"] else "other number")
     return ", ".join(words)
 
 
@@ -86,6 +89,8 @@ def cluster_pairs(pairs: pa.Table) -> Clusters:
         for name, value in row.items():
             members[name].append(value)
         if root not in weights:
-            parts = {label: float(pair[f"mw_{column}"]) for column, label in COMPARISONS.items()}
+            # a comparison's weight with its term-frequency adjustment (a rare name counts more)
+            parts = {label: float(pair.get(f"mw_{column}") or 0.0)
+                     + float(pair.get(f"mw_tf_adj_{column}") or 0.0) for column, label in COMPARISONS.items()}
             weights[root] = {"prior": float(pair["match_weight"]) - sum(parts.values()), **parts}
     return Clusters(pa.table(members, schema=_MEMBER_SCHEMA), weights)

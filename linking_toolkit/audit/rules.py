@@ -8,10 +8,13 @@ publishes it; at any other domain ``a.da@`` and ``ada@`` may be two people, so n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
+import duckdb
 import phonenumbers
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "DOTS_IGNORED",
@@ -77,32 +80,63 @@ def alias_members_sql(users: str = "users") -> str:
     """  # noqa: S608 - built from this module's constants
 
 
-def e164(raw: str | None, region: str | None) -> str | None:
+# "+44 7911 123456", "+1 (415) 555-0100": a number already international, with separators only.
+# Its E.164 form is "+" and its digits, as phonenumbers would write it; "(0)" (a trunk prefix some
+# write inside an international number) is left to phonenumbers.
+_INTERNATIONAL = re.compile(r"\+[1-9][0-9 .\-()/]{5,30}")
+_SEPARATORS = re.compile(r"[^0-9]")
+
+
+def e164(raw: str | None, region: str | None, *, validate: bool = True) -> str | None:
     """``raw`` as an E.164 number (``+447700900123``), or None when phonenumbers cannot read a
-    valid number from it; a number without ``+`` is read in ``region`` (e.g. ``"GB"``)."""
+    (valid, with ``validate``) number from it; a number without ``+`` is read in ``region``."""
     if not raw:
         return None
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    if validate and not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def register_phones(connection: object, phones: pa.ChunkedArray | pa.Array, region: str | None,
-                    name: str = "phones") -> None:
-    """Register ``name`` (raw, e164, shown): each distinct phone of ``phones`` once, through
-    phonenumbers; ``shown`` is the number in international format, for the evidence."""
+def _canonical(raw: str, region: str | None) -> str | None:
+    """E.164 without validation: by the rule of ``_INTERNATIONAL`` where it applies (most numbers,
+    and 30 times faster than phonenumbers' parse), else by phonenumbers."""
+    if _INTERNATIONAL.fullmatch(raw) and "(0)" not in raw:
+        digits = _SEPARATORS.sub("", raw)
+        return "+" + digits if 7 <= len(digits) <= 15 else None
+    return e164(raw, region, validate=False)
+
+
+def register_phones(connection: duckdb.DuckDBPyConnection, phones: pa.ChunkedArray | pa.Array,
+                    region: str | None, name: str = "phones") -> None:
+    """Register ``name`` (raw, e164, shown): each distinct phone of ``phones`` once.
+
+    Every number is put in E.164; only those that two users or more share (the only ones a tier can
+    group on) are then checked valid by phonenumbers (an invalid one matches nothing) and written
+    in international form (``shown``, for the evidence). A million users hold some 200 000 distinct
+    phones: validating each would cost 20 seconds, validating the shared ones costs nothing."""
     distinct = pa.chunked_array([phones]) if isinstance(phones, pa.Array) else phones
-    raw = [p for p in distinct.unique().to_pylist() if p]
-    numbers = [e164(p, region) for p in raw]
-    shown = [None if n is None else phonenumbers.format_number(
-        phonenumbers.parse(n), phonenumbers.PhoneNumberFormat.INTERNATIONAL) for n in numbers]
-    table = pa.table({"raw": pa.array(raw, pa.string()), "e164": pa.array(numbers, pa.string()),
-                      "shown": pa.array(shown, pa.string())})
-    connection.register(name, table)  # type: ignore[attr-defined]
+    counts = pc.value_counts(distinct.drop_null())
+    raw = counts.field("values").to_pylist()
+    users = counts.field("counts").to_pylist()
+    numbers = [_canonical(p.strip(), region) for p in raw]
+    holders: dict[str, int] = {}
+    for number, count in zip(numbers, users, strict=True):
+        if number is not None:
+            holders[number] = holders.get(number, 0) + count
+    shared: dict[str, str | None] = {}
+    for number, count in holders.items():
+        if count > 1:
+            parsed = phonenumbers.parse(number)
+            shared[number] = (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+                              if phonenumbers.is_valid_number(parsed) else None)
+    checked = [n if n is None or n not in shared or shared[n] else None for n in numbers]
+    table = pa.table({"raw": pa.array(raw, pa.string()), "e164": pa.array(checked, pa.string()),
+                      "shown": pa.array([shared.get(n) if n else None for n in checked], pa.string())})
+    connection.register(name, table)
 
 
 def _first_name_sql(alias: str) -> str:
