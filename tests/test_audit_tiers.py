@@ -248,3 +248,15 @@ def test_the_probable_tier_finds_its_kind_at_the_documented_precision(synthetic:
 def pairs_of(found: Any, tier: str) -> set[tuple[str, str]]:
     return {tuple(sorted(p)) for ids in found[found["tier"] == tier]["user_ids"]
             for p in itertools.combinations(ids, 2)}
+
+
+def test_a_user_in_groups_of_two_tiers_is_planned_once_by_the_stronger() -> None:
+    result = audit_records([
+        user("auth0|1", "a.da@gmail.com", logins=9), user("github|2", "a.da@gmail.com"),
+        user("google-oauth2|3", "ada+x@gmail.com"),
+    ])
+    found = link_candidates(result)
+    assert found[["tier", "users"]].astype(str).values.tolist() == [["exact", "2"], ["alias", "3"]]
+    plan = plan_links(found, result)
+    assert plan[["secondary_id", "tier"]].astype(str).values.tolist() == [
+        ["github|2", "exact"], ["google-oauth2|3", "alias"]]
