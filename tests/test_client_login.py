@@ -81,6 +81,11 @@ def test_paste_login_sends_state_nonce_pkce_audience_and_scope(sandbox: Sandbox,
     assert sent["nonce"] and sent["code_challenge_method"] == "S256" and len(sent["code_challenge"]) == 43
     assert sent["audience"] == client_tenant.management_audience and sent["scope"] == SCOPE
     assert sent["connection"] == GOOGLE
+    # the login page even where the browser holds a session: the other account is the point
+    assert sent["prompt"] == "login"
+    first = start_login(client_tenant, method="paste", purpose="login", show=quiet)
+    assert first.authorize_url is not None and "prompt" not in query(first.authorize_url)
+    first.cancel()
     redirect = sandbox.approve_browser(pending.authorize_url, connection=GOOGLE, email="alan@example.com")
     session = pending.complete(redirect)
     assert_logged_in(session, "alan@example.com", "linking")

@@ -193,5 +193,7 @@ class AuthorizationRequest:
         }
         if connection:
             params["connection"] = connection
+        if purpose == "linking":  # the other account's login: never the browser's SSO session, which
+            params["prompt"] = "login"  # would answer at once with the account already logged in
         url = f"{tenant.endpoint('authorization_endpoint')}?{urlencode(params)}"
         return cls(url=url, redirect_uri=redirect_uri, state=state, nonce=nonce, code_verifier=code_verifier)
