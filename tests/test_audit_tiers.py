@@ -87,6 +87,9 @@ def test_the_phone_tier_reads_every_format_in_the_default_region_and_keeps_famil
         phone_user("github|p2", "pk@home.example", "Priya", "+44 7911 123456"),
         phone_user("google-oauth2|p3", "priya.k@mail.example", "priya",
                    user_metadata={"contact": {"phone": "+447911123456"}}),
+        # the trunk zero written inside the international form, as some do: the same number
+        phone_user("facebook|p4", "priya.k@fb.example", "Priya", "+44 (0)7911 123456"),
+        phone_user("github|p5", "pk2@gh.example", "Priya", "+44 07911 123456"),
         # a family on one phone: two given names, so no group
         phone_user("auth0|f1", "mum@family.example", "Ann", "+44 7911 654321"),
         phone_user("auth0|f2", "dad@family.example", "Dan", "07911 654321"),
@@ -96,16 +99,18 @@ def test_the_phone_tier_reads_every_format_in_the_default_region_and_keeps_famil
     ]
     result = audit_records(records, phone_paths=["user_metadata.contact.phone"])
     found = link_candidates(result, tiers="phone", default_region="GB")
-    assert groups(found, "phone") == [["auth0|p1", "github|p2", "google-oauth2|p3"]]
+    assert groups(found, "phone") == [
+        ["auth0|p1", "facebook|p4", "github|p2", "github|p5", "google-oauth2|p3"]]
     (group,) = found.itertuples()
     assert group.key == "+447911123456" and group.risk == "review: same phone"
     assert group.evidence == "same phone +44 7911 123456 and given name priya"
-    # without a region the national form is not a number: only the two international ones match
-    assert groups(link_candidates(result, tiers="phone"), "phone") == [["github|p2", "google-oauth2|p3"]]
-    # without the metadata path, the third account has no phone
+    # without a region the national form is not a number: only the international ones match
+    assert groups(link_candidates(result, tiers="phone"), "phone") == [
+        ["facebook|p4", "github|p2", "github|p5", "google-oauth2|p3"]]
+    # without the metadata path, that account has no phone
     plain = audit_records(records)
     assert groups(link_candidates(plain, tiers="phone", default_region="GB"), "phone") == [
-        ["auth0|p1", "github|p2"]]
+        ["auth0|p1", "facebook|p4", "github|p2", "github|p5"]]
 
 
 @pytest.mark.parametrize("paths, message", [

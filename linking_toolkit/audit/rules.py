@@ -81,9 +81,11 @@ def alias_members_sql(users: str = "users") -> str:
 
 
 # "+44 7911 123456", "+1 (415) 555-0100": a number already international, with separators only.
-# Its E.164 form is "+" and its digits, as phonenumbers would write it; "(0)" (a trunk prefix some
-# write inside an international number) is left to phonenumbers.
+# Its E.164 form is "+" and its digits, as phonenumbers would write it. A zero opening a group
+# ("+44 (0)7911 ...", "+44 07911 ...": the trunk prefix some write in an international number, which
+# phonenumbers drops where the country does, and keeps where it does not, as Italy's) is left to it.
 _INTERNATIONAL = re.compile(r"\+[1-9][0-9 .\-()/]{5,30}")
+_ZERO_OPENS_A_GROUP = re.compile(r"[ .\-(/]0")
 _SEPARATORS = re.compile(r"[^0-9]")
 
 
@@ -104,7 +106,7 @@ def e164(raw: str | None, region: str | None, *, validate: bool = True) -> str |
 def _canonical(raw: str, region: str | None) -> str | None:
     """E.164 without validation: by the rule of ``_INTERNATIONAL`` where it applies (most numbers,
     and 30 times faster than phonenumbers' parse), else by phonenumbers."""
-    if _INTERNATIONAL.fullmatch(raw) and "(0)" not in raw:
+    if _INTERNATIONAL.fullmatch(raw) and not _ZERO_OPENS_A_GROUP.search(raw):
         digits = _SEPARATORS.sub("", raw)
         return "+" + digits if 7 <= len(digits) <= 15 else None
     return e164(raw, region, validate=False)
