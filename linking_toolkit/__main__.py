@@ -20,7 +20,7 @@ import pandas as pd
 
 from .audit import METHODS, RULE_TIERS, Audit, audit_tenant, link_candidates
 from .audit.candidates import check_candidate_options
-from .audit.frames import audit_fields
+from .audit.engine import check_phone_paths
 
 __all__ = ["main", "write_audit"]
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             _parser().error("--sandbox-users must be >= 0")
         try:  # the options a run would refuse after the audit, refused before any request
             check_candidate_options(_tiers(args.tiers), args.default_region)
-            audit_fields(args.phone_path)
+            check_phone_paths(args.phone_path)
         except ValueError as error:
             _parser().error(str(error))
         return _audit(args)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,14 +25,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from test_browser import headless_chromium
 
 from linking_toolkit.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "spa-linking"
 SDK = EXAMPLE / "node_modules" / "@auth0" / "auth0-spa-js" / "dist" / "auth0-spa-js.production.esm.js"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DATABASE = "Username-Password-Authentication"
 WAIT_MS = 60_000  # an upper bound for a slow, shared machine, never a timing under test
 
@@ -42,13 +40,6 @@ def _missing(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI must run the browser test: {reason}")
     pytest.skip(reason)
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        _missing("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
-    return str(found)
 
 
 def sdk_installed() -> None:
@@ -101,15 +92,8 @@ def app_and_tenant() -> Iterator[tuple[str, Sandbox]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 def test_in_ci_a_missing_node_modules_fails_instead_of_skipping(monkeypatch, tmp_path) -> None:

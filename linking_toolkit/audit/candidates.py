@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
+from tqdm.auto import tqdm
 
 from .clusters import cluster_pairs
 from .engine import Engine, system_allocator
@@ -75,8 +76,6 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
                          f"{MIN_USERS} users; this audit has {len(result.users)}")
     needed = sorted(_CANDIDATE_COLUMNS | {column for column, _ in rank} - {"is_database"})
     needed = [c for c in needed if c in result.users.columns]
-    from tqdm.auto import tqdm
-
     steps = ["phones", *chosen, "probable: training", "probable: scoring", "groups"] if "probable" in chosen \
         else ["phones", *chosen, "groups"]
     with Engine() as engine, system_allocator(), tqdm(total=len(steps), desc="candidates", unit="step",
@@ -94,10 +93,14 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
         else:
             db.execute("create temp table phones (raw varchar, e164 varchar, shown varchar)")
         step("phones")
-        parts = [{"exact": exact_members_sql(), "alias": alias_members_sql(),
-                  "phone": phone_members_sql()}[tier] for tier in chosen if tier != "probable"]
+        rules = {"exact": exact_members_sql(), "alias": alias_members_sql(), "phone": phone_members_sql()}
+        parts = [rules[tier] for tier in chosen if tier != "probable"]
         weights: dict[str, dict[str, float]] = {}
-        if "probable" in chosen:
+        if "probable" in chosen:  # every rule's members, once: the probable tier leaves their pairs out
+            db.execute("create temp table rule_members as "
+                       + " union all ".join(f"({sql})" for sql in rules.values()))
+            parts = [f"select * from rule_members where tier = '{tier}'"  # noqa: S608 - a name of TIERS
+                     for tier in chosen if tier in rules]
             weights = _probable_members(db, threshold, step)
             parts.append("select * from probable_members")
         members = " union all ".join(f"({part})" for part in parts)
@@ -136,19 +139,17 @@ def _tiers(tiers: Sequence[str] | str) -> list[str]:
 
 
 def _probable_members(db: Any, threshold: float, step: Callable[[str], None]) -> dict[str, dict[str, float]]:
-    """``probable_members`` (the members of each probable cluster) registered on ``db``; the
-    weights of each cluster's weakest pair, by cluster key."""
+    """``probable_members`` (the members of each probable cluster) registered on ``db``, from the
+    pairs above ``threshold`` that no rule's group (``rule_members``) holds; the weights of each
+    cluster's weakest pair, by cluster key."""
     db.register("scored", probable_pairs(db, threshold=threshold, trained=step))
     step("probable: scoring")
-    rules = " union all ".join(f"({sql})" for sql in (exact_members_sql(), alias_members_sql(),
-                                                       phone_members_sql()))
     similarities = ", ".join(f"jaro_winkler_similarity({c}_l, {c}_r) as sim_{c}"
                              for c in ("given", "family", "local", "username"))
     # A pair a rule tier explains is that tier's (a rule is stronger evidence than a model).
     pairs = db.sql(f"""
-        with rules as ({rules})
         select *, {similarities} from scored p where not exists (
-            select 1 from rules a join rules b on a.tier = b.tier and a.key = b.key
+            select 1 from rule_members a join rule_members b on a.tier = b.tier and a.key = b.key
             where a.user_id = p.unique_id_l and b.user_id = p.unique_id_r)
         order by unique_id_l, unique_id_r""").to_arrow_table()  # noqa: S608 - this module's SQL
     clusters = cluster_pairs(pairs)

@@ -26,7 +26,7 @@ import duckdb
 
 from ..errors import Auth0Error, BadRequest, Forbidden, NotFound, TenantError
 from ..management import SEARCH_CAP
-from .engine import Engine
+from .engine import Engine, check_phone_paths
 from .frames import Audit, audit_fields, audit_records
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None
     ``phone_paths`` (``["user_metadata.phone"]``) name where the tenant keeps a phone besides
     ``phone_number`` (the file must hold ``user_metadata``).
     """
-    audit_fields(phone_paths)  # a bad path is refused before the file is read
+    check_phone_paths(phone_paths)  # a bad path is refused before the file is read
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no export file at {path}")

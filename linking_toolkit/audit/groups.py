@@ -16,8 +16,6 @@ __all__ = [
     "exact_members_sql",
 ]
 
-# The reasons a group is not safe, in the order they are reported; "safe" only when none applies.
-RISKS = ["safe", "unverified email", "blocked user", "several users hold links", "same connection twice"]
 # The provider of a tenant's database connections (users with a password they chose).
 DATABASE_PROVIDER = "auth0"
 # The proposed primary: the first user of a group sorted by these (column, ascending) keys.
@@ -32,6 +30,17 @@ DEFAULT_PRIMARY_RANK: list[tuple[str, bool]] = [
     ("created_at", True),
     ("user_id", True),
 ]
+# The tiers, strongest first: a group of a later tier is never "safe" (see candidates.py).
+TIERS = ["exact", "alias", "phone", "probable"]
+# Why a group is not safe, as SQL conditions on the group; then the reason of every tier but exact.
+_FLAGS = {"not all_verified": "unverified email", "any_blocked": "blocked user",
+          "linked_users > 1": "several users hold links",
+          "distinct_connections < users": "same connection twice"}
+REVIEW = {"alias": "review: same mailbox by its provider's rules", "phone": "review: same phone",
+          "probable": "review: probable match"}
+# Every risk, in the order they are reported; "safe" only when none applies.
+RISKS = ["safe", *_FLAGS.values(), *REVIEW.values()]
+
 
 def _identifier(name: str) -> str:
     return name.replace('"', '""')
@@ -42,13 +51,6 @@ def _quoted(text: str) -> str:
 
 
 # -- candidates ------------------------------------------------------------------------------------
-
-_FLAGS = ["not all_verified", "any_blocked", "linked_users > 1", "distinct_connections < users"]
-# The tiers, strongest first: a group of a later tier is never "safe" (see candidates.py).
-TIERS = ["exact", "alias", "phone", "probable"]
-REVIEW = {"alias": "review: same mailbox by its provider's rules", "phone": "review: same phone",
-          "probable": "review: probable match"}
-RISKS = RISKS + list(REVIEW.values())
 
 
 def exact_members_sql(users: str = "users") -> str:
@@ -75,8 +77,7 @@ def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, user
     members = members or f"({exact_members_sql(users)})"
     order = ", ".join(f'u."{_identifier(column)}" {"asc" if ascending else "desc"} nulls last'
                       for column, ascending in rank)
-    flags = "[" + ", ".join(f"case when {flag} then '{reason}' end"
-                            for flag, reason in zip(_FLAGS, RISKS[1:], strict=False)) + "]"
+    flags = "[" + ", ".join(f"case when {flag} then '{reason}' end" for flag, reason in _FLAGS.items()) + "]"
     review = ("case tier " + " ".join(f"when '{t}' then '{_quoted(why)}'" for t, why in REVIEW.items())
               + " end")
     reasons = f"list_filter(list_prepend({review}, {flags}), lambda r: r is not null)"
