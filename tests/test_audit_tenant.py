@@ -294,7 +294,7 @@ def test_a_run_stopped_by_server_errors_or_rate_limits_resumes_from_its_journal(
             apply_plan(troubled, plan, dry_run=False, journal=journal)
     assert count["links"] == 2 and count["refused"] >= 1
     events = [json.loads(line)["event"] for line in journal.read_text().splitlines()]
-    assert events == ["started", "done", "started", "done", "started", "failed"]
+    assert events == ["started", "done", "started", "done", "started", "stopped"]  # outcome unknown
 
     done = apply_plan(admin, plan, dry_run=False, journal=journal)
     assert done["status"].tolist() == ["already done (journal)"] * 2 + ["linked"] * (len(plan) - 2)
