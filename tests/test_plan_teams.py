@@ -53,6 +53,12 @@ def metadata_missing(admin: ManagementClient, plan_rows: list[dict[str, Any]],
     return missing
 
 
+def done_in(journal: str | Path) -> set[str]:
+    """The secondaries a journal records as linked by its own run."""
+    records = [json.loads(line) for line in Path(journal).read_text().splitlines()]
+    return {r["secondary_id"] for r in records if r["event"] == "done"}
+
+
 def give_metadata(admin: ManagementClient, rows: list[dict[str, Any]]) -> None:
     """Each secondary a key of its own and a nested one; each primary a nested one the merge extends."""
     for number, row in enumerate(rows):
@@ -111,8 +117,7 @@ def two_analysts(sandbox: Sandbox, admin: ManagementClient, tmp_path: Path, *, s
     exit_codes = [p.exitcode for p in processes]
     missing = metadata_missing(admin, rows, start)
     linked = sum(holds_identity(admin.get_user(r["primary_id"]), r["provider"], r["user_id"]) for r in rows)
-    claimed = {name: {json.loads(line)["secondary_id"] for line in Path(journals[name]).read_text().splitlines()
-                      if json.loads(line)["event"] == "done"} for name in plans}
+    claimed = {name: done_in(journals[name]) for name in plans}
     undone_a = undo(admin, journals["a"])
     removed = [r["secondary_id"] for r in rows if r["secondary_id"] in claimed["b"]
                and not holds_identity(admin.get_user(r["primary_id"]), r["provider"], r["user_id"])]
@@ -122,7 +127,8 @@ def two_analysts(sandbox: Sandbox, admin: ManagementClient, tmp_path: Path, *, s
             "claimed by both": len(claimed["a"] & claimed["b"]), "a linked": len(claimed["a"]),
             "left by a's undo": int(undone_a["status"].str.startswith("left").sum()),
             "b's links removed by a's undo": len(removed),
-            "users differing after both undos": sum(start.get(k) != end.get(k) for k in set(start) | set(end))}
+            "users differing after both undos": sum(start.get(k) != end.get(k)
+                                                    for k in set(start) | set(end))}
 
 
 @pytest.mark.parametrize("database", ["memory", "file"])
