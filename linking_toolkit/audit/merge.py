@@ -12,7 +12,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["merge_metadata", "unmerge_metadata"]
+__all__ = ["MERGE_MARK", "before_marked_merge", "merge_mark", "merge_metadata", "unmerge_metadata"]
+
+# The primary's app_metadata key, per secondary, that says "this secondary's merge is on me, its link
+# not made yet": written in the merge's own PATCH, removed by whoever makes the link. A run that reads
+# the primary in between learns what the merge wrote and what was there before, so the run that
+# links owns the merge (and its undo takes it back) whichever run sent it.
+MERGE_MARK = "linking_toolkit_merge:"
+
+
+def merge_mark(before: Mapping[str, Any] | None, written: Mapping[str, Any]) -> dict[str, Any]:
+    """The mark a merge leaves on the primary: what it wrote and what those keys held before."""
+    prior = dict(before or {})
+    return {"written": dict(written), "before": {k: prior[k] for k in written if k in prior}}
+
+
+def before_marked_merge(current: Mapping[str, Any] | None, mark: Mapping[str, Any]) -> dict[str, Any]:
+    """The primary's ``user_metadata`` as it was before the marked merge (where it still holds it).
+
+    Examples
+    --------
+    >>> before_marked_merge({"a": 1, "x": 2}, merge_mark({"a": 1}, {"x": 2}))
+    {'a': 1}
+    """
+    out = dict(current or {})
+    for key, value in (mark.get("written") or {}).items():
+        if out.get(key) != value:
+            continue  # changed since: not the merge's any more
+        if key in (mark.get("before") or {}):
+            out[key] = mark["before"][key]
+        else:
+            del out[key]
+    return out
 
 
 def merge_metadata(primary: Mapping[str, Any] | None, secondary: Mapping[str, Any] | None,
@@ -27,7 +58,7 @@ def merge_metadata(primary: Mapping[str, Any] | None, secondary: Mapping[str, An
     Examples
     --------
     >>> merge_metadata({"lang": "en", "prefs": {"a": 1}}, {"lang": "fr", "prefs": {"b": 2}, "x": 1})
-    ({'lang': 'en', 'prefs': {'a': 1, 'b': 2}, 'x': 1}, {'prefs': {'a': 1, 'b': 2}, 'x': 1}, ['lang'])
+    ({'lang': 'en', 'prefs': {'b': 2, 'a': 1}, 'x': 1}, {'prefs': {'b': 2, 'a': 1}, 'x': 1}, ['lang'])
     """
     merged = dict(primary or {})
     patch: dict[str, Any] = {}

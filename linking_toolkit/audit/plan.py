@@ -25,7 +25,7 @@ from ..identities import holds_identity
 from .candidates import RISKS, TIERS, risk_now
 from .frames import Audit
 from .journal import ROW_KEYS, Journal, unfinished
-from .merge import merge_metadata, unmerge_metadata
+from .merge import MERGE_MARK, before_marked_merge, merge_mark, merge_metadata, unmerge_metadata
 
 if TYPE_CHECKING:
     from ..management import ManagementClient
@@ -250,7 +250,8 @@ def _found_linked(client: ManagementClient, row: _Row, primary: Mapping[str, Any
     if dry_run or log is None:
         return []
     added = _complete_merge(client, row, primary, previous.get("secondary_profile"))
-    if interrupted:
+    if interrupted:  # stopped after its link, perhaps before the mark was cleared
+        _clear_mark(client, row, primary)
         log.write({**row.keys, "event": "done", "recovered": True})
     elif previous.get("event") != "already linked" or added:
         log.write({**row.keys, "event": "already linked", "metadata_added": added})
@@ -268,6 +269,16 @@ def _complete_merge(client: ManagementClient, row: _Row, primary: Mapping[str, A
     return sorted(missing)
 
 
+def _clear_mark(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
+                taken_back: Mapping[str, Any] | None = None) -> None:
+    """Remove the secondary's merge mark from the primary (with ``taken_back`` metadata, if any)."""
+    body: dict[str, Any] = {"user_metadata": dict(taken_back)} if taken_back else {}
+    if MERGE_MARK + row.secondary_id in (primary.get("app_metadata") or {}):
+        body["app_metadata"] = {MERGE_MARK + row.secondary_id: None}
+    if body:
+        client.update_user(row.primary_id, body)
+
+
 def _text_or_none(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
@@ -279,16 +290,23 @@ def _link_row(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
     refuses takes back only what this run merged (and only where the primary still holds it) and the
     run goes on; a link another run made meanwhile is "already linked"; a tenant in trouble (or a
     deadline passed) stops the run with the row "stopped" (resume from the journal)."""
-    # A retried row keeps what was read before anything changed, in its first attempt.
-    before = started["primary_metadata"] if started else primary.get("user_metadata") or {}
-    first_patch = started["metadata_patch"] if started else patch
+    mark_key = MERGE_MARK + row.secondary_id
+    mark = (primary.get("app_metadata") or {}).get(mark_key)
+    if started:  # a retried row keeps what was read before anything changed, in its first attempt
+        before, first_patch = started["primary_metadata"], started["metadata_patch"]
+    elif isinstance(mark, dict):  # another run's merge of this secondary is here, its link not made
+        before = before_marked_merge(primary.get("user_metadata"), mark)
+        first_patch = {**mark.get("written", {}), **patch}
+    else:
+        before, first_patch = primary.get("user_metadata") or {}, patch
     profile = started["secondary_profile"] if started else secondary
     log.write({**row.keys, "event": "started", "connection": row.connection, "tier": row.tier,
                "evidence": row.evidence, "risk": str(row.risk), "secondary_profile": profile,
                "primary_metadata": before, "metadata_patch": first_patch})
     try:
-        if patch:
-            client.update_user_metadata(row.primary_id, patch)
+        if patch:  # the merge and its mark in one PATCH: no reader sees one without the other
+            client.update_user(row.primary_id, {"user_metadata": patch,
+                                                "app_metadata": {mark_key: merge_mark(before, first_patch)}})
         client.link(row.primary_id, provider=row.provider, user_id=row.user_id)
     except (BadRequest, NotFound, AlreadyLinked) as exc:  # this request refused: why, the primary says
         try:
@@ -300,8 +318,8 @@ def _link_row(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
             log.write({**row.keys, "event": "already linked", "metadata_added": added})
             return "already linked", sorted(set(patch) | set(added))
         taken_back = unmerge_metadata(now.get("user_metadata"), before, first_patch) if now else {}
-        if taken_back:
-            client.update_user_metadata(row.primary_id, taken_back)
+        if now:
+            _clear_mark(client, row, now, taken_back)
         log.write({**row.keys, "event": "failed", "refused": True, "error": str(exc)})
         return f"failed: {exc}", []
     except Auth0Error as exc:  # the tenant is in trouble: stop here, resume later from the journal
@@ -309,5 +327,7 @@ def _link_row(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
         exc.add_note(f"apply_plan stopped at {row.secondary_id}: run it again with the journal "
                      f"{log.path} to resume")
         raise
+    if first_patch or isinstance(mark, dict):  # linked: the merge is this run's now, the mark done with
+        client.update_user(row.primary_id, {"app_metadata": {mark_key: None}})
     log.write({**row.keys, "event": "done"})
     return "linked", sorted(patch)

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import BadRequest, NotFound
 from ..identities import holds_identity
 from .journal import ROW_KEYS, Journal, unfinished
-from .merge import unmerge_metadata
+from .merge import MERGE_MARK, unmerge_metadata
 
 if TYPE_CHECKING:
     from ..management import ManagementClient
@@ -85,10 +85,15 @@ def _undo_row(client: ManagementClient, entry: Mapping[str, Any], log: Journal) 
         client.unlink(primary_id, provider, short)
     if ours:
         _restore_secondary(client, secondary_id, entry.get("secondary_profile") or {})
-    taken_back = unmerge_metadata(primary.get("user_metadata"), entry.get("primary_metadata"),
+    taken_back: dict[str, Any] = {}
+    undo_patch = unmerge_metadata(primary.get("user_metadata"), entry.get("primary_metadata"),
                                   entry.get("metadata_patch"))
+    if undo_patch:
+        taken_back["user_metadata"] = undo_patch
+    if MERGE_MARK + secondary_id in (primary.get("app_metadata") or {}):  # a stop left it: the merge is gone
+        taken_back["app_metadata"] = {MERGE_MARK + secondary_id: None}
     if taken_back:
-        client.update_user_metadata(primary_id, taken_back)
+        client.update_user(primary_id, taken_back)
     log.write({**keys, "event": "undone"})
     return "undone" if ours else "undone: never linked, merge taken back"
 
