@@ -240,7 +240,7 @@ class ManagementHTTP:
         """Wait ``seconds`` if the deadline leaves room for it and a request after; else fail now
         (waiting to be refused at the deadline helps nobody)."""
         if seconds >= deadline.remaining():
-            raise deadline.fail(error, f"{what} asked to wait {seconds:.1f} s, past the deadline") from None
+            raise deadline.fail(error, f"{what} ({seconds:.1f} s) would end past the deadline") from None
         self.sleep(seconds)
 
     def _timeout_within(self, deadline: Deadline) -> httpx2.Timeout:
@@ -263,7 +263,7 @@ class ManagementHTTP:
         pause = self.pacer.delay(time.time())
         if pause:
             empty = RateLimited("the rate limit's bucket is empty", status_code=429)
-            self.wait_within(pause, deadline, empty, "pacing")
+            self.wait_within(pause, deadline, empty, "the wait for the rate limit's bucket")
         if deadline.remaining() <= 0:
             raise deadline.fail(ConnectionFailed("no time left to send it"), "deadline passed")
         token = self.token_source()
@@ -292,7 +292,9 @@ class ManagementHTTP:
             delay = self.backoff * 2 ** min(waits, 6)
         refused = RateLimited("the tenant's rate limit refused it (429)", status_code=429,
                               reset_at=float(reset) if reset and reset.isdigit() else None)
-        self.wait_within(max(0.0, min(delay, 120.0)), deadline, refused, "the tenant")
+        asked = "the tenant's Retry-After" if reset is None and _seconds_asked(response) is not None \
+            else "the wait until the rate limit's reset"
+        self.wait_within(max(0.0, min(delay, 120.0)), deadline, refused, asked)
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         """The tenant's answer to one request: a 429 is waited out and sent again (up to
@@ -370,8 +372,8 @@ class ManagementHTTP:
                     if found is not None:
                         return found
                     pause = asked()
-                    self.wait_within(self.backoff * 2 ** attempt if pause is None else pause, deadline,
-                                     error, "a retry")
+                    why = "the backoff before a retry" if pause is None else "the tenant's Retry-After"
+                    self.wait_within(self.backoff * 2 ** attempt if pause is None else pause, deadline, error, why)
                 attempt += 1
                 self.stats.retries += 1
 
