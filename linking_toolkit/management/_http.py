@@ -373,7 +373,8 @@ class ManagementHTTP:
                         return found
                     pause = asked()
                     why = "the backoff before a retry" if pause is None else "the tenant's Retry-After"
-                    self.wait_within(self.backoff * 2 ** attempt if pause is None else pause, deadline, error, why)
+                    seconds = self.backoff * 2 ** attempt if pause is None else pause
+                    self.wait_within(seconds, deadline, error, why)
                 attempt += 1
                 self.stats.retries += 1
 
