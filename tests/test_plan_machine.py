@@ -26,6 +26,7 @@ from test_plan_teams import done_in, give_metadata, metadata_missing, tenant_sta
 
 from linking_toolkit import ManagementClient, Tenant
 from linking_toolkit.audit import apply_plan, audit_tenant, link_candidates, plan_links, undo
+from linking_toolkit.audit.merge import MERGE_MARK
 from linking_toolkit.errors import Auth0Error
 from linking_toolkit.identities import holds_identity
 from linking_toolkit.sandbox import Sandbox
@@ -159,7 +160,10 @@ class TwoAnalysts(RuleBasedStateMachine):
         planned = {r["secondary_id"]: r for run in self.runs
                    for r in run.plan.astype(object).to_dict("records")}
         for row in planned.values():
-            assert holds_identity(self.admin.get_user(row["primary_id"]), row["provider"], row["user_id"])
+            primary = self.admin.get_user(row["primary_id"])
+            assert holds_identity(primary, row["provider"], row["user_id"])
+            # every link made, so no merge mark is left on a primary
+            assert not [k for k in primary.get("app_metadata") or {} if k.startswith(MERGE_MARK)]
         assert metadata_missing(self.admin, self.rows, self.start_state) == []
         first, second = self.runs
         only_second = done_in(second.journal) - done_in(first.journal)

@@ -250,8 +250,8 @@ def _found_linked(client: ManagementClient, row: _Row, primary: Mapping[str, Any
     if dry_run or log is None:
         return []
     added = _complete_merge(client, row, primary, previous.get("secondary_profile"))
-    if interrupted:  # stopped after its link, perhaps before the mark was cleared
-        _clear_mark(client, row, primary)
+    _clear_mark(client, row, primary)  # linked: a merge mark left for this secondary is done with
+    if interrupted:
         log.write({**row.keys, "event": "done", "recovered": True})
     elif previous.get("event") != "already linked" or added:
         log.write({**row.keys, "event": "already linked", "metadata_added": added})
@@ -315,6 +315,7 @@ def _link_row(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
             now = {}
         if holds_identity(now, row.provider, row.user_id):  # another run linked it first: its merge is ours
             added = _complete_merge(client, row, now, profile)
+            _clear_mark(client, row, now)  # the mark this run's merge left, if the linker cleared its own
             log.write({**row.keys, "event": "already linked", "metadata_added": added})
             return "already linked", sorted(set(patch) | set(added))
         taken_back = unmerge_metadata(now.get("user_metadata"), before, first_patch) if now else {}
