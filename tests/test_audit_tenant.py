@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 import pandas as pd
 import pytest
+from test_plan_teams import tenant_state
 
 from linking_toolkit import ManagementClient, Tenant
 from linking_toolkit.audit import (
@@ -158,6 +159,7 @@ def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
                                                       "prefs": {"lang": "fr", "n": number}})
         admin.update_user_metadata(row.primary_id, {"prefs": {"lang": "en"}})
     before = snapshot(admin)
+    every_field = tenant_state(admin)
     expected: dict[str, dict[str, Any]] = {}
     for row in plan.itertuples():
         primary_meta = expected.get(row.primary_id, before[row.primary_id]["user_metadata"])
@@ -179,10 +181,13 @@ def test_apply_then_undo_returns_the_tenant_to_its_starting_state(
     started = [r for r in records if r["event"] == "started"]
     assert len(started) == len(plan) and all("identities" in r["secondary_profile"] for r in started)
 
-    undo(admin, journal)
+    undone = undo(admin, journal)
     assert snapshot(admin) == before
-    undo(admin, journal)  # a second undo finds nothing left to do
-    assert snapshot(admin) == before
+    assert tenant_state(admin) == every_field  # field by field, but what Auth0 itself changes
+    assert set(undone["status"]) == {"undone"} and len(undone) == len(plan)
+    again = undo(admin, journal)  # a second undo finds nothing left to do
+    assert set(again["status"]) == {"already undone"}
+    assert tenant_state(admin) == every_field
 
 
 class Killed(BaseException):
@@ -294,7 +299,7 @@ def test_a_run_stopped_by_server_errors_or_rate_limits_resumes_from_its_journal(
             apply_plan(troubled, plan, dry_run=False, journal=journal)
     assert count["links"] == 2 and count["refused"] >= 1
     events = [json.loads(line)["event"] for line in journal.read_text().splitlines()]
-    assert events == ["started", "done", "started", "done", "started", "failed"]
+    assert events == ["started", "done", "started", "done", "started", "stopped"]  # outcome unknown
 
     done = apply_plan(admin, plan, dry_run=False, journal=journal)
     assert done["status"].tolist() == ["already done (journal)"] * 2 + ["linked"] * (len(plan) - 2)
@@ -322,6 +327,9 @@ def test_a_row_the_tenant_refuses_is_reported_and_gives_the_merged_metadata_back
     assert (admin.get_user(primary).get("user_metadata") or {}) == before
     events = [json.loads(line)["event"] for line in (tmp_path / "j.jsonl").read_text().splitlines()]
     assert events == ["started", "failed"]
+    undone = undo(admin, tmp_path / "j.jsonl")  # nothing was linked: nothing is unlinked
+    assert undone["status"].tolist() == ["nothing to undo: the tenant refused the link"]
+    assert (admin.get_user(primary).get("user_metadata") or {}) == before
 
 
 def test_both_paths_give_frames_with_the_documented_columns_and_dtypes(

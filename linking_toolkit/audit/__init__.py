@@ -13,7 +13,9 @@ journal. One room per job, each importing only the rooms above it in this list:
 - ``report``: styled summaries and the chart;
 - ``fetch``: reading a tenant (paging, an export job, or a partitioned search) or an export file;
 - ``journal``: the file ``apply_plan`` writes and ``undo`` reads;
-- ``plan``: link plans, the metadata merge, ``apply_plan`` and ``undo``.
+- ``merge``: the metadata merge of a link and its inverse;
+- ``plan``: link plans and ``apply_plan``;
+- ``undoing``: ``undo``, which reverses only what its own journal's run did.
 
 Examples
 --------
@@ -35,7 +37,8 @@ from .candidates import (
 from .fetch import METHODS, IncompleteAudit, audit_export_file, audit_tenant, export_format
 from .frames import AUDIT_FIELDS, Audit, audit_records, normalise_email
 from .journal import Journal
-from .plan import PLAN_COLUMNS, apply_plan, merge_metadata, plan_links, undo
+from .merge import merge_metadata, unmerge_metadata
+from .plan import PLAN_COLUMNS, apply_plan, plan_links
 from .report import (
     candidates_by_risk,
     candidates_by_tier,
@@ -44,6 +47,7 @@ from .report import (
     plot_audit,
     plot_evidence,
 )
+from .undoing import undo
 
 __all__ = [
     "AUDIT_FIELDS",
@@ -74,4 +78,5 @@ __all__ = [
     "plot_evidence",
     "risk_now",
     "undo",
+    "unmerge_metadata",
 ]

@@ -22,22 +22,38 @@ __all__ = [
     "ROW_KEYS",
     "UNFINISHED",
     "Journal",
+    "unfinished",
 ]
 
 # What names one row of a plan in every record, and in apply_plan's result.
 ROW_KEYS = ("primary_id", "secondary_id", "provider", "user_id")
 # What every record holds; a line without them is not a record.
 RECORD_KEYS = ("event", *ROW_KEYS)
-# The events of a row begun and not done: a run stopped there (killed, or the tenant in trouble).
-UNFINISHED = ("started", "failed")
+# The events of a row begun whose outcome is unknown: a run stopped there (killed, the tenant in
+# trouble, a deadline passed). "failed" is not one: the tenant refused the link and nothing stayed.
+UNFINISHED = ("started", "stopped")
+
+
+def unfinished(record: Mapping[str, Any]) -> bool:
+    """Whether a row's last event leaves its outcome unknown (a run stopped there: look at the tenant).
+
+    A "failed" written before refusals were told apart from a tenant in trouble (no ``refused``
+    flag) counts as unfinished: it may have been either.
+    """
+    event = record.get("event")
+    return event in UNFINISHED or (event == "failed" and "refused" not in record)
 
 
 class Journal:
     """A JSON-lines file of what ``apply_plan`` did, one record per event, flushed and synced each.
 
-    Records: ``{"event": "started"|"done"|"failed"|"undone", "primary_id", "secondary_id",
-    "provider", "user_id", ...}``; "started" holds the secondary's full profile and the primary's
-    ``user_metadata`` as they were before the link, so ``undo`` can restore them.
+    Records: ``{"event": ..., "primary_id", "secondary_id", "provider", "user_id", ...}``, the
+    event one of "started" (it holds the secondary's full profile, the primary's ``user_metadata``
+    before the merge and the merge's PATCH, so ``undo`` can restore them), "done" (linked by this
+    run: its own request, or a stopped row found linked when it resumed, ``recovered``), "failed"
+    (the tenant refused the link, ``refused``; what this run merged was taken back), "stopped" (the
+    outcome is unknown: the tenant in trouble or a deadline passed), "already linked" (someone else
+    linked it: ``undo`` leaves it) and "undone".
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -91,9 +107,11 @@ class Journal:
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for record in self.read():
             entry = out.setdefault((record["primary_id"], record["secondary_id"]), {})
-            if record["event"] == "started" and entry.get("event") in UNFINISHED:
+            if record["event"] == "started" and entry and unfinished(entry):
                 entry["event"] = "started"
                 continue
+            if record["event"] == "started":  # a new attempt: nothing of the last one holds
+                entry.clear()
             entry.update(record)
         return out
 

@@ -4,12 +4,14 @@ A plan is a frame an analyst can read and edit (``plan_links``). ``apply_plan`` 
 rows before any request, checks each safe row again on the users as they are now, merges the
 secondary's ``user_metadata`` into the primary's (``merge_metadata``: Auth0 drops it at the link)
 and journals every step, so an interrupted run resumes without linking twice and ``undo`` can put
-every user back as it was.
+every user back as it was. Each row is idempotent: two runs of overlapping plans at once (two
+analysts, two laptops: Auth0 has no lock between them) agree, since the merge is deterministic, a
+row found linked by the other is "already linked" (its merge completed if missing), and a refused
+row takes back only what this run wrote.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -22,7 +24,8 @@ from ..errors import AlreadyLinked, Auth0Error, BadRequest, NotFound, UnsafeLink
 from ..identities import holds_identity
 from .candidates import RISKS, TIERS, risk_now
 from .frames import Audit
-from .journal import ROW_KEYS, UNFINISHED, Journal
+from .journal import ROW_KEYS, Journal, unfinished
+from .merge import MERGE_MARK, before_marked_merge, merge_mark, merge_metadata, unmerge_metadata
 
 if TYPE_CHECKING:
     from ..management import ManagementClient
@@ -31,9 +34,7 @@ __all__ = [
     "PLAN_COLUMNS",
     "PLAN_REQUIRED",
     "apply_plan",
-    "merge_metadata",
     "plan_links",
-    "undo",
 ]
 
 PLAN_COLUMNS = [*ROW_KEYS, "connection", "tier", "risk", "reasons", "evidence", "allow_unsafe"]
@@ -107,31 +108,6 @@ def _check_plan(plan: pd.DataFrame) -> None:
     if same.any():
         raise ValueError(f"plan row(s) {', '.join(map(str, plan.index[same.to_numpy(dtype=bool)][:5]))} "
                          "link a user to itself")
-
-
-def merge_metadata(primary: Mapping[str, Any] | None, secondary: Mapping[str, Any] | None,
-                   ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Merge a secondary's ``user_metadata`` into the primary's before a link (Auth0 drops it).
-
-    The rule: the primary's keys win; keys only the secondary has are added; when both hold a
-    dict under one key, the two dicts are merged one level deep by the same rule. Returns
-    ``(merged, patch, conflicts)``: the result, the top-level keys to send in a PATCH (Auth0
-    replaces each top-level key it is sent), and the keys where the secondary's value was dropped.
-    """
-    merged = dict(primary or {})
-    patch: dict[str, Any] = {}
-    conflicts: list[str] = []
-    for key, value in (secondary or {}).items():
-        if key not in merged:
-            merged[key] = patch[key] = value
-        elif isinstance(merged[key], dict) and isinstance(value, dict):
-            inner = {**value, **merged[key]}
-            conflicts += [f"{key}.{k}" for k in value if k in merged[key] and merged[key][k] != value[k]]
-            if inner != merged[key]:
-                merged[key] = patch[key] = inner
-        elif merged[key] != value:
-            conflicts.append(key)
-    return merged, patch, conflicts
 
 
 @dataclass(frozen=True)
@@ -241,15 +217,17 @@ def _apply_row(client: ManagementClient, row: _Row, previous: Mapping[str, Any],
         primary = client.get_user(row.primary_id)
     except NotFound:  # deleted since the audit: nothing is sent for this row
         return row.outcome("primary not found")
-    interrupted = previous.get("event") in UNFINISHED
-    # linked already (by us before a crash, or by anyone)
+    interrupted = bool(previous) and unfinished(previous)
     if holds_identity(primary, row.provider, row.user_id):
-        if log is not None and not dry_run and interrupted:
-            log.write({**row.keys, "event": "done", "recovered": True})
-        return row.outcome("already linked")
+        return row.outcome("already linked", _found_linked(client, row, primary, previous, log,
+                                                           interrupted=interrupted, dry_run=dry_run))
     try:
         secondary = client.get_user(row.secondary_id)
-    except NotFound:
+    except NotFound:  # gone since the first read: perhaps another run has just linked it
+        primary = client.get_user(row.primary_id)
+        if holds_identity(primary, row.provider, row.user_id):
+            return row.outcome("already linked", _found_linked(client, row, primary, previous, log,
+                                                               interrupted=interrupted, dry_run=dry_run))
         return row.outcome("secondary not found")
     now = None if row.secondary_id in allowances.trusted else risk_now(primary, secondary)
     if now is not None:  # the plan said safe, the tenant no longer does (or the plan was made by hand)
@@ -258,8 +236,47 @@ def _apply_row(client: ManagementClient, row: _Row, previous: Mapping[str, Any],
     if dry_run:
         return row.outcome("would link", sorted(patch), conflicts)
     assert log is not None
-    status = _link_row(client, row, primary, secondary, patch, previous if interrupted else None, log)
-    return row.outcome(status, sorted(patch), conflicts)
+    status, added = _link_row(client, row, primary, secondary, patch, previous if interrupted else None, log)
+    return row.outcome(status, sorted(added), conflicts)
+
+
+def _found_linked(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
+                  previous: Mapping[str, Any], log: Journal | None, *, interrupted: bool,
+                  dry_run: bool) -> list[str]:
+    """A row whose link is already made: its merge completed where the journal knows the secondary,
+    and journaled as this run's ("done", ``recovered``) only if this run stopped mid-row: then its own
+    request may have made it and nothing on the tenant says otherwise. Else "already linked": another
+    run's link, which ``undo`` leaves. The metadata keys this added."""
+    if dry_run or log is None:
+        return []
+    added = _complete_merge(client, row, primary, previous.get("secondary_profile"))
+    _clear_mark(client, row, primary)  # linked: a merge mark left for this secondary is done with
+    if interrupted:
+        log.write({**row.keys, "event": "done", "recovered": True})
+    elif previous.get("event") != "already linked" or added:
+        log.write({**row.keys, "event": "already linked", "metadata_added": added})
+    return added
+
+
+def _complete_merge(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
+                    secondary: Mapping[str, Any] | None) -> list[str]:
+    """Send what the (deterministic) merge of ``secondary`` still lacks on the primary; its keys."""
+    if not secondary:
+        return []
+    _, missing, _ = merge_metadata(primary.get("user_metadata"), secondary.get("user_metadata"))
+    if missing:
+        client.update_user_metadata(row.primary_id, missing)
+    return sorted(missing)
+
+
+def _clear_mark(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
+                taken_back: Mapping[str, Any] | None = None) -> None:
+    """Remove the secondary's merge mark from the primary (with ``taken_back`` metadata, if any)."""
+    body: dict[str, Any] = {"user_metadata": dict(taken_back)} if taken_back else {}
+    if MERGE_MARK + row.secondary_id in (primary.get("app_metadata") or {}):
+        body["app_metadata"] = {MERGE_MARK + row.secondary_id: None}
+    if body:
+        client.update_user(row.primary_id, body)
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -268,65 +285,50 @@ def _text_or_none(value: Any) -> str | None:
 
 def _link_row(client: ManagementClient, row: _Row, primary: Mapping[str, Any],
               secondary: Mapping[str, Any], patch: dict[str, Any], started: Mapping[str, Any] | None,
-              log: Journal) -> str:
-    """Journal, merge the metadata, link, journal; the status. A row the tenant refuses gives the
-    merged keys back and the run goes on; a tenant in trouble stops it (resume from the journal)."""
-    # A retried row keeps what was read before anything changed, in its first attempt.
-    before = started["primary_metadata"] if started else primary.get("user_metadata") or {}
-    first_patch = started["metadata_patch"] if started else patch
+              log: Journal) -> tuple[str, list[str]]:
+    """Journal, merge the metadata, link, journal; the status and the keys merged. A row the tenant
+    refuses takes back only what this run merged (and only where the primary still holds it) and the
+    run goes on; a link another run made meanwhile is "already linked"; a tenant in trouble (or a
+    deadline passed) stops the run with the row "stopped" (resume from the journal)."""
+    mark_key = MERGE_MARK + row.secondary_id
+    mark = (primary.get("app_metadata") or {}).get(mark_key)
+    if started:  # a retried row keeps what was read before anything changed, in its first attempt
+        before, first_patch = started["primary_metadata"], started["metadata_patch"]
+    elif isinstance(mark, dict):  # another run's merge of this secondary is here, its link not made
+        before = before_marked_merge(primary.get("user_metadata"), mark)
+        first_patch = {**mark.get("written", {}), **patch}
+    else:
+        before, first_patch = primary.get("user_metadata") or {}, patch
+    profile = started["secondary_profile"] if started else secondary
     log.write({**row.keys, "event": "started", "connection": row.connection, "tier": row.tier,
-               "evidence": row.evidence, "risk": str(row.risk),
-               "secondary_profile": started["secondary_profile"] if started else secondary,
+               "evidence": row.evidence, "risk": str(row.risk), "secondary_profile": profile,
                "primary_metadata": before, "metadata_patch": first_patch})
     try:
-        if patch:
-            client.update_user_metadata(row.primary_id, patch)
+        if patch:  # the merge and its mark in one PATCH: no reader sees one without the other
+            client.update_user(row.primary_id, {"user_metadata": patch,
+                                                "app_metadata": {mark_key: merge_mark(before, first_patch)}})
         client.link(row.primary_id, provider=row.provider, user_id=row.user_id)
-    except (BadRequest, NotFound, AlreadyLinked) as exc:  # this row refused: go on with the next
-        if first_patch:  # the link will not happen: the primary gives the merged keys back
-            client.update_user_metadata(row.primary_id, {k: before.get(k) for k in first_patch})
-        log.write({**row.keys, "event": "failed", "error": str(exc)})
-        return f"failed: {exc}"
+    except (BadRequest, NotFound, AlreadyLinked) as exc:  # this request refused: why, the primary says
+        try:
+            now = client.get_user(row.primary_id)
+        except NotFound:
+            now = {}
+        if holds_identity(now, row.provider, row.user_id):  # another run linked it first: its merge is ours
+            added = _complete_merge(client, row, now, profile)
+            _clear_mark(client, row, now)  # the mark this run's merge left, if the linker cleared its own
+            log.write({**row.keys, "event": "already linked", "metadata_added": added})
+            return "already linked", sorted(set(patch) | set(added))
+        taken_back = unmerge_metadata(now.get("user_metadata"), before, first_patch) if now else {}
+        if now:
+            _clear_mark(client, row, now, taken_back)
+        log.write({**row.keys, "event": "failed", "refused": True, "error": str(exc)})
+        return f"failed: {exc}", []
     except Auth0Error as exc:  # the tenant is in trouble: stop here, resume later from the journal
-        log.write({**row.keys, "event": "failed", "error": str(exc)})
+        log.write({**row.keys, "event": "stopped", "error": str(exc)})
+        exc.add_note(f"apply_plan stopped at {row.secondary_id}: run it again with the journal "
+                     f"{log.path} to resume")
         raise
+    if first_patch or isinstance(mark, dict):  # linked: the merge is this run's now, the mark done with
+        client.update_user(row.primary_id, {"app_metadata": {mark_key: None}})
     log.write({**row.keys, "event": "done"})
-    return "linked"
-
-
-def undo(client: ManagementClient, journal: str | os.PathLike[str], *,
-         progress: bool = False) -> pd.DataFrame:
-    """Undo the links a journal records, newest first: unlink, then restore the secondary's
-    ``user_metadata`` / ``app_metadata`` and the primary's metadata keys the merge changed.
-
-    Resumable too: rows already "undone" are skipped, and an unlink the tenant already did counts.
-    The restored secondary is a new user with the old id (Auth0 recreates it from the identity):
-    its created_at, last_login and logins_count start again, as on Auth0.
-    """
-    from tqdm.auto import tqdm
-
-    log = Journal(journal)
-    if not log.path.exists():  # a mistyped path must not look like "nothing to undo"
-        raise FileNotFoundError(f"no journal at {log.path}")
-    state = log.state()
-    out = []
-    entries = [e for e in state.values() if e.get("event") in ("done", *UNFINISHED)]
-    for entry in tqdm(list(reversed(entries)), desc="undo", disable=not progress):
-        keys = {k: entry[k] for k in ROW_KEYS}
-        primary_id, secondary_id, provider, short = keys.values()
-        primary = client.get_user(primary_id)
-        if holds_identity(primary, provider, short):  # else never linked, or unlinked by a previous undo
-            client.unlink(primary_id, provider, short)
-        profile = entry.get("secondary_profile") or {}
-        restore = {k: profile[k] for k in ("user_metadata", "app_metadata") if profile.get(k)}
-        if restore:
-            with contextlib.suppress(NotFound):
-                client.update_user(secondary_id, restore)
-        before = entry.get("primary_metadata") or {}
-        patch = entry.get("metadata_patch") or {}
-        undo_patch = {k: before.get(k) for k in patch}  # None removes a key the merge added
-        if undo_patch:
-            client.update_user_metadata(primary_id, undo_patch)
-        log.write({**keys, "event": "undone"})
-        out.append({"primary_id": primary_id, "secondary_id": secondary_id, "status": "undone"})
-    return pd.DataFrame(out, columns=["primary_id", "secondary_id", "status"])
+    return "linked", sorted(patch)

@@ -10,10 +10,11 @@ The rules of linking two *sessions* (what ``link``/``unlink`` refuse) live in
 
 from ..errors import JobFailed
 from ._http import ManagementStats, TokenSource
-from .client import SEARCH_CAP, ManagementClient
+from .client import DEFAULT_DEADLINE, SEARCH_CAP, ManagementClient
 from .credentials import ClientCredentials
 
 __all__ = [
+    "DEFAULT_DEADLINE",
     "SEARCH_CAP",
     "ClientCredentials",
     "JobFailed",

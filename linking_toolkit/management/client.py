@@ -21,7 +21,6 @@ import httpx2
 
 from ..errors import Auth0Error, BadRequest, JobFailed, NotFound, TenantError
 from ..identities import holds_identity
-from ..tenant import DEFAULT_TIMEOUT
 from ..tokens import unverified_claims
 from ._http import ManagementHTTP, ManagementStats, TokenSource, path_id
 from .credentials import ClientCredentials
@@ -30,12 +29,17 @@ if TYPE_CHECKING:
     from ..tenant import Tenant
     from ..tokens import Session
 
-__all__ = ["SEARCH_CAP", "ManagementClient"]
+__all__ = ["DEFAULT_DEADLINE", "MANAGEMENT_TIMEOUT", "SEARCH_CAP", "ManagementClient"]
 
 logger = logging.getLogger("linking_toolkit.management")
 
 # Auth0 pages only the first 1000 results of a search; past that an export job is the way.
 SEARCH_CAP = 1000
+# One call, retries and waits included, ends within this (seconds): a tenant that stops answering or
+# rate-limits without end costs two minutes, not an hour.
+DEFAULT_DEADLINE = 120.0
+# Each request: a tenant that does not take the connection is known in seconds, a slow answer waited for.
+MANAGEMENT_TIMEOUT = httpx2.Timeout(30.0, connect=5.0)
 
 
 class ManagementClient:
@@ -44,6 +48,11 @@ class ManagementClient:
     ``token_source`` is a callable returning a valid access token for the Management API audience:
     a user session's token (``from_session``) or a machine-to-machine token renewed before expiry
     (``from_client_credentials``). ``transport`` is for tests that must inject a fault.
+
+    ``deadline`` (seconds, :data:`DEFAULT_DEADLINE`) bounds each call whole: its retries, its waits
+    for the rate limit (``Retry-After`` on a 429 or a 503 is honoured only within it) and, for a
+    link, the read that checks whether it happened. Past it the call raises at once, with the
+    request and the time it waited in the message. ``timeout`` bounds each request (connect: 5 s).
 
     Examples
     --------
@@ -57,15 +66,16 @@ class ManagementClient:
         token_source: TokenSource,
         *,
         transport: httpx2.BaseTransport | None = None,
-        timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
+        timeout: httpx2.Timeout = MANAGEMENT_TIMEOUT,
         max_retries: int = 3,
         backoff: float = 0.5,
         max_rate_limit_waits: int = 30,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.tenant = tenant
         self._api = ManagementHTTP(tenant, token_source, transport=transport, timeout=timeout,
                                    max_retries=max_retries, backoff=backoff,
-                                   max_rate_limit_waits=max_rate_limit_waits)
+                                   max_rate_limit_waits=max_rate_limit_waits, deadline=deadline)
         tenant.register_client(self)  # Tenant.close() closes this pool too, not only garbage collection
 
     # -- construction ----------------------------------------------------------------------------
@@ -243,11 +253,16 @@ class ManagementClient:
             if not isinstance(error, TenantError) or target is None or attempt >= self._api.max_retries:
                 raise error
             logger.debug("link failed (%s); checking whether it happened", type(error).__name__)
-            profile = self.get_user(primary_id)
+            try:
+                profile = self.get_user(primary_id)
+            except Auth0Error:  # the error to show is the link's: the check only failed to tell
+                error.add_note(f"whether the link happened is unknown: reading {primary_id} failed too")
+                raise error from None
             # Found: done. Known not to have happened: sending it again is now safe.
             return list(profile.get("identities") or []) if holds_identity(profile, *target) else None
 
-        return self._api.retrying(lambda: self._api.array("POST", path, safe=False, json=body), recover)
+        return self._api.retrying(lambda: self._api.array("POST", path, safe=False, json=body), recover,
+                                  request=("POST", path))
 
     def unlink(self, primary_id: str, provider: str, user_id: str) -> list[dict[str, Any]]:
         """``DELETE /users/{id}/identities/{provider}/{user_id}``; returns the remaining identities.
@@ -266,7 +281,8 @@ class ManagementClient:
                     return list(profile.get("identities") or [])
             raise error
 
-        result = self._api.retrying(lambda: self._api.call("DELETE", path, safe=False), recover)
+        result = self._api.retrying(lambda: self._api.call("DELETE", path, safe=False), recover,
+                                    request=("DELETE", path))
         return result if isinstance(result, list) else []
 
     # -- export jobs -----------------------------------------------------------------------------

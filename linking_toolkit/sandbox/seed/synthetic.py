@@ -328,7 +328,7 @@ class _RowBuilder:
             login = self.last_login[a] if self.login[a] else None
             phone = t.phone_number[a]  # a root phone number counts as verified with a verified email
             user_rows.append((full, profile["email"], int(self.verified[a]), t.username[a], phone,
-                              int(phone is not None and self.verified[a]), profile["name"],
+                              int(bool(profile.get("phone_verified"))), profile["name"],
                               profile["nickname"], t.given[a], t.family[a], profile["picture"],
                               self.created[a], login or self.created[a], login, self.logins[a],
                               self._metadata(a)))
@@ -352,6 +352,9 @@ class _RowBuilder:
             profile["given_name"], profile["family_name"] = gn, fn
         if t.username[a] is not None:
             profile["username"] = t.username[a]
+        if t.phone_number[a] is not None:  # the root's phone, as the root row below has it
+            profile["phone_number"] = t.phone_number[a]
+            profile["phone_verified"] = self.verified[a]
         return profile
 
 

@@ -59,8 +59,9 @@ class LinkTables(UserTables):
             return [identity_json(i, with_profile=True) for i in self.identities_of(db, primary_id)]
 
     def unlink(self, primary_id: str, provider: str, secondary_short_id: str) -> list[dict[str, Any]]:
-        """Detach a linked identity and recreate it as a standalone user (from its profileData,
-        without metadata); one transaction. Returns the primary's remaining identities.
+        """Detach a linked identity and recreate it as a standalone user from its profileData
+        (``PROFILE_FIELDS``), without metadata, as Auth0 does; one transaction. Returns the
+        primary's remaining identities.
 
         An identity the primary does not hold changes nothing (DELETE is idempotent at Auth0).
         """
@@ -73,11 +74,18 @@ class LinkTables(UserTables):
                 if ident["position"] == 0:
                     raise LinkConflict("main_identity")
                 profile = json.loads(ident["profile_data"])
+                if not ident["is_social"] and "name" not in profile:
+                    # A database user created without a name has its email as the root name (as
+                    # ``POST /users`` makes it) but no name in profileData (the recordings).
+                    profile["name"] = profile.get("email")
                 db.execute("DELETE FROM identities WHERE provider = ? AND user_id = ?",
                            (provider, secondary_short_id))
                 self.insert_user(db, provider=provider, user_id=secondary_short_id,
                                  connection=ident["connection"], is_social=bool(ident["is_social"]),
                                  profile=profile, created_at=now_iso(),
                                  password_hash=ident["password_hash"])
+                # The identity keeps the profileData it came with, field for field.
+                db.execute("UPDATE identities SET profile_data = ? WHERE provider = ? AND user_id = ?",
+                           (ident["profile_data"], provider, secondary_short_id))
                 db.execute("UPDATE users SET updated_at = ? WHERE user_id = ?", (now_iso(), primary_id))
             return [identity_json(i, with_profile=True) for i in self.identities_of(db, primary_id)]

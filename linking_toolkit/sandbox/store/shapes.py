@@ -18,9 +18,11 @@ __all__ = [
     "user_json",
 ]
 
-# The profile claims an identity keeps as its ``profileData``.
+# The profile an identity keeps as its ``profileData``: the OAS's ``UserProfileData`` properties
+# (email, email_verified, name, username, given_name, family_name, phone_number, phone_verified) and
+# the recordings' nickname and picture. Unlink recreates the secondary user from exactly these.
 PROFILE_FIELDS = ("email", "email_verified", "name", "username", "given_name", "family_name",
-                  "nickname", "picture")
+                  "nickname", "picture", "phone_number", "phone_verified")
 
 
 def full_user_id(provider: str, user_id: str) -> str:

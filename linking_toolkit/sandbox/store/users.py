@@ -111,16 +111,17 @@ class UserTables(Database):
     ) -> str:
         """Insert a user and its main identity inside the caller's transaction; returns the full id.
 
-        ``profile`` holds the profile claims (email, email_verified, name, nickname, given_name,
-        family_name, picture, username); they become both the user's root profile and the
+        ``profile`` holds the profile claims (``PROFILE_FIELDS``: email, names, picture, username,
+        phone_number, phone_verified, ...); they become both the user's root profile and the
         identity's ``profile_data`` (which Auth0 shows once the identity is linked elsewhere).
         """
         full = full_user_id(provider, user_id)
         db.execute(
-            "INSERT INTO users(user_id, email, email_verified, username, name, nickname, given_name,"
-            " family_name, picture, created_at, updated_at, last_login, logins_count,"
-            " user_metadata, app_metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO users(user_id, email, email_verified, username, phone_number, phone_verified,"
+            " name, nickname, given_name, family_name, picture, created_at, updated_at, last_login,"
+            " logins_count, user_metadata, app_metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (full, profile.get("email"), int(bool(profile.get("email_verified"))), profile.get("username"),
+             profile.get("phone_number"), int(bool(profile.get("phone_verified"))),
              profile.get("name"), profile.get("nickname"), profile.get("given_name"),
              profile.get("family_name"), profile.get("picture"), created_at, created_at, last_login,
              logins_count, json.dumps(user_metadata or {}), json.dumps(app_metadata or {})),
