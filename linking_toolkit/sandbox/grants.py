@@ -108,7 +108,7 @@ class CodeGrant(AuthorizationCodeGrant):
         user = active_user(current_tenant(), row["user_id"])
         body = build_token_response(current_tenant(), client=self.request.client, user=user,
                                     scope=row["scope"], audience=row["audience"], nonce=row["nonce"],
-                                    auth_time=row["auth_time"])
+                                    auth_time=row["auth_time"], grant=row["grant_id"])
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 
@@ -226,7 +226,7 @@ class RefreshGrant(RefreshTokenGrant):
         scope = self.request.payload.scope or record.get_scope()
         body = build_token_response(tenant, client=self.request.client, user=user, scope=scope,
                                     audience=record.row["audience"], auth_time=record.row["auth_time"],
-                                    refresh_token=False)
+                                    refresh_token=False, grant=record.row["family"])
         body["refresh_token"] = successor
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
