@@ -73,7 +73,8 @@ def _error_page(message: str, status: int = 400) -> Response:
 
 def _with_cookie(response: Response, tx: LoginTransaction) -> Response:
     response.set_cookie(COOKIE_PREFIX + tx.id, tx.csrf, max_age=state.TRANSACTION_SECONDS,
-                        httponly=True, samesite="Lax", path=cookie_path())
+                        httponly=True, samesite="Lax", path=cookie_path(),
+                        secure=current_tenant().base_url.startswith("https://"))
     return response
 
 
@@ -151,7 +152,13 @@ def authorize() -> Response:
         "response_mode": response_mode,
     }
     prompts = set((args.get("prompt") or "").split())
+    max_age = args.get("max_age")
+    if max_age is not None and not (max_age.isascii() and max_age.isdigit()):
+        return fail("invalid_request", "max_age must be a number of seconds")
     found = find_session(tenant, request.cookies) if "login" not in prompts else None
+    # OIDC Core 3.1.2.1: a session older than max_age must log in again (max_age=0: always).
+    if found is not None and max_age is not None and time.time() - found[0].auth_time >= int(max_age):
+        found = None
     if found is not None and (not connection or connection == found[0].connection):
         session, owner = found
         try:
