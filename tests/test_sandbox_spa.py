@@ -221,7 +221,8 @@ def test_max_age_older_than_the_session_asks_for_a_login_again(tenant: Sandbox, 
     tokens = browser.post("/oauth/token", data={
         "grant_type": "authorization_code", "code": fresh["code"], "client_id": tenant.spa_client_id,
         "redirect_uri": CALLBACK, "code_verifier": params["verifier"]}).json()
-    claims = jwt.decode(tokens["id_token"], KeySet.import_key_set(browser.get("/.well-known/jwks.json").json()))
+    keys = KeySet.import_key_set(browser.get("/.well-known/jwks.json").json())
+    claims = jwt.decode(tokens["id_token"], keys)
     assert 0 <= time.time() - claims.claims["auth_time"] < 3600
     bad = query_of(authorize(browser, authorize_params(tenant, max_age="soon")))
     assert bad["error"] == "invalid_request"
