@@ -24,7 +24,7 @@ def as_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-def make_private(path: str) -> None:
+def _make_private(path: str) -> None:
     """Create the database file 0600 in one call, or tighten an existing looser one, before SQLite
     opens it: it holds client secrets, password hashes and every user's email. SQLite gives its
     ``-wal`` and ``-shm`` files the mode of the database file, so those follow. A symbolic link, at
@@ -54,7 +54,7 @@ class Database:
         self.path = path
         self._lock = threading.RLock()
         if path != ":memory:" and not path.startswith("file:"):
-            make_private(path)
+            _make_private(path)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         try:
