@@ -121,6 +121,34 @@ def test_code_works_once(sandbox: Sandbox) -> None:
     assert again.json() == {"error": "invalid_grant", "error_description": "Invalid authorization code"}
 
 
+def test_a_replayed_code_revokes_every_token_issued_from_it(sandbox: Sandbox) -> None:
+    """RFC 6749 §4.1.2 and RFC 9700 §4.2.1: a code presented twice was stolen or leaked, so what its
+    first use issued stops working: the refresh token (and its successors), and the access tokens at
+    the APIs the tenant serves (the Management API and /userinfo). Another login keeps working."""
+    verifier, challenge = pkce()
+    code = code_for(sandbox, challenge, scope="openid profile email offline_access read:current_user")
+    form = {"grant_type": "authorization_code", "client_id": sandbox.client_id, "code": code,
+            "code_verifier": verifier, "redirect_uri": REDIRECT}
+    first = token(sandbox, **form).json()
+    rotated = refresh(sandbox, first["refresh_token"]).json()
+    other = password_login(sandbox, audience=sandbox.management_audience,
+                           scope="openid profile email offline_access read:current_user").json()
+    me = f"{sandbox.base_url}/api/v2/users/{quote(verify(sandbox, first['id_token'])['sub'], safe='')}"
+
+    def works(access_token: str) -> tuple[int, int]:
+        bearer = {"Authorization": f"Bearer {access_token}"}
+        return (httpx2.get(me, headers=bearer).status_code,
+                httpx2.get(f"{sandbox.base_url}/userinfo", headers=bearer).status_code)
+
+    assert works(first["access_token"]) == (200, 200) and works(rotated["access_token"]) == (200, 200)
+    replay = token(sandbox, **form)
+    assert replay.status_code == 403 and replay.json()["error"] == "invalid_grant"
+    assert works(first["access_token"]) == (401, 401)
+    assert works(rotated["access_token"]) == (401, 401)  # issued from the code's refresh token
+    assert refresh(sandbox, rotated["refresh_token"]).json() == REFUSED
+    assert works(other["access_token"]) == (200, 200)
+
+
 @pytest.mark.parametrize("verifier", [None, "wrong-" + "x" * 50])
 def test_code_needs_the_right_verifier(sandbox: Sandbox, verifier: str | None) -> None:
     _, challenge = pkce()
@@ -734,3 +762,14 @@ def test_userinfo_refuses_an_expired_token_and_a_deleted_user(sandbox: Sandbox) 
     gone = userinfo(600)
     assert gone.status_code == 401 and gone.json() == {"error": "invalid_token",
                                                         "error_description": "The user no longer exists."}
+
+
+def test_loopback_redirect_is_exact_but_for_the_port(sandbox: Sandbox) -> None:
+    """RFC 8252 §7.3 lets the port vary, and nothing else: no userinfo before the host, and no
+    fragment anywhere (RFC 6749 §3.1.2), or a code could land somewhere the app never listens."""
+    _, challenge = pkce()
+    for uri in ("http://127.0.0.1:8765/callback#frag", "http://127.0.0.1:8765/callback#",
+                "http://evil@127.0.0.1:8765/callback", "http://a:b@localhost:8765/callback"):
+        refused = httpx2.get(authorize_url(sandbox, redirect_uri=uri, code_challenge=challenge,
+                                           code_challenge_method="S256"))
+        assert refused.status_code == 400 and "location" not in refused.headers, uri

@@ -343,3 +343,55 @@ def test_a_malformed_forwarded_prefix_is_not_a_cookie_path(sandbox: Sandbox) -> 
     for prefix in ("/a; Domain=evil.example", "no-slash", "/a b"):
         page = httpx2.get(url, headers={"X-Forwarded-Prefix": prefix})
         assert "Path=/;" in page.headers["set-cookie"] or page.headers["set-cookie"].endswith("Path=/")
+
+
+# -- guessing is limited, as Auth0's brute-force protection limits it ---------------------------------
+
+def test_ten_wrong_passwords_block_that_user_from_this_address_even_with_the_right_one() -> None:
+    """Auth0's brute-force protection: 10 consecutive failures for one user from one address, and
+    the token endpoint answers 429 too_many_attempts, the right password included; the login page
+    says so in words. Another user from the same address is not blocked."""
+    with Sandbox(seed=11) as tenant:
+        def password_grant(email: str, password: str) -> httpx2.Response:
+            return httpx2.post(f"{tenant.base_url}/oauth/token", data={
+                "grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": DATABASE,
+                "client_id": tenant.client_id, "username": email, "password": password, "scope": "openid"})
+
+        right = tenant.demo_user("ada@example.com")["password"]
+        assert password_grant("ada@example.com", right).status_code == 200
+        for _ in range(10):
+            assert password_grant("ada@example.com", "guess").status_code == 403
+        blocked = password_grant("ada@example.com", right)
+        assert blocked.status_code == 429
+        assert blocked.json() == {"error": "too_many_attempts", "error_description":
+                                  "Your account has been blocked after multiple consecutive login attempts."}
+        url, _ = start(tenant)
+        with pytest.raises(LoginPageError, match="Too many wrong passwords"):
+            tenant.approve_browser(url, connection=DATABASE, email="ada@example.com", password=right)
+        grace = tenant.demo_user("grace@example.com")["password"]
+        assert password_grant("grace@example.com", grace).status_code == 200
+
+
+def test_nine_wrong_passwords_then_the_right_one_start_the_count_again() -> None:
+    with Sandbox(seed=12) as tenant:
+        form = {"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": DATABASE,
+                "client_id": tenant.client_id, "username": "ada@example.com", "scope": "openid"}
+        right = tenant.demo_user("ada@example.com")["password"]
+        for _ in range(2):
+            for _ in range(9):
+                assert httpx2.post(f"{tenant.base_url}/oauth/token",
+                                   data={**form, "password": "guess"}).status_code == 403
+            assert httpx2.post(f"{tenant.base_url}/oauth/token",
+                               data={**form, "password": right}).status_code == 200
+
+
+def test_wrong_user_codes_are_limited_per_address() -> None:
+    """RFC 8628 §5.1: an eight-letter user code is safe only if it cannot be guessed at speed."""
+    with Sandbox(seed=13) as tenant:
+        started = httpx2.post(f"{tenant.base_url}/oauth/device/code",
+                              data={"client_id": tenant.client_id, "scope": "openid"}).json()
+        for _ in range(10):
+            wrong = httpx2.post(f"{tenant.base_url}/activate", data={"user_code": "BBBB-BBBB"})
+            assert wrong.status_code == 400
+        blocked = httpx2.post(f"{tenant.base_url}/activate", data={"user_code": started["user_code"]})
+        assert blocked.status_code == 429 and "Too many wrong codes" in blocked.text  # the right one too

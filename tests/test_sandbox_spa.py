@@ -13,11 +13,14 @@ import secrets
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from linking_toolkit.sandbox import Sandbox
 
@@ -205,6 +208,26 @@ def test_prompt_login_and_another_connection_show_the_login_page(tenant: Sandbox
     assert google.status_code == 302 and "simulated/google-oauth2/authorize" in google.headers["location"]
 
 
+def test_max_age_older_than_the_session_asks_for_a_login_again(tenant: Sandbox, browser) -> None:
+    """OIDC Core 3.1.2.1: max_age bounds how long ago the person logged in; max_age=0 always logs in.
+    A fresh enough session still answers at once, and the ID token says when the login was."""
+    query_of(log_in(tenant, browser, authorize_params(tenant)))
+    stale = authorize(browser, authorize_params(tenant, max_age="0"))
+    assert stale.status_code == 302 and "u/login?tx=" in stale.headers["location"]
+    silent = query_of(authorize(browser, authorize_params(tenant, max_age="0", prompt="none")))
+    assert silent["error"] == "login_required"
+    params = authorize_params(tenant, max_age="3600")
+    fresh = query_of(authorize(browser, params))
+    tokens = browser.post("/oauth/token", data={
+        "grant_type": "authorization_code", "code": fresh["code"], "client_id": tenant.spa_client_id,
+        "redirect_uri": CALLBACK, "code_verifier": params["verifier"]}).json()
+    keys = KeySet.import_key_set(browser.get("/.well-known/jwks.json").json())
+    claims = jwt.decode(tokens["id_token"], keys)
+    assert 0 <= time.time() - claims.claims["auth_time"] < 3600
+    bad = query_of(authorize(browser, authorize_params(tenant, max_age="soon")))
+    assert bad["error"] == "invalid_request"
+
+
 def test_logout_ends_the_session_and_redirects_to_an_allowed_url_only(tenant: Sandbox, browser) -> None:
     query_of(log_in(tenant, browser, authorize_params(tenant)))
     refused = browser.get("/v2/logout", params={"client_id": tenant.spa_client_id,
@@ -289,6 +312,10 @@ def test_on_https_the_session_cookie_is_samesite_none_and_secure() -> None:
             query_of(log_in(tenant, browser, authorize_params(tenant)))
             cookie = next(c for c in browser.cookies.jar if c.name.startswith("sbx_sso_"))
             assert cookie.secure and cookie.get_nonstandard_attr("SameSite") == "None"
+            # The login page's CSRF cookie is never sent over plain http either.
+            page = authorize(browser, authorize_params(tenant, prompt="login"))
+            csrf = [c for c in browser.cookies.jar if c.name.startswith("sbx_") and "_sso_" not in c.name]
+            assert page.status_code == 302 and csrf and all(c.secure for c in csrf)
 
 
 def test_two_sandboxes_in_one_process_each_allow_their_own_origin_only() -> None:

@@ -3,6 +3,7 @@ one process, and the rate-limit presets, all seen over HTTP as a client sees the
 
 from __future__ import annotations
 
+import stat
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,3 +202,23 @@ def test_a_stopped_sandbox_says_so_and_starts_again(tmp_path: Path) -> None:
         assert user_total(in_memory) == 10
     finally:
         in_memory.stop()
+
+
+def test_a_database_file_and_its_wal_and_shm_are_the_owners_alone(tmp_path: Path) -> None:
+    """The file holds client secrets, password hashes and every email: 0600 from its first byte, an
+    existing looser one tightened, and never reached through a symbolic link."""
+    db = tmp_path / "tenant.sqlite"
+    with Sandbox(db=str(db), seed=3) as tenant, management(tenant) as api:
+        created = api.post("/users", json={"connection": DATABASE, "email": "new@example.com",
+                                           "password": "Str0ng-enough-4-us!"})
+        assert created.status_code == 201, created.text
+        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        assert all(f.exists() for f in files)
+        assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {"0o600"}
+    db.chmod(0o644)
+    with Sandbox(db=str(db)):
+        assert oct(stat.S_IMODE(db.stat().st_mode)) == "0o600"
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(db)
+    with pytest.raises(ValueError, match="symbolic link"):
+        Sandbox(db=str(link)).start()

@@ -98,6 +98,10 @@ def loopback_match(registered: str, given: str) -> bool:
         return False
     if a.scheme != "http" or a.hostname not in LOOPBACK_HOSTS:
         return False
+    # Exact but for the port: no userinfo ("http://evil@127.0.0.1:PORT/"), no fragment (RFC 6749 §3.1.2),
+    # the host written as registered.
+    if "#" in given or "@" in b.netloc or b.netloc.rsplit(":", 1)[0] != a.netloc.rsplit(":", 1)[0]:
+        return False
     return (b.scheme, b.hostname, b.path or "/", b.query) == (a.scheme, a.hostname, a.path or "/", a.query)
 
 
@@ -237,6 +241,7 @@ def build_token_response(
     nonce: str | None = None,
     auth_time: int | None = None,
     refresh_token: bool = True,
+    grant: str | None = None,
 ) -> dict[str, Any]:
     """Auth0's token response for a user: access token, ID token when ``openid``, refresh token
     when ``offline_access`` was granted to a client allowed to refresh."""
@@ -246,12 +251,12 @@ def build_token_response(
     body: dict[str, Any] = {
         "access_token": mint_access_token(
             tenant, sub=user["user_id"], client_id=client.get_client_id(), scope=scope,
-            audience=audience or tenant.userinfo_url, gty=gty, now=now),
+            audience=audience or tenant.userinfo_url, gty=gty, now=now, grant=grant),
     }
     if "offline_access" in scopes and refresh_token and client.check_grant_type("refresh_token"):
         body["refresh_token"] = state.issue_refresh_token(
             tenant, client_id=client.get_client_id(), user_id=user["user_id"], scope=scope,
-            audience=audience, auth_time=auth_time)
+            audience=audience, auth_time=auth_time, family=grant)
     if "openid" in scopes:
         body["id_token"] = mint_id_token(tenant, user=user, client_id=client.get_client_id(),
                                          scope=scope, auth_time=auth_time, nonce=nonce, now=now)

@@ -94,7 +94,7 @@ def same_url(registered: str, given: str) -> bool:
         ports = a.port, b.port
     except ValueError:
         return False
-    if b.fragment or not b.hostname:
+    if "#" in given or "@" in b.netloc or not b.hostname:  # no fragment, no userinfo (RFC 6749 §3.1.2)
         return False
     return ((a.scheme.lower(), a.hostname, ports[0], a.path or "/", a.query)
             == (b.scheme.lower(), b.hostname, ports[1], b.path or "/", b.query))

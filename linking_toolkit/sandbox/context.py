@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from .attempts import FailedAttempts
 from .keys import SigningKeys
 from .store import Store
 
@@ -205,6 +206,9 @@ class TenantContext:
     # SSO sessions by the SHA-256 of their cookie's value (sessions.py), under sessions_lock.
     sso_sessions: dict[str, SsoSession] = field(default_factory=dict)
     sessions_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Failed logins by (connection, email, address) and wrong user codes by address (attempts.py).
+    failed_logins: FailedAttempts = field(default_factory=FailedAttempts)
+    failed_user_codes: FailedAttempts = field(default_factory=FailedAttempts)
 
     @property
     def issuer(self) -> str:

@@ -21,9 +21,10 @@ from authlib.oauth2.rfc6749.grants.base import TokenEndpointMixin
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc8628 import DeviceCodeGrant
 from authlib.oauth2.rfc8628.errors import AuthorizationPendingError, ExpiredTokenError, SlowDownError
-from flask import Flask
+from flask import Flask, request
 
 from . import oauth_state as state
+from .attempts import BLOCKED_DESCRIPTION, login_key
 from .authserver import (
     PASSWORD_REALM,
     SERVER_EXTENSION,
@@ -108,7 +109,7 @@ class CodeGrant(AuthorizationCodeGrant):
         user = active_user(current_tenant(), row["user_id"])
         body = build_token_response(current_tenant(), client=self.request.client, user=user,
                                     scope=row["scope"], audience=row["audience"], nonce=row["nonce"],
-                                    auth_time=row["auth_time"])
+                                    auth_time=row["auth_time"], grant=row["grant_id"])
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 
@@ -132,9 +133,14 @@ class PasswordRealmGrant(BaseGrant, TokenEndpointMixin):
         if connection is None or connection["is_social"]:
             raise OAuthError("invalid_request", "Unknown realm: the connection does not exist or "
                                                 "is not a database connection.")
+        attempt = login_key(form["realm"], form["username"], request.remote_addr)
+        if tenant.failed_logins.blocked(attempt):  # even the right password: that is the block
+            raise OAuthError("too_many_attempts", BLOCKED_DESCRIPTION, 429)
         identity = tenant.store.database_identity_by_email(form["realm"], form["username"])
         if identity is None or not verify_password(form["password"], identity["password_hash"]):
+            tenant.failed_logins.failed(attempt)
             raise OAuthError("invalid_grant", "Wrong email or password.", 403)
+        tenant.failed_logins.succeeded(attempt)
         self.request.client = client
         self.request.user = active_user(tenant, identity["owner"])
 
@@ -226,7 +232,7 @@ class RefreshGrant(RefreshTokenGrant):
         scope = self.request.payload.scope or record.get_scope()
         body = build_token_response(tenant, client=self.request.client, user=user, scope=scope,
                                     audience=record.row["audience"], auth_time=record.row["auth_time"],
-                                    refresh_token=False)
+                                    refresh_token=False, grant=record.row["family"])
         body["refresh_token"] = successor
         return 200, body, self.TOKEN_RESPONSE_HEADER
 

@@ -96,7 +96,7 @@ def userinfo() -> Response:
     auds = aud if isinstance(aud, list) else [aud]
     if (claims.get("iss") != tenant.issuer or tenant.userinfo_url not in auds
             or not isinstance(claims.get("exp"), int) or claims["exp"] < time.time()
-            or "openid" not in str(claims.get("scope", "")).split()):
+            or "openid" not in str(claims.get("scope", "")).split() or state.grant_revoked(tenant, claims)):
         return _unauthorized("invalid_token", "The access token is invalid or lacks the openid scope.")
     user = tenant.store.user_row(str(claims.get("sub")))
     if user is None:

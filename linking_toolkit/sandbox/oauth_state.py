@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from .context import LoginTransaction, TenantContext
+from .tokens import ACCESS_TOKEN_SECONDS
 
 __all__ = [
     "AUTHORIZATION_CODE_SECONDS",
@@ -27,6 +28,8 @@ __all__ = [
     "device_code_by_user",
     "finish_device_code",
     "get_transaction",
+    "grant_of",
+    "grant_revoked",
     "issue_refresh_token",
     "new_device_code",
     "new_transaction",
@@ -57,16 +60,30 @@ def save_authorization_code(tenant: TenantContext, params: dict[str, Any], user_
         scope=params["scope"], audience=params.get("audience"), user_id=user_id,
         nonce=params.get("nonce"), code_challenge=params.get("code_challenge"),
         code_challenge_method=params.get("code_challenge_method"), auth_time=auth_time,
-        expires_at=int(time.time()) + AUTHORIZATION_CODE_SECONDS)
+        expires_at=int(time.time()) + AUTHORIZATION_CODE_SECONDS, grant_id=secrets.token_hex(16))
     return code
 
 
 def consume_authorization_code(tenant: TenantContext, code: str, client_id: str) -> dict[str, Any] | None:
-    """The code's row if it was issued to ``client_id`` and is unexpired; read once, even under a race."""
-    row = tenant.store.take_authorization_code(_hash(code))
+    """The code's row if it was issued to ``client_id`` and is unexpired; read once, even under a race.
+    A replayed code revokes every token its first use issued (``Store.take_authorization_code``)."""
+    now = int(time.time())
+    row = tenant.store.take_authorization_code(_hash(code), now, now + ACCESS_TOKEN_SECONDS)
     if row is None or row["client_id"] != client_id or row["expires_at"] < time.time():
         return None
     return row
+
+
+def grant_of(claims: dict[str, Any]) -> str | None:
+    """The grant an access token was issued under (its ``jti`` is ``<grant_id>.<random>``), if any."""
+    jti = claims.get("jti")
+    return jti.split(".", 1)[0] if isinstance(jti, str) and "." in jti else None
+
+
+def grant_revoked(tenant: TenantContext, claims: dict[str, Any]) -> bool:
+    """Whether an access token belongs to a grant revoked by a replayed code."""
+    grant = grant_of(claims)
+    return grant is not None and tenant.store.grant_revoked(grant)
 
 
 # -- device codes ------------------------------------------------------------------------------------
@@ -115,10 +132,12 @@ def _new_refresh_token() -> str:
 
 
 def issue_refresh_token(tenant: TenantContext, *, client_id: str, user_id: str, scope: str,
-                        audience: str | None, auth_time: int) -> str:
-    """The first refresh token of a new family: every token rotated from it belongs to it."""
+                        audience: str | None, auth_time: int, family: str | None = None) -> str:
+    """The first refresh token of a new family (``family``: the grant of the code it comes from):
+    every token rotated from it belongs to it."""
     token = _new_refresh_token()
-    tenant.store.insert_refresh_token(_hash(token), family=secrets.token_hex(16), client_id=client_id,
+    tenant.store.insert_refresh_token(_hash(token), family=family or secrets.token_hex(16),
+                                      client_id=client_id,
                                       user_id=user_id, scope=scope, audience=audience, auth_time=auth_time,
                                       expires_at=int(time.time()) + REFRESH_TOKEN_SECONDS)
     return token

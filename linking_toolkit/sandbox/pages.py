@@ -32,6 +32,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from . import oauth_state as state
+from .attempts import login_key
 from .authserver import OAuthError, active_user, known_audience, oauth_server
 from .browser_apps import origin_of
 from .context import LoginTransaction, TenantContext, current_tenant
@@ -73,7 +74,8 @@ def _error_page(message: str, status: int = 400) -> Response:
 
 def _with_cookie(response: Response, tx: LoginTransaction) -> Response:
     response.set_cookie(COOKIE_PREFIX + tx.id, tx.csrf, max_age=state.TRANSACTION_SECONDS,
-                        httponly=True, samesite="Lax", path=cookie_path())
+                        httponly=True, samesite="Lax", path=cookie_path(),
+                        secure=current_tenant().base_url.startswith("https://"))
     return response
 
 
@@ -151,7 +153,13 @@ def authorize() -> Response:
         "response_mode": response_mode,
     }
     prompts = set((args.get("prompt") or "").split())
+    max_age = args.get("max_age")
+    if max_age is not None and not (max_age.isascii() and max_age.isdigit()):
+        return fail("invalid_request", "max_age must be a number of seconds")
     found = find_session(tenant, request.cookies) if "login" not in prompts else None
+    # OIDC Core 3.1.2.1: a session older than max_age must log in again (max_age=0: always).
+    if found is not None and max_age is not None and time.time() - found[0].auth_time >= int(max_age):
+        found = None
     if found is not None and (not connection or connection == found[0].connection):
         session, owner = found
         try:
@@ -240,9 +248,16 @@ def login_submit() -> Response:
     password = request.form.get("password", "")
     if not email or not password:
         return _login_page(tx, "Enter your email and password.", 400, email=email)
+    attempt = login_key(connection["name"], email, request.remote_addr)
+    if tenant.failed_logins.blocked(attempt):
+        return _login_page(tx, "Too many wrong passwords for this account from this computer: it is "
+                               "blocked for a while. Choose your name from the list, or try again later.",
+                           429, email=email)
     identity = tenant.store.database_identity_by_email(connection["name"], email)
     if identity is None or not verify_password(password, identity["password_hash"]):
+        tenant.failed_logins.failed(attempt)
         return _login_page(tx, "Wrong email or password.", 401, email=email)
+    tenant.failed_logins.succeeded(attempt)
     return _finish(tx, identity["owner"],
                    (identity["provider"], identity["user_id"], connection["name"]))
 
@@ -356,10 +371,17 @@ def activate_page() -> Response:
 def activate_submit() -> Response:
     tenant = current_tenant()
     typed = request.form.get("user_code", "")[:20]
+    address = request.remote_addr or ""
+    if tenant.failed_user_codes.blocked(address):  # RFC 8628 §5.1: user codes must not be guessable
+        return _page("activate.html", 429, user_code=typed,
+                     error="Too many wrong codes from this computer. Wait a few minutes, then type the "
+                           "code your device shows.")
     row = state.device_code_by_user(tenant, typed)
     if row is None:
+        tenant.failed_user_codes.failed(address)
         return _page("activate.html", 400, user_code=typed,
                      error="That code is invalid or has expired. Check your device and try again.")
+    tenant.failed_user_codes.succeeded(address)
     tx = state.new_transaction(tenant, "device", {"user_code": row["user_code"],
                                                   "client_id": row["client_id"], "scope": row["scope"]})
     response = _page("confirm.html", tx=tx, user_code=row["user_code"],

@@ -39,7 +39,10 @@ def mint_access_token(
     gty: str | None = None,
     expires_in: int = ACCESS_TOKEN_SECONDS,
     now: int | None = None,
+    grant: str | None = None,
 ) -> str:
+    """A signed access token; ``grant`` (the grant it was issued under) prefixes its ``jti``, so a
+    replayed code can revoke it."""
     now = int(time.time()) if now is None else now
     scopes = scope.split()
     aud: str | list[str] = audience
@@ -53,7 +56,7 @@ def mint_access_token(
         "exp": now + expires_in,
         "azp": client_id,
         "scope": " ".join(scopes),
-        "jti": secrets.token_urlsafe(12),
+        "jti": f"{grant}.{secrets.token_urlsafe(12)}" if grant else secrets.token_urlsafe(12),
     }
     if gty:
         claims["gty"] = gty

@@ -12,6 +12,7 @@ from flask import request
 from joserfc.errors import BadSignatureError, JoseError
 
 from ..context import current_tenant
+from ..oauth_state import grant_revoked
 from .errors import ApiError, unauthorized
 
 __all__ = ["SCOPE_MESSAGES", "Caller", "authenticate", "authorized_caller", "token_header"]
@@ -80,7 +81,7 @@ def authenticate() -> Caller:
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or exp <= time.time():
         unauthorized("Expired token received for JSON Web Token validation")
-    if claims.get("iss") != ctx.issuer:
+    if claims.get("iss") != ctx.issuer or grant_revoked(ctx, claims):  # revoked: its code was replayed
         unauthorized("Invalid token")
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []

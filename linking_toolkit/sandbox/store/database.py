@@ -6,7 +6,10 @@ interleave. ``read()`` holds the same lock, so a read sees no half-made change.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,12 +24,37 @@ def as_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+def _make_private(path: str) -> None:
+    """Create the database file 0600 in one call, or tighten an existing looser one, before SQLite
+    opens it: it holds client secrets, password hashes and every user's email. SQLite gives its
+    ``-wal`` and ``-shm`` files the mode of the database file, so those follow. A symbolic link, at
+    the file or at a ``-wal``/``-shm`` beside it, is refused: nothing is written through one."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if name == path else 0)
+        try:
+            fd = os.open(name, flags, 0o600)
+        except FileNotFoundError:
+            continue  # no -wal or -shm yet: SQLite makes them with the file's mode
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ValueError(f"the sandbox's database {name} is a symbolic link: give the file itself, "
+                                 "it holds the tenant's secrets") from None
+            raise
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+
 class Database:
     """A tenant's database file, or ``":memory:"`` (private to this store)."""
 
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
         self._lock = threading.RLock()
+        if path != ":memory:" and not path.startswith("file:"):
+            _make_private(path)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         try:

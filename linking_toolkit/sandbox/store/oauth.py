@@ -20,23 +20,40 @@ class OAuthTables(Database):
     def insert_authorization_code(self, code_hash: str, *, client_id: str, redirect_uri: str, scope: str,
                                   audience: str | None, user_id: str, nonce: str | None,
                                   code_challenge: str | None, code_challenge_method: str | None,
-                                  auth_time: int, expires_at: int) -> None:
+                                  auth_time: int, expires_at: int, grant_id: str) -> None:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO authorization_codes(code, client_id, redirect_uri, scope, audience, user_id,"
-                " nonce, code_challenge, code_challenge_method, auth_time, expires_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " nonce, code_challenge, code_challenge_method, auth_time, expires_at, grant_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (code_hash, client_id, redirect_uri, scope, audience, user_id, nonce, code_challenge,
-                 code_challenge_method, auth_time, expires_at),
+                 code_challenge_method, auth_time, expires_at, grant_id),
             )
 
-    def take_authorization_code(self, code_hash: str) -> dict[str, Any] | None:
-        """The code's row, deleted in the same transaction: a code works once, even under a race."""
+    def take_authorization_code(self, code_hash: str, now: int, revoke_until: int) -> dict[str, Any] | None:
+        """The code's row, marked used in the same transaction: a code works once, even under a race.
+
+        A code presented again revokes what its first use issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1):
+        the refresh tokens of its grant are deleted and the grant's access tokens are refused from now
+        on (until ``revoke_until``, when they expire anyway); None is returned."""
         with self.transaction() as db:
             row = db.execute("SELECT * FROM authorization_codes WHERE code = ?", (code_hash,)).fetchone()
-            if row is not None:
-                db.execute("DELETE FROM authorization_codes WHERE code = ?", (code_hash,))
+            if row is None:
+                return None
+            if row["used_at"] is not None:
+                if row["grant_id"]:
+                    db.execute("DELETE FROM refresh_tokens WHERE family = ?", (row["grant_id"],))
+                    db.execute("INSERT OR IGNORE INTO revoked_grants(grant_id, expires_at) VALUES (?, ?)",
+                               (row["grant_id"], revoke_until))
+                return None
+            db.execute("UPDATE authorization_codes SET used_at = ? WHERE code = ?", (now, code_hash))
+            # Used codes are kept for their lifetime only: an old one can no longer be replayed anyway.
+            db.execute("DELETE FROM authorization_codes WHERE used_at IS NOT NULL AND expires_at < ?", (now,))
+            db.execute("DELETE FROM revoked_grants WHERE expires_at < ?", (now,))
         return as_dict(row)
+
+    def grant_revoked(self, grant_id: str) -> bool:
+        return self.fetch_one("SELECT 1 FROM revoked_grants WHERE grant_id = ?", (grant_id,)) is not None
 
     # -- device codes -----------------------------------------------------------------------------
 

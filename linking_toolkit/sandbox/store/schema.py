@@ -97,7 +97,15 @@ CREATE TABLE IF NOT EXISTS authorization_codes (
     code_challenge        TEXT,
     code_challenge_method TEXT,
     auth_time             INTEGER NOT NULL,
-    expires_at            INTEGER NOT NULL
+    expires_at            INTEGER NOT NULL,
+    grant_id              TEXT,             -- names every token issued from the code (RFC 6749 §4.1.2)
+    used_at               INTEGER           -- kept after its one use, so a replay is recognised
+);
+-- Grants revoked because their code was presented twice: their access tokens (jti "<grant_id>.<n>")
+-- are refused by the Management API and /userinfo until they would have expired anyway.
+CREATE TABLE IF NOT EXISTS revoked_grants (
+    grant_id   TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS device_codes (
     device_code  TEXT PRIMARY KEY,
@@ -151,6 +159,7 @@ SCHEMA = "".join((_TABLES, *(f"CREATE INDEX IF NOT EXISTS {name} ON {on};\n"
 
 # Columns added since the first version of a table: a database file made before gains them on opening.
 _ADDED_COLUMNS = {"refresh_tokens": ("family TEXT", "used_at INTEGER", "expires_at INTEGER"),
+                  "authorization_codes": ("grant_id TEXT", "used_at INTEGER"),
                   "users": ("phone_number TEXT", "phone_verified INTEGER NOT NULL DEFAULT 0")}
 
 
