@@ -501,3 +501,19 @@ def test_odd_query_values_and_segments_never_answer_500(sandbox: Sandbox, api: h
         if response.status_code >= 400:
             assert_error(response, response.status_code)
     assert everyone(api) == before
+
+
+def test_an_auth0_custom_domain_header_out_of_its_bounds_is_refused_and_changes_nothing(
+        api: httpx2.Client, sandbox: Sandbox) -> None:
+    """The document declares the header as 3 to 255 characters; within them it is accepted (the
+    sandbox has no custom domains to use it for)."""
+    ada = enc(sandbox.demo_user("ada@example.com")["user_id"])
+    before = api.get(f"/users/{ada}").json()
+    for value in ("x" * 256, "ab"):
+        refused = api.patch(f"/users/{ada}", json={"name": "Changed"}, headers={"auth0-custom-domain": value})
+        assert refused.status_code == 400 and refused.json()["errorCode"] == "invalid_headers"
+        assert "auth0-custom-domain" in refused.json()["message"]
+    assert api.get(f"/users/{ada}").json() == before
+    fine = api.patch(f"/users/{ada}", json={"name": before["name"]},
+                     headers={"auth0-custom-domain": "login.example.com"})
+    assert fine.status_code == 200
