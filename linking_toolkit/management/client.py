@@ -21,6 +21,7 @@ import httpx2
 
 from ..errors import Auth0Error, BadRequest, JobFailed, NotFound, TenantError
 from ..identities import holds_identity
+from ..private_files import open_private
 from ..tenant import DEFAULT_TIMEOUT
 from ..tokens import unverified_claims
 from ._http import ManagementHTTP, ManagementStats, TokenSource, path_id
@@ -337,9 +338,10 @@ class ManagementClient:
 
     def download_export(self, job: Mapping[str, Any], dest: str | Path | None = None) -> Path:
         """Save a completed export job's file (as the tenant serves it: gzipped) and return its path.
-        A link past its lifetime (60 s on Auth0) is renewed once by asking the job again."""
+        A link past its lifetime (60 s on Auth0) is renewed once by asking the job again. The file
+        holds every user's email: created 0600, never through a symlink, a looser one tightened."""
         path = Path(dest) if dest is not None else Path(f"{job.get('id', 'users-export')}.json.gz")
-        with path.open("wb") as out:
+        with open_private(path, "wb") as out:
             for chunk in self._download(job):
                 out.write(chunk)
         return path
