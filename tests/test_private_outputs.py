@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import httpx2
@@ -106,3 +108,17 @@ def test_a_looser_journal_is_tightened_and_a_symlinked_one_refused(tmp_path: Pat
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         Journal(tmp_path / "linked.jsonl").write(record)
     assert elsewhere.read_text() == "kept"
+
+
+def test_the_signed_export_url_is_never_logged(admin, caplog: pytest.LogCaptureFixture,
+                                               tmp_path: Path) -> None:
+    job = admin.wait_for_job(admin.create_users_export(format="json", fields=["email"])["id"], poll=0.05)
+    query = urlsplit(job["location"]).query
+    assert query  # a signed link: its query is the bearer secret
+    with caplog.at_level(logging.INFO):
+        admin.download_export(job, tmp_path / "users.json.gz")
+        admin.get_job(job["id"])
+    lines = [record.getMessage() for record in caplog.records]
+    assert not [line for line in lines if query in line]
+    assert any("HTTP Request: GET" in line and urlsplit(job["location"]).path in line for line in lines)
+    assert any(f"/jobs/{job['id']}" in line for line in lines)  # other requests still logged

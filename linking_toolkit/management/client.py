@@ -8,8 +8,10 @@ failure the client looks at the primary user to see whether the link happened.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -324,7 +326,8 @@ class ManagementClient:
             if urlsplit(location)[:2] == urlsplit(self.tenant.base_url)[:2]:
                 headers["Authorization"] = f"Bearer {self.token_source()}"
             try:
-                with self._api.pool.stream("GET", location, headers=headers) as response:
+                with _UNLOGGED_URLS.hidden(location), \
+                        self._api.pool.stream("GET", location, headers=headers) as response:
                     if response.status_code == 200:
                         yield from response.iter_bytes()
                         return
@@ -361,6 +364,41 @@ class ManagementClient:
         for line in buffer.split(b"\n"):
             if line.strip():
                 yield json.loads(line)
+
+
+class _SignedUrlFilter(logging.Filter):
+    """Keeps the query (the signature) of the export links being downloaded out of httpx2's
+    "HTTP Request: GET <url>" lines: a pre-signed URL is a bearer secret; every other line is kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hidden(self, url: str) -> Iterator[None]:
+        with self._lock:
+            self._in_flight[url] = self._in_flight.get(url, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[url] -= 1
+                if not self._in_flight[url]:
+                    del self._in_flight[url]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 1 and self._in_flight and str(args[1]) in self._in_flight:
+            kept = urlsplit(str(args[1]))._replace(query="<signature hidden>" if urlsplit(str(args[1])).query
+                                                    else "")
+            record.args = (args[0], kept.geturl(), *args[2:])
+        return True
+
+
+# httpx2 logs every request on its "httpx2" logger at INFO, URL and all.
+_UNLOGGED_URLS = _SignedUrlFilter()
+logging.getLogger("httpx2").addFilter(_UNLOGGED_URLS)
 
 
 def _location_of(job: Mapping[str, Any]) -> str:
