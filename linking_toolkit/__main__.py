@@ -20,7 +20,9 @@ import pandas as pd
 
 from .audit import METHODS, RULE_TIERS, Audit, audit_tenant, link_candidates
 from .audit.candidates import check_candidate_options
+from .audit.csv_export import guard_formulas
 from .audit.engine import check_phone_paths
+from .private_files import open_private, private_dir
 
 __all__ = ["main", "write_audit"]
 
@@ -66,17 +68,21 @@ def _for_file(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
 def write_audit(result: Audit, candidates: pd.DataFrame, out: Path, fmt: str = "csv") -> dict[str, Any]:
     """Write the frames and a summary; returns the summary.
 
-    A new ``out`` directory is made readable by its owner only: the frames hold every user's email
-    and name, as the journal does.
+    The frames hold every user's email and name, as the journal does: each file is created 0600 (a
+    new ``out`` directory 0700), never through a symlink; a CSV cell a spreadsheet would run as a
+    formula carries Auth0's guard, a leading ``'`` (Parquet keeps the real value).
     """
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(out)
     for name, frame in (("users", result.users), ("identities", result.identities),
                         ("candidates", candidates)):
         frame = _for_file(frame, fmt)
+        # pandas writes to a handle we opened 0600, so no file of ours is ever made by its default mode
         if fmt == "parquet":
-            frame.to_parquet(out / f"{name}.parquet", index=False)
+            with open_private(out / f"{name}.parquet", "wb") as handle:
+                frame.to_parquet(handle, index=False)
         else:
-            frame.to_csv(out / f"{name}.csv", index=False)
+            with open_private(out / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+                guard_formulas(frame).to_csv(handle, index=False)
     summary = {
         "issuer": result.issuer,
         "taken_at": result.taken_at.isoformat(timespec="seconds"),
@@ -89,7 +95,8 @@ def write_audit(result: Audit, candidates: pd.DataFrame, out: Path, fmt: str = "
         "identities_per_connection": {str(k): int(v) for k, v in
                                       result.identities["connection"].value_counts().items()},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with open_private(out / "summary.json", "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

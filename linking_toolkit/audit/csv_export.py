@@ -5,14 +5,24 @@ every string cell is written ``"'value"`` (a leading single quote, inside double
 double quotes doubled); its own ISO 8601 dates are not escaped. Reading one undoes exactly that: a
 cell that starts with a single quote loses it. Identities come from an ``identities`` column of
 JSON text, or from the ``identities[N].connection``-style columns an export's fields name.
+
+Writing a CSV of our own puts the guard back (:func:`guard_formulas`): a cell that a spreadsheet
+would run (``=``, ``+``, ``-``, ``@``, tab, carriage return) or that starts with the guard itself
+gets a leading ``'``, so reading the file back with :func:`csv_select` gives the real value.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["csv_select"]
+import pandas as pd
+
+__all__ = ["csv_select", "guard_cell", "guard_formulas"]
+
+# OWASP's list of cells a spreadsheet reads as a formula, and the guard itself (so it round-trips).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 _IDENTITY_FIELD = re.compile(r"identities\[(\d+)\]\.(connection|provider|user_id|isSocial)")
 _IDENTITY_TYPES = {"connection": "VARCHAR", "provider": "VARCHAR", "user_id": "VARCHAR",
@@ -64,3 +74,32 @@ def csv_select(columns: list[str], types: Mapping[str, str]) -> str:
         else:
             parts.append(f"null::{kind} as {name}")
     return ", ".join(parts)
+
+
+def guard_cell(value: Any) -> Any:
+    """``value`` with Auth0's guard (a leading ``'``) when it is text a spreadsheet would run.
+
+    Examples
+    --------
+    >>> guard_cell('=HYPERLINK("http://x")')
+    '\'=HYPERLINK("http://x")'
+    >>> guard_cell("ana@example.org"), guard_cell(3)
+    ('ana@example.org', 3)
+    """
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
+def guard_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` for a CSV file: every text cell guarded by :func:`guard_cell`, the
+    headers too (Parquet and DuckDB keep the real values: write those from ``frame``).
+
+    Examples
+    --------
+    >>> guard_formulas(pd.DataFrame({"name": ["+cmd|' /C calc'!A0", "Ana"]}))["name"].tolist()
+    ["'+cmd|' /C calc'!A0", 'Ana']
+    """
+    out = frame.rename(columns=guard_cell)
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(guard_cell)
+    return out

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..private_files import private_fd
+
 __all__ = [
     "RECORD_KEYS",
     "ROW_KEYS",
@@ -88,9 +90,9 @@ class Journal:
         """Append one record (stamped with the time), synced to disk before this returns."""
         line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="milliseconds"), **record},
                           separators=(",", ":"), default=str).encode("utf-8") + b"\n"
-        # Created 0600 by the call that creates it: the profiles it holds are never readable by
-        # others, not even between creating the file and a chmod.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        # Created 0600 by the call that creates it, never through a symlink, a looser one tightened:
+        # the profiles it holds are never readable by others.
+        fd = private_fd(self.path, append=True, read=True)
         try:
             size = os.fstat(fd).st_size
             end = _after_last_newline(fd, size)

@@ -21,9 +21,11 @@ import httpx2
 
 from ..errors import Auth0Error, BadRequest, JobFailed, NotFound, TenantError
 from ..identities import holds_identity
+from ..private_files import open_private
 from ..tokens import unverified_claims
 from ._http import ManagementHTTP, ManagementStats, TokenSource, path_id
 from .credentials import ClientCredentials
+from .signed_urls import hidden_from_logs
 
 if TYPE_CHECKING:
     from ..tenant import Tenant
@@ -339,7 +341,8 @@ class ManagementClient:
             if urlsplit(location)[:2] == urlsplit(self.tenant.base_url)[:2]:
                 headers["Authorization"] = f"Bearer {self.token_source()}"
             try:
-                with self._api.pool.stream("GET", location, headers=headers) as response:
+                with hidden_from_logs(location), \
+                        self._api.pool.stream("GET", location, headers=headers) as response:
                     if response.status_code == 200:
                         yield from response.iter_bytes()
                         return
@@ -353,9 +356,10 @@ class ManagementClient:
 
     def download_export(self, job: Mapping[str, Any], dest: str | Path | None = None) -> Path:
         """Save a completed export job's file (as the tenant serves it: gzipped) and return its path.
-        A link past its lifetime (60 s on Auth0) is renewed once by asking the job again."""
+        A link past its lifetime (60 s on Auth0) is renewed once by asking the job again. The file
+        holds every user's email: created 0600, never through a symlink, a looser one tightened."""
         path = Path(dest) if dest is not None else Path(f"{job.get('id', 'users-export')}.json.gz")
-        with path.open("wb") as out:
+        with open_private(path, "wb") as out:
             for chunk in self._download(job):
                 out.write(chunk)
         return path
