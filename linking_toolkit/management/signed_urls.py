@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["SignedUrlFilter", "hidden_from_logs"]
 
@@ -40,9 +40,10 @@ class SignedUrlFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) > 1 and self._in_flight and str(args[1]) in self._in_flight:
-            kept = urlsplit(str(args[1]))._replace(query="<signature hidden>" if urlsplit(str(args[1])).query
-                                                    else "")
-            record.args = (args[0], kept.geturl(), *args[2:])
+            parts = urlsplit(str(args[1]))
+            hidden = "<signature hidden>" if parts.query else ""
+            record.args = (args[0], urlunsplit((parts.scheme, parts.netloc, parts.path, hidden, "")),
+                           *args[2:])
         return True
 
 
