@@ -2,8 +2,8 @@
 
 The refusals are the toolkit's own rules, checked on the sessions alone: the same account twice,
 a session of another tenant, a secondary not logged in for linking, an account already linked,
-an expired token, the main identity. What passes goes to the primary session's own
-:class:`~linking_toolkit.management.ManagementClient`, and the tenant's answer updates
+an expired token or a login not made just now, the main identity. What passes goes to the primary
+session's own :class:`~linking_toolkit.management.ManagementClient`, and the tenant's answer updates
 ``primary.profile`` in place, with no second request.
 """
 
@@ -18,11 +18,18 @@ from .identities import Identity, is_primary
 from .management import ManagementClient
 from .tokens import Session
 
-__all__ = ["check_link", "check_unlink", "link", "unlink"]
+__all__ = ["MAX_LOGIN_AGE", "check_link", "check_unlink", "link", "unlink"]
+
+# How long ago the account to link may have logged in: a person who has just logged in always meets it.
+MAX_LOGIN_AGE = 600.0
 
 
-def check_link(primary: Session, secondary: Session) -> None:
-    """Raise why ``secondary`` may not be linked into ``primary``; return if it may."""
+def check_link(primary: Session, secondary: Session, *, max_login_age: float = MAX_LOGIN_AGE) -> None:
+    """Raise why ``secondary`` may not be linked into ``primary``; return if it may.
+
+    ``max_login_age`` (seconds) bounds how long ago the secondary's person logged in (its ID token's
+    ``auth_time``): Auth0's guidance is that both accounts authenticate at the time of the link, so a
+    session kept from earlier, a cached one say, is not proof that the person holds it now."""
     if secondary is primary or secondary.user_id == primary.user_id:
         raise UnsafeLink("the secondary session is the primary account itself: log in to the other "
                          "account with purpose='linking'")
@@ -39,6 +46,12 @@ def check_link(primary: Session, secondary: Session) -> None:
         raise LinkRefused(f"{secondary.user_id} is already linked to {primary.user_id}")
     if float(secondary.claims.get("exp", 0)) <= time.time():
         raise SessionExpired("the secondary session's ID token has expired: log in to it again")
+    auth_time = secondary.claims.get("auth_time")
+    age = time.time() - float(auth_time) if isinstance(auth_time, int | float) else None
+    if age is None or age > max_login_age:
+        when = "says no login time" if age is None else f"logged in {age / 60:.0f} minutes ago"
+        raise LinkRefused(f"the account to link {when}, and a link needs a login made just now (within "
+                          f"{max_login_age / 60:g} minutes): log in to it again with purpose='linking'")
 
 
 def check_unlink(primary: Session, identity: Identity) -> None:
@@ -48,16 +61,17 @@ def check_unlink(primary: Session, identity: Identity) -> None:
         raise LinkRefused("the main identity cannot be unlinked; unlink the other identities instead")
 
 
-def link(primary: Session, secondary: Session) -> list[Identity]:
+def link(primary: Session, secondary: Session, *, max_login_age: float = MAX_LOGIN_AGE) -> list[Identity]:
     """Link the ``secondary`` account into ``primary`` and return the primary's identities.
 
     Sends ``POST /api/v2/users/{primary}/identities`` with the primary's access token as bearer and
     ``{"link_with": <secondary ID token>}`` (Auth0 no longer accepts an ID token as bearer). Both
     accounts must have logged in; the secondary with ``purpose="linking"``. Refused before any
-    request: the same account twice, a session of another tenant, a ``purpose="login"`` secondary.
+    request: the same account twice, a session of another tenant, a ``purpose="login"`` secondary,
+    a secondary whose login is older than ``max_login_age`` seconds (10 minutes by default).
     The 201 answer updates ``primary.profile`` in place; no second request.
     """
-    check_link(primary, secondary)
+    check_link(primary, secondary, max_login_age=max_login_age)
     identities = ManagementClient.for_session(primary).link(primary.user_id, link_with=secondary.id_token)
     primary.profile["identities"] = identities
     return [Identity.from_api(i) for i in identities]

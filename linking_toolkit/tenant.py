@@ -10,6 +10,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,14 @@ from .errors import TenantError
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-__all__ = ["DEFAULT_TIMEOUT", "Closeable", "Tenant", "connect", "trust"]
+__all__ = ["DEFAULT_TIMEOUT", "JWKS_REFETCHES_PER_MINUTE", "Closeable", "Tenant", "connect", "trust"]
 
 logger = logging.getLogger("linking_toolkit.tenant")
 
 # Every call has a deadline: a tenant that stops answering must not hang a notebook cell.
 DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
+# Unknown kids fetch the JWKS again at most this many times a minute (node-jwks-rsa's default is 10).
+JWKS_REFETCHES_PER_MINUTE = 5
 
 _ENDPOINT_NAMES = ("authorization_endpoint", "token_endpoint", "device_authorization_endpoint",
                    "userinfo_endpoint", "jwks_uri")
@@ -66,6 +69,7 @@ class Tenant:
     # The JWKS's entries by kid, filled on first use (see signing_jwk).
     _jwks_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _jwks: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    _jwks_refetches: list[float] = field(default_factory=list, init=False)  # when, the last minute
     # Management clients made for this tenant (sessions' and machine ones): close() closes their pools.
     _clients: weakref.WeakSet[Closeable] = field(default_factory=weakref.WeakSet, init=False)
 
@@ -177,11 +181,18 @@ class Tenant:
     def signing_jwk(self, kid: str) -> dict[str, Any] | None:
         """The JWK named ``kid`` in the tenant's JWKS, or None.
 
-        The JWKS is fetched once and kept; a kid it does not hold makes it fetched again, once
-        (the tenant may have rotated its keys since), under a lock so concurrent logins fetch once.
+        The JWKS is fetched once and kept; a kid it does not hold makes it fetched again (the tenant
+        may have rotated its keys since), under a lock so concurrent logins fetch once, and at most
+        ``JWKS_REFETCHES_PER_MINUTE`` times a minute: a flood of tokens with made-up kids must not
+        become a flood of JWKS requests (Auth0's own node-jwks-rsa limits its refetches the same way).
         """
         with self._jwks_lock:
-            if kid not in self._jwks:
+            now = time.monotonic()
+            self._jwks_refetches = [t for t in self._jwks_refetches if now - t < 60]
+            first = not self._jwks
+            if kid not in self._jwks and (first or len(self._jwks_refetches) < JWKS_REFETCHES_PER_MINUTE):
+                if not first:
+                    self._jwks_refetches.append(now)
                 doc = self.get_json(self.endpoint("jwks_uri"))
                 self._jwks = {str(entry.get("kid")): entry for entry in doc.get("keys") or []
                               if isinstance(entry, dict)}

@@ -78,3 +78,13 @@ def test_the_chart_computes_the_candidates_when_not_given_and_draws_an_empty_ten
     assert bars(fig.axes[0]) == dict.fromkeys(RISKS, 0)
     assert bars(fig.axes[1]) == {"1": 0, "2": 0, "3+": 0}
     fig.canvas.draw()  # the layout and the labels render with nothing to scale them on
+
+
+def test_a_summary_table_shows_markup_in_its_labels_as_text(known: Audit) -> None:
+    """A Styler escapes nothing by itself; a label can come from the tenant, so the tables escape."""
+    from linking_toolkit.audit import candidates_by_tier
+
+    candidates = link_candidates(known).astype({"tier": "object"})
+    candidates.loc[candidates.index[0], "tier"] = "<script>alert(1)</script>"
+    html = candidates_by_tier(candidates).to_html()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -137,3 +137,19 @@ def test_a_secondary_whose_id_token_expired_is_refused_before_any_request(login_
     secondary = login_as("ada@example.com", "google-oauth2", purpose="linking")
     secondary.claims["exp"] = int(datetime.now(UTC).timestamp()) - 1  # the tenant would refuse link_with
     assert_refused_before_any_request(primary, SessionExpired, lambda: link(primary, secondary))
+
+
+def test_a_secondary_logged_in_too_long_ago_is_refused_and_a_fresh_one_links(login_as) -> None:
+    """Auth0's guidance: both accounts authenticate at the time of the link. A linking session whose
+    login (``auth_time``) is older than ``max_login_age`` is refused before any request, with why."""
+    primary = login_as("ada@example.com")
+    secondary = login_as("ada@example.com", "google-oauth2", purpose="linking")
+    fresh_auth_time = secondary.claims["auth_time"]
+    secondary.claims["auth_time"] = int(datetime.now(UTC).timestamp()) - 3600
+    with pytest.raises(LinkRefused, match=r"logged in 60 minutes ago.*log in to it again"):
+        link(primary, secondary)
+    assert_refused_before_any_request(primary, LinkRefused, lambda: link(primary, secondary))
+    secondary.claims["auth_time"] = fresh_auth_time
+    with pytest.raises(LinkRefused, match="within 0 minutes"):
+        link(primary, secondary, max_login_age=0)
+    assert len(link(primary, secondary)) == 2  # a login made just now meets the default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -491,3 +492,33 @@ def test_a_device_login_ends_when_the_tenant_stays_unreachable(sandbox: Sandbox)
         with pytest.raises(TenantError, match="could not be reached"):
             pending.result(timeout=30)
     assert len(polls) == 4  # three failures in a row are polled again, the fourth ends it
+
+
+class HostileVerificationUri(httpx2.HTTPTransport):
+    """The real sandbox, whose device authorization answer a hostile tenant (or a proxy) rewrites:
+    the sandbox itself always answers an http loopback link, so the fault is injected here."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self.uri = uri
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        if request.url.path != "/oauth/device/code":
+            return response
+        body = json.loads(response.read())
+        body["verification_uri_complete"] = self.uri
+        return httpx2.Response(response.status_code, json=body)
+
+
+@pytest.mark.parametrize("uri", ["javascript:alert(document.cookie)", "data:text/html,<b>hi</b>",
+                                 "http://tenant.example/activate", "https://evil@tenant.example/activate"])
+def test_a_device_login_never_shows_a_link_that_is_not_https(sandbox: Sandbox, uri: str) -> None:
+    tenant = Tenant.from_sandbox(sandbox, transport=HostileVerificationUri(uri))
+    shown: list[object] = []
+    try:
+        with pytest.raises(TenantError, match="not an https link"):
+            start_login(tenant, method="device", show=lambda text, url: shown.append(url)).result(timeout=30)
+        assert shown == []
+    finally:
+        tenant.close()

@@ -31,6 +31,7 @@ from linking_toolkit.errors import (
     UnknownSigningKey,
 )
 from linking_toolkit.sandbox import Sandbox
+from linking_toolkit.tenant import JWKS_REFETCHES_PER_MINUTE
 from linking_toolkit.tokens import verify_id_token
 
 
@@ -199,3 +200,17 @@ def test_session_repr_shows_who_and_never_a_token(sandbox: Sandbox, client_tenan
     assert session.expired and "expired" in repr(session)
     with pytest.raises(SessionExpired):
         _ = session.access_token
+
+
+def test_a_flood_of_unknown_kids_does_not_become_a_flood_of_jwks_requests(sandbox: Sandbox) -> None:
+    transport = CountingTransport()
+    tenant = Tenant.from_sandbox(sandbox, transport=transport)
+    try:
+        verify_id_token(signed(sandbox, claims_for(tenant)), tenant)
+        for n in range(40):
+            with pytest.raises(UnknownSigningKey):
+                verify_id_token(signed(sandbox, claims_for(tenant), kid=f"made-up-{n}"), tenant)
+        assert transport.paths.count("/.well-known/jwks.json") == 1 + JWKS_REFETCHES_PER_MINUTE
+        assert verify_id_token(signed(sandbox, claims_for(tenant)), tenant)["sub"] == "auth0|abc"
+    finally:
+        tenant.close()

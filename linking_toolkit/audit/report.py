@@ -8,6 +8,7 @@ fixed, so a notebook's saved output repeats from run to run.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,8 +72,10 @@ def _bars(table: pd.DataFrame, caption: str) -> Styler:
     uuid = "".join(ch if ch.isalnum() else "_" for ch in caption.lower())
     # One scale for every column, never empty (an all-zero column would divide by zero).
     top = max(1.0, float(table[numeric].to_numpy().max())) if numeric and len(table) else 1.0
+    # Escaped: a label can come from the tenant (a connection's name), and a Styler does not escape.
     return (SummaryStyler(table, uuid=uuid).bar(subset=numeric, color="#8fb8de", vmin=0, vmax=top)
-            .format("{:,}", subset=numeric).set_caption(caption))
+            .format(escape="html").format("{:,}", subset=numeric).format_index(escape="html")
+            .set_caption(html.escape(caption)))
 
 
 def plot_audit(result: Audit, candidates: pd.DataFrame | None = None) -> Figure:

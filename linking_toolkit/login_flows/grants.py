@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx2
 from authlib.common.security import generate_token
@@ -147,6 +147,10 @@ class DeviceAuthorization:
             "device_code")
         try:
             complete = body.get("verification_uri_complete")
+            for uri in (body["verification_uri"], complete):
+                if uri is not None and not _openable(str(uri)):
+                    raise TenantError(f"the tenant's verification_uri is not an https link "
+                                      f"({str(uri)[:60]!r}): not shown, as it could run or lead anywhere")
             return cls(
                 device_code=str(body["device_code"]),
                 user_code=str(body["user_code"]),
@@ -159,6 +163,18 @@ class DeviceAuthorization:
             # RFC 8628 3.2 requires these fields: without them there is nothing to show or poll.
             raise TenantError("the device_authorization_endpoint's answer lacks user_code, "
                               "verification_uri, or a numeric expires_in/interval") from None
+
+
+def _openable(uri: str) -> bool:
+    """A link fit to show a person: https, or http on this machine's loopback (the sandbox); never
+    ``javascript:``, ``data:`` or a link with credentials in it."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return False
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    return bool(parts.hostname) and "@" not in parts.netloc and (
+        parts.scheme == "https" or (parts.scheme == "http" and loopback))
 
 
 @dataclass(frozen=True)
