@@ -98,7 +98,11 @@ def canonical_target(target: str, module: str | None) -> str | None:
             head = ".".join(parts[:cut])
             if head in canonical:
                 return ".".join([canonical[head], *parts[cut:]])
-    homes = _by_short_name().get(target.rsplit(".", 1)[-1] if "." not in target.strip(".") else "", set())
+    # Written relative to the module that defines it (``~.report.plot_evidence``) but shown on the
+    # page of its shortest path: any public path ending so, if they all name one object.
+    homes = {home for path, home in canonical.items() if path.endswith(f".{target}")}
+    if not homes and "." not in target:  # a type hint's bare name (``Session``)
+        homes = _by_short_name().get(target, set())
     return next(iter(homes)) if len(homes) == 1 else None
 
 

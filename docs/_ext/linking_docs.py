@@ -29,8 +29,8 @@ _CHOICES = re.compile(r"^\s+\{([\w,-]+)\}", re.M)
 def _help(module: str, *args: str) -> str:
     env = {**os.environ, "COLUMNS": "100", "PYTHONWARNINGS": "ignore"}
     env = {k: v for k, v in env.items() if not k.startswith(("AUTH0_", "LINKING_TOOLKIT_"))}
-    done = subprocess.run([sys.executable, "-m", module, *args, "--help"], capture_output=True,
-                          text=True, env=env, timeout=120, check=False)  # noqa: S603 (our own module, our interpreter)
+    done = subprocess.run([sys.executable, "-m", module, *args, "--help"], capture_output=True,  # noqa: S603
+                          text=True, env=env, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"python -m {module} {' '.join(args)} --help failed: {done.stderr[-2000:]}")
     return done.stdout
