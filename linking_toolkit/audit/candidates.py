@@ -1,7 +1,7 @@
 """Link candidates: separate users whose normalised emails are equal, the proposed primary of each
 group, and why a group is not safe to link.
 
-The grouping is SQL on the audit's engine (:func:`~.engine.candidates_sql`). Grouping uses each
+The grouping is SQL on the audit's engine (:func:`~.groups.candidates_sql`). Grouping uses each
 user's own (root) email: an export does not carry the profiles of identities already linked, and
 those are already one user anyway. The same rules are applied once more, on the live profiles, just
 before a link (``risk_now``): a plan may be old or made by hand.
