@@ -65,6 +65,12 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
     the weakest pair of a probable group), ``evidence`` (in words), ``key`` (what the group shares)
     and ``weights`` (a probable group's weakest pair: each comparison's match weight, for
     :func:`~.report.plot_evidence`; None for the rule tiers).
+
+    Examples
+    --------
+    >>> candidates = link_candidates(result)             # doctest: +SKIP
+    >>> candidates[candidates["risk"] == "safe"]
+    >>> link_candidates(result, tiers="all", threshold=0.99)   # with the probable tier
     """
     chosen = check_candidate_options(tiers, default_region, threshold)
     known = {*result.users.columns, "is_database"}
