@@ -4,13 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test lint venv sandbox bench clean notebooks
+.PHONY: lab test lint venv sandbox bench clean notebooks docs
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev,docs]'
 	touch $@
 
 venv: $(STAMP)
@@ -44,6 +44,11 @@ $(SPA)/node_modules/.package-lock.json: $(SPA)/package-lock.json
 test: $(STAMP) lint $(SPA)/node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The documentation site, warnings as errors (a broken reference or a page in no toctree fails it);
+# the notebooks are rendered from their committed outputs, never run. Open docs/_build/html/index.html.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 sandbox: $(STAMP)
 	$(PY) -m linking_toolkit.sandbox --seed 1
 
@@ -51,4 +56,4 @@ bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts $(SPA)/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts $(SPA)/node_modules docs/_build docs/reference/api

@@ -53,6 +53,14 @@ class Auth0Error(Exception):
 
     ``status_code``, ``error``, ``message`` and ``error_code`` mirror Auth0's error body; they are
     ``None`` when the error did not come from a tenant's answer (a refused token, a refused link).
+
+    Examples
+    --------
+    >>> try:                                             # doctest: +SKIP
+    ...     admin.get_user("auth0|nobody")
+    ... except Auth0Error as error:
+    ...     print(error.status_code, error.error, error.message)
+    404 Not Found The user does not exist.
     """
 
     def __init__(
@@ -138,7 +146,15 @@ class SessionExpired(Auth0Error):
 
 
 class LoginError(Auth0Error):
-    """A login did not end with a session (the tenant's ``error`` and ``error_description``)."""
+    """A login did not end with a session (the tenant's ``error`` and ``error_description``).
+
+    Examples
+    --------
+    >>> try:                                             # doctest: +SKIP
+    ...     session = login(tenant)
+    ... except LoginError as error:
+    ...     print(error.error, error.message)          # e.g. expired_token: nobody approved the code
+    """
 
 
 class LoginCancelled(LoginError):
@@ -165,7 +181,15 @@ class InvalidState(LoginError):
 
 
 class TokenVerificationError(Auth0Error):
-    """An ID token failed a check; the token is not used."""
+    """An ID token failed a check; the token is not used.
+
+    Examples
+    --------
+    >>> try:                                             # doctest: +SKIP
+    ...     session = login(tenant)
+    ... except TokenVerificationError as error:
+    ...     print(type(error).__name__, error)          # InvalidIssuer, TokenExpired, ...
+    """
 
 
 class MalformedToken(TokenVerificationError):
@@ -220,7 +244,15 @@ class MissingClaim(TokenVerificationError):
 
 
 class LinkRefused(Auth0Error):
-    """The toolkit refused a link or unlink before sending anything (see the message)."""
+    """The toolkit refused a link or unlink before sending anything (see the message).
+
+    Examples
+    --------
+    >>> try:                                             # doctest: +SKIP
+    ...     link(primary, primary)
+    ... except LinkRefused as refused:
+    ...     print(refused.message)                     # refused before any request
+    """
 
 
 class UnsafeLink(LinkRefused):

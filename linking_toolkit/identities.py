@@ -42,7 +42,14 @@ FRAME_COLUMNS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Identity:
-    """One identity of a user: an account at one connection (``provider|user_id``)."""
+    """One identity of a user: an account at one connection (``provider|user_id``).
+
+    Examples
+    --------
+    >>> primary.identities[0]                              # doctest: +SKIP
+    Identity(connection='Username-Password-Authentication', provider='auth0', user_id='...', ...)
+    >>> [identity.full_id for identity in primary.identities]
+    """
 
     provider: str
     user_id: str
@@ -146,6 +153,13 @@ def identities_frame(profile: Mapping[str, Any]) -> pd.DataFrame:
     Columns are always ``connection, provider, user_id, is_social, is_primary, name, email,
     email_verified``, with pandas' ``string`` and ``boolean`` dtypes (missing values are ``<NA>``),
     so a table built from an empty profile has the same columns as a full one.
+
+    Examples
+    --------
+    >>> identities_frame(primary.profile)                # doctest: +SKIP
+                             connection      provider  ...  is_primary
+    0  Username-Password-Authentication         auth0  ...        True
+    1                     google-oauth2  google-oauth2  ...       False
     """
     frame = pd.DataFrame(list(_rows(profile)), columns=list(FRAME_COLUMNS))
     return frame.astype(FRAME_COLUMNS)

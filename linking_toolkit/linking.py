@@ -70,6 +70,12 @@ def link(primary: Session, secondary: Session, *, max_login_age: float = MAX_LOG
     request: the same account twice, a session of another tenant, a ``purpose="login"`` secondary,
     a secondary whose login is older than ``max_login_age`` seconds (10 minutes by default).
     The 201 answer updates ``primary.profile`` in place; no second request.
+
+    Examples
+    --------
+    >>> primary = login(tenant)                          # doctest: +SKIP
+    >>> secondary = login(tenant, purpose="linking", connection="google-oauth2")
+    >>> link(primary, secondary)                       # the primary's identities, now with Google's
     """
     check_link(primary, secondary, max_login_age=max_login_age)
     identities = ManagementClient.for_session(primary).link(primary.user_id, link_with=secondary.id_token)
@@ -82,6 +88,11 @@ def unlink(primary: Session, identity: Identity | Mapping[str, Any]) -> list[Ide
 
     The unlinked account becomes a user of its own again. The main identity is refused before any
     request. The 200 answer updates ``primary.profile`` in place.
+
+    Examples
+    --------
+    >>> google = next(i for i in primary.identities if i.connection == "google-oauth2")  # doctest: +SKIP
+    >>> unlink(primary, google)                        # the identities left; Google is a user again
     """
     if not isinstance(identity, Identity):
         identity = Identity.from_api(identity)

@@ -51,6 +51,11 @@ class Tenant:
     ``management_audience`` is ``https://{domain}/api/v2/``. ``m2m_client_secret`` is never shown.
     ``ca_file`` is a CA certificate every connection to the tenant trusts besides the system's
     (a ``tls=True`` sandbox's); ``verify`` is what those connections are given.
+
+    Examples
+    --------
+    >>> with connect() as tenant:                         # doctest: +SKIP
+    ...     print(tenant.issuer, tenant.management_audience)
     """
 
     domain: str

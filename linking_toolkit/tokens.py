@@ -193,6 +193,12 @@ class Session:
     The tokens are private; ``access_token`` and ``id_token`` give them to the package's own calls.
     ``management`` is the session's own Management API client (one connection pool per session),
     set by the login that made the session or on first use by ``ManagementClient.for_session``.
+
+    Examples
+    --------
+    >>> primary = login(tenant)                          # doctest: +SKIP
+    >>> primary.user_id, primary.profile["email"]
+    >>> primary.identities                             # the profile's identities, as Identity values
     """
 
     tenant: Tenant

@@ -1,7 +1,7 @@
 """Link candidates: separate users whose normalised emails are equal, the proposed primary of each
 group, and why a group is not safe to link.
 
-The grouping is SQL on the audit's engine (:func:`~.engine.candidates_sql`). Grouping uses each
+The grouping is SQL on the audit's engine (:func:`~.groups.candidates_sql`). Grouping uses each
 user's own (root) email: an export does not carry the profiles of identities already linked, and
 those are already one user anyway. The same rules are applied once more, on the live profiles, just
 before a link (``risk_now``): a plan may be old or made by hand.
@@ -65,6 +65,12 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
     the weakest pair of a probable group), ``evidence`` (in words), ``key`` (what the group shares)
     and ``weights`` (a probable group's weakest pair: each comparison's match weight, for
     :func:`~.report.plot_evidence`; None for the rule tiers).
+
+    Examples
+    --------
+    >>> candidates = link_candidates(result)             # doctest: +SKIP
+    >>> candidates[candidates["risk"] == "safe"]
+    >>> link_candidates(result, tiers="all", threshold=0.99)   # with the probable tier
     """
     chosen = check_candidate_options(tiers, default_region, threshold)
     known = {*result.users.columns, "is_database"}

@@ -101,6 +101,11 @@ def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None
     that is not a users export is a ``ValueError`` naming the line where it goes wrong.
     ``phone_paths`` (``["user_metadata.phone"]``) name where the tenant keeps a phone besides
     ``phone_number`` (the file must hold ``user_metadata``).
+
+    Examples
+    --------
+    >>> result = audit_export_file("users.json.gz", memory_limit="2GB")   # doctest: +SKIP
+    >>> link_candidates(result)
     """
     check_phone_paths(phone_paths)  # a bad path is refused before the file is read
     path = Path(path)

@@ -60,6 +60,13 @@ class Audit:
     Arrow-backed (``string[pyarrow]``).
 
     Styled tables and a chart of it are in :mod:`linking_toolkit.audit.report`.
+
+    Examples
+    --------
+    >>> result = audit_tenant(admin)                     # doctest: +SKIP
+    >>> result.identities[~result.identities["is_primary"]]   # the linked identities
+    >>> result.sql("select connection, count(*) from identities group by all")
+    >>> result.save("tenant.audit"); Audit.open("tenant.audit")
     """
 
     users: pd.DataFrame

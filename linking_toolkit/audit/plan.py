@@ -52,6 +52,12 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
     of any tier but ``exact`` is never safe).
     ``result`` gives each secondary's main identity; without it the user id is split at its
     first ``|`` (Auth0's ``provider|id``).
+
+    Examples
+    --------
+    >>> candidates = link_candidates(result)             # doctest: +SKIP
+    >>> plan = plan_links(candidates[candidates["risk"] == "safe"], result)
+    >>> plan[["primary_id", "secondary_id", "risk"]]
     """
     main: dict[str, tuple[str, str, str]] = {}
     if result is not None:
@@ -183,6 +189,12 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
 
     Returns one row per plan row: primary_id, secondary_id, provider, user_id, status,
     metadata_added, conflicts.
+
+    Examples
+    --------
+    >>> plan = plan_links(candidates[candidates["risk"] == "safe"], result)  # doctest: +SKIP
+    >>> apply_plan(admin, plan)                              # a dry run: what would change
+    >>> apply_plan(admin, plan, dry_run=False, journal="links.jsonl")
     """
     from tqdm.auto import tqdm
 

@@ -4,6 +4,7 @@ threshold are clustered into groups. A probable group is evidence for a person t
 link: ``risk`` is always ``review: probable match``.
 
 The model, as documented for the analyst:
+
 - records: one per user, or one per email where users share one (that group is the exact tier's,
   and its copies would teach the model that a shared name is a match); each with ``given`` and
   ``family`` (given_name/family_name, else the first and last words of name), ``local`` (the

@@ -1,6 +1,6 @@
 """The rule tiers beyond one email: ``alias`` (the same mailbox by its provider's own rules) and
 ``phone`` (the same number in E.164), as members (tier, key, match_probability, evidence, user_id)
-for :func:`~.engine.candidates_sql` to group.
+for :func:`~.groups.candidates_sql` to group.
 
 Each rule is documented and narrow on purpose. A mailbox rule is applied only at a provider that
 publishes it; at any other domain ``a.da@`` and ``ada@`` may be two people, so no rule is guessed.

@@ -1,4 +1,4 @@
-"""The tables of a sandbox tenant, as one SQL script run when a store opens (``CREATE ... IF NOT EXISTS``).
+"""The tables of a sandbox tenant, as one SQL script run when a store opens (``CREATE TABLE IF NOT EXISTS``).
 
 Invariant kept by every writer (all in this package): each user owns exactly one identity with
 ``position = 0`` (its main identity) and ``users.user_id == provider || '|' || identities.user_id``

@@ -1,0 +1,148 @@
+"""The documentation site builds with warnings as errors, and says what the code says.
+
+The build is Sphinx's own (``make docs``'s command, into a temporary folder): a renamed function
+that a page or a docstring names, a reference to nothing, or a page in no toctree fails it. Small
+side builds show that those mistakes do fail, and the finished site is checked for what a reader
+looks for: every public name's page, every notebook, the command line's help.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import linking_toolkit
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+BUILD_TIMEOUT = 900  # seconds: an upper bound for a slow shared machine, not a timing under test
+
+
+def sphinx_build(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 (this interpreter's Sphinx on the repository's own pages)
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(source), str(out)],
+        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    done = sphinx_build(DOCS, out)
+    assert done.returncode == 0, done.stderr[-6000:]
+    assert "WARNING" not in done.stderr and "ERROR" not in done.stderr, done.stderr[-6000:]
+    return out
+
+
+def test_the_site_builds_with_warnings_as_errors(site) -> None:
+    assert (site / "index.html").is_file()
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 100  # every public name has a page
+
+
+def test_every_top_level_name_has_its_reference_page(site) -> None:
+    for name in linking_toolkit.__all__:
+        page = site / "reference" / "api" / f"linking_toolkit.{name}.html"
+        assert page.is_file(), name
+        assert f"linking_toolkit.{name}" in page.read_text(encoding="utf-8")
+
+
+def test_every_public_module_has_a_page_listing_its_names(site) -> None:
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from api_pages import public_modules
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    assert "linking_toolkit.audit" in public_modules() and "linking_toolkit.sandbox" in public_modules()
+    for module_name in public_modules():
+        page = (site / "reference" / "api" / f"{module_name}.html").read_text(encoding="utf-8")
+        for name in getattr(importlib.import_module(module_name), "__all__", ()):
+            assert name in page, f"{module_name}.{name}"
+
+
+def test_every_notebook_is_a_tutorial_page_with_its_outputs(site) -> None:
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    assert len(notebooks) >= 5
+    index = (site / "tutorials" / "index.html").read_text(encoding="utf-8")
+    for notebook in notebooks:
+        page = site / "tutorials" / f"{notebook.stem}.html"
+        assert page.is_file(), notebook.name
+        assert f"{notebook.stem}.html" in index
+        title = json.loads(notebook.read_text(encoding="utf-8"))["cells"][0]["source"][0].lstrip("# ").strip()
+        assert title.split("·")[-1].strip() in page.read_text(encoding="utf-8")
+    linking = (site / "tutorials" / "02-link-and-unlink.html").read_text(encoding="utf-8")
+    assert "<table" in linking and "google-oauth2" in linking  # identities_frame's HTML, committed
+    assert "&lt;IdentityTable" in linking  # a widget as its text, not an empty widget area
+
+
+def test_the_command_line_pages_hold_each_commands_help(site) -> None:
+    cli = (site / "reference" / "cli.html").read_text(encoding="utf-8")
+    assert "python -m linking_toolkit audit --help" in cli and "--out" in cli
+    sandbox = (site / "reference" / "sandbox.html").read_text(encoding="utf-8")
+    for option in ("--seed", "--users", "--rate-limit", "--tls", "--db"):
+        assert option in sandbox
+
+
+def test_the_frames_page_lists_the_audits_columns_and_dtypes(site) -> None:
+    frames = (site / "reference" / "frames.html").read_text(encoding="utf-8")
+    for column in ("owner", "is_primary", "email_verified", "primary_id", "secondary_id", "allow_unsafe"):
+        assert f"<span class=\"pre\">{column}</span>" in frames
+    assert "string[pyarrow]</span>" in frames and "datetime64[ms,</span>" in frames
+
+
+def test_the_security_page_is_security_md(site) -> None:
+    page = (site / "explanations" / "security.html").read_text(encoding="utf-8")
+    assert "tests/test_security_md.py" in page
+
+
+def _side_project(tmp_path: Path, page: str, *, in_toctree: bool = True) -> subprocess.CompletedProcess[str]:
+    """A small Sphinx project with the site's settings for references, and one page of ``page``."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(DOCS / '_ext')!r})\n"
+        "extensions = ['myst_parser', 'sphinx.ext.autodoc', 'sphinx.ext.napoleon', 'linking_docs']\n"
+        "nitpicky = True\nautodoc_typehints = 'none'\n", encoding="utf-8")
+    toctree = "```{toctree}\npage\n```\n" if in_toctree else ""
+    (source / "index.md").write_text(f"# Index\n\n{toctree}", encoding="utf-8")
+    (source / "page.md").write_text(page, encoding="utf-8")
+    return sphinx_build(source, tmp_path / "out")
+
+
+def test_a_reference_to_a_name_that_is_gone_fails_the_build(tmp_path) -> None:
+    done = _side_project(tmp_path, "# Page\n\n```{eval-rst}\n.. autofunction:: linking_toolkit.link\n```\n\n"
+                                   "{func}`linking_toolkit.link` and {func}`linking_toolkit.renamed_link`\n")
+    assert done.returncode != 0
+    assert "linking_toolkit.renamed_link" in done.stderr
+    assert "reference target not found: linking_toolkit.link " not in done.stderr
+
+
+def test_a_reference_by_another_public_path_resolves(tmp_path) -> None:
+    # linking_toolkit.linking.link is documented once, as linking_toolkit.link.
+    done = _side_project(tmp_path, "# Page\n\n```{eval-rst}\n.. autofunction:: linking_toolkit.link\n```\n\n"
+                                   "{func}`linking_toolkit.linking.link`\n")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_page_in_no_toctree_fails_the_build(tmp_path) -> None:
+    done = _side_project(tmp_path, "# Page\n\nA page no reader can reach.\n", in_toctree=False)
+    assert done.returncode != 0
+    assert "isn't included in any toctree" in done.stderr
+
+
+def _documented_objects() -> dict[str, object]:
+    """Every class and function of ``linking_toolkit.__all__``, by its public path."""
+    found = {f"linking_toolkit.{name}": getattr(linking_toolkit, name) for name in linking_toolkit.__all__}
+    return {path: obj for path, obj in found.items() if inspect.isclass(obj) or inspect.isroutine(obj)}
+
+
+def test_every_top_level_name_has_a_docstring_with_an_example() -> None:
+    missing = [path for path, obj in _documented_objects().items()
+               if "Examples\n--------" not in (inspect.getdoc(obj) or "")]
+    assert missing == []
