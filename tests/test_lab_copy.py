@@ -36,8 +36,8 @@ def test_the_copy_is_made_once_and_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_make_lab_runs_jupyterlab_on_the_copy_with_kept_sandboxes() -> None:
-    plan = subprocess.run([MAKE, "-n", "lab"], cwd=ROOT,  # noqa: S603 check=True, capture_output=True, text=True,
-                          timeout=60).stdout
+    plan = subprocess.run([MAKE, "-n", "lab"], cwd=ROOT, check=True,  # noqa: S603
+                          capture_output=True, text=True, timeout=60).stdout
     command = next(line for line in plan.splitlines() if "jupyter lab" in line or "jupyter\tlab" in line)
     assert command.startswith("LINKING_TOOLKIT_KEEP_SANDBOX=1 ")
     assert "--notebook-dir=my-notebooks" in command
