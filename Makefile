@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test lint venv sandbox bench clean notebooks docs
+.PHONY: lab lab-copy test lint venv sandbox bench clean notebooks docs
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -20,8 +20,18 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # jupyter-server-proxy (in the test extra) serves the sandbox's pages at {lab}/proxy/PORT/, so the
 # login links work from a browser that cannot reach the kernel's 127.0.0.1 (a hub, an SSH tunnel).
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
+# The learner's notebooks are theirs: JupyterLab opens a copy in $(LAB_COPY)/ (ignored by git), where
+# each tutorial missing from it is copied from notebooks/ and none is ever overwritten, so autosave
+# never rewrites the committed notebooks and `git pull` never conflicts. LINKING_TOOLKIT_KEEP_SANDBOX=1
+# gives each notebook a sandbox that survives a kernel restart (linking_toolkit.sandbox.kept).
+LAB_COPY ?= my-notebooks
+lab-copy:
+	mkdir -p $(LAB_COPY)
+	for f in notebooks/*.ipynb; do test -e "$(LAB_COPY)/$${f##*/}" || cp "$$f" "$(LAB_COPY)/"; done
+
+lab: $(STAMP) lab-copy
+	LINKING_TOOLKIT_KEEP_SANDBOX=1 $(VENV)/bin/jupyter lab --notebook-dir=$(LAB_COPY) \
+		--ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
 
 # Re-run the tutorials in place after changing them: outputs are committed, widget state is not.
 notebooks: $(STAMP)

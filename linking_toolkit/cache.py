@@ -308,12 +308,14 @@ def _shared_home() -> str | None:
 def default_cache(tenant: Tenant) -> tuple[TokenCache, str | None]:
     """The strategy a login uses when given none, and the one line to show about it (or None).
 
-    :data:`READ_WRITE` on a personal machine; :data:`NOOP` on JupyterHub or Colab, with a line
-    saying why; :data:`NOOP`, silently, for a sandbox running in this process, whose tokens end with
-    it (a cached one could never be used again).
+    :data:`READ_WRITE` on a personal machine (and for a kept sandbox, which outlives the kernel);
+    :data:`NOOP` on JupyterHub or Colab, with a line saying why; :data:`NOOP` for a sandbox running
+    in this process, whose tokens end with it (a cached one could never be used again), with a line
+    saying so.
     """
-    if tenant.sandbox is not None:
-        return NOOP, None
+    if tenant.sandbox is not None and not getattr(tenant.sandbox, "kept", False):
+        return NOOP, ("Not caching this login: this sandbox runs inside the kernel and its logins end "
+                      "with it (make lab keeps one across kernel restarts).")
     why = _shared_home()
     if why is not None:
         return NOOP, (f"Not caching this login: {why}. Pass cache=linking_toolkit.cache.READ_WRITE "

@@ -31,8 +31,9 @@ def check_link(primary: Session, secondary: Session, *, max_login_age: float = M
     ``auth_time``): Auth0's guidance is that both accounts authenticate at the time of the link, so a
     session kept from earlier, a cached one say, is not proof that the person holds it now."""
     if secondary is primary or secondary.user_id == primary.user_id:
-        raise UnsafeLink("the secondary session is the primary account itself: log in to the other "
-                         "account with purpose='linking'")
+        raise UnsafeLink("the secondary session is the primary account itself, the account you are "
+                         "already logged in to: choose the other one when you log in with "
+                         "purpose='linking'")
     issuer = primary.tenant.issuer
     if secondary.tenant.issuer != issuer or secondary.claims.get("iss") != issuer:
         raise UnsafeLink(f"the secondary session belongs to another tenant ({secondary.tenant.issuer}), "

@@ -23,6 +23,7 @@ from .errors import TenantError
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
+    from .sandbox.kept import KeptSandbox
 
 __all__ = ["DEFAULT_TIMEOUT", "JWKS_REFETCHES_PER_MINUTE", "Closeable", "Tenant", "connect", "trust"]
 
@@ -67,7 +68,7 @@ class Tenant:
     m2m_client_secret: str | None = field(default=None, repr=False)
     endpoints: dict[str, str] = field(default_factory=dict)
     connections: list[str] = field(default_factory=list)
-    sandbox: Sandbox | None = None
+    sandbox: Sandbox | KeptSandbox | None = None
     owns_sandbox: bool = False  # close() stops the sandbox too (connect() started it)
     ca_file: str | None = None
     _http: httpx2.Client | None = None
@@ -90,7 +91,7 @@ class Tenant:
         m2m_client_id: str | None = None,
         m2m_client_secret: str | None = None,
         connections: list[str] | None = None,
-        sandbox: Sandbox | None = None,
+        sandbox: Sandbox | KeptSandbox | None = None,
         transport: httpx2.BaseTransport | None = None,
         ca_file: str | None = None,
     ) -> Tenant:
@@ -123,7 +124,8 @@ class Tenant:
         return tenant
 
     @classmethod
-    def from_sandbox(cls, sandbox: Sandbox, *, transport: httpx2.BaseTransport | None = None) -> Tenant:
+    def from_sandbox(cls, sandbox: Sandbox | KeptSandbox, *,
+                     transport: httpx2.BaseTransport | None = None) -> Tenant:
         """A running sandbox as a tenant (its demo clients and connections)."""
         return cls.discover(
             sandbox.base_url,
@@ -262,6 +264,7 @@ def connect(
     connections: list[str] | None = None,
     quiet: bool = False,
     ca_file: str | os.PathLike[str] | None = None,
+    keep_sandbox: bool | None = None,
 ) -> Tenant:
     """The tenant to work with: a real one when it is configured, otherwise the sandbox.
 
@@ -276,6 +279,10 @@ def connect(
     With no domain anywhere, the embedded sandbox starts on a free loopback port (seeded with
     ``sandbox_seed`` so notebook outputs repeat, with ``sandbox_users`` synthetic users besides its
     demo people) and one line says so; pass ``sandbox=`` to use one that is already running.
+    ``keep_sandbox=True`` (the default when ``LINKING_TOOLKIT_KEEP_SANDBOX=1``, which ``make lab``
+    sets) uses the notebook's kept sandbox instead: a server process of its own that a restarted
+    kernel finds again, with its data, so a cached login comes back with no prompt
+    (:mod:`linking_toolkit.sandbox.kept`).
 
     Examples
     --------
@@ -301,7 +308,23 @@ def connect(
                                audience=_setting("AUTH0_AUDIENCE", audience, file_values),
                                m2m_client_id=m2m_id, m2m_client_secret=secret, connections=connections,
                                ca_file=os.fspath(ca_file) if ca_file is not None else None)
+    if keep_sandbox is None:
+        keep_sandbox = os.environ.get("LINKING_TOOLKIT_KEEP_SANDBOX") == "1"
+    if keep_sandbox:
+        return _kept_sandbox(sandbox_seed, sandbox_users, quiet=quiet)
     return _start_sandbox(sandbox_seed, sandbox_users, quiet=quiet)
+
+
+def _kept_sandbox(seed: int | None, users: int, *, quiet: bool) -> Tenant:
+    """The notebook's kept sandbox (found again or started), and one line saying so unless ``quiet``."""
+    from .sandbox.kept import kept_sandbox
+
+    kept = kept_sandbox(seed=seed, users=users)
+    tenant = Tenant.from_sandbox(kept)
+    if not quiet:
+        print(f"No AUTH0_DOMAIN configured: using the sandbox tenant at {tenant.issuer}, kept across "
+              f"kernel restarts (its files: {kept.folder})")
+    return tenant
 
 
 def _start_sandbox(seed: int | None, users: int, *, quiet: bool) -> Tenant:

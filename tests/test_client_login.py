@@ -209,6 +209,33 @@ def test_device_login(sandbox: Sandbox, client_tenant: Tenant) -> None:
     assert called == ["done", "late"]
 
 
+def test_a_linking_login_on_another_connection_than_asked_fails_naming_both(
+        sandbox: Sandbox, client_tenant: Tenant) -> None:
+    """The device page offers every account (Auth0's /oauth/device/code takes no connection):
+    choosing Ada's database account for a google-oauth2 linking login fails at the login."""
+    pending = start_login(client_tenant, method="device", purpose="linking", connection=GOOGLE, show=quiet)
+    assert pending.user_code
+    sandbox.approve_device(pending.user_code, connection="Username-Password-Authentication",
+                           email="ada@example.com")
+    with pytest.raises(LoginError) as caught:
+        pending.result(timeout=60)
+    assert str(caught.value) == (
+        "this login asked for google-oauth2, but you logged in with Username-Password-Authentication as "
+        "ada@example.com: log in again and choose google-oauth2 on the login page")
+    assert pending.status == "failed"
+    again = start_login(client_tenant, method="device", purpose="linking", connection=GOOGLE, show=quiet)
+    assert again.user_code
+    sandbox.approve_device(again.user_code, connection=GOOGLE, email="ada@example.com")
+    assert again.result(timeout=60).user_id.startswith("google-oauth2|")
+
+
+def test_a_password_login_on_its_connection_passes_the_check(sandbox: Sandbox, client_tenant: Tenant) -> None:
+    user = sandbox.demo_users[0]
+    session = login(client_tenant, method="password", email=user["email"], password=user["password"],
+                    connection=user["connection"], purpose="linking")
+    assert session.user_id == user["user_id"]
+
+
 def test_device_login_denied(sandbox: Sandbox, client_tenant: Tenant) -> None:
     pending = start_login(client_tenant, method="device", show=quiet)
     assert pending.user_code

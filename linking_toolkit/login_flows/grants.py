@@ -34,6 +34,7 @@ __all__ = [
     "AuthorizationRequest",
     "DeviceAuthorization",
     "Method",
+    "check_connection",
     "login_error",
     "session_from_tokens",
     "token_request",
@@ -116,12 +117,32 @@ def session_from_tokens(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose
         id_token=id_token,
     )
     session.profile = ManagementClient.for_session(session).get_user(session.user_id)
+    if connection:
+        check_connection(session, connection)
     refresh_token = tokens.get("refresh_token")
     if cache is not None and isinstance(refresh_token, str) and refresh_token:
         cache.save(tenant, purpose=purpose, connection=connection, user_id=session.user_id,
                    refresh_token=refresh_token)
     logger.debug("logged in %s for %s", session.user_id, purpose)
     return session
+
+
+def check_connection(session: Session, connection: str) -> None:
+    """Raise a :class:`LoginError` naming both connections when the person logged in with another
+    one than ``connection``, the one asked for. The device flow cannot ask Auth0 for a connection
+    (``/oauth/device/code`` takes none), so its page offers every account: the login itself must
+    be checked, or the wrong account passes as the one to link and only ``link()`` fails, later and
+    for another reason."""
+    identities = [i for i in session.profile.get("identities") or [] if isinstance(i, dict)]
+    if any(i.get("connection") == connection for i in identities):
+        return
+    used = next((i for i in identities if f"{i.get('provider')}|{i.get('user_id')}" == session.user_id),
+                identities[0] if identities else {})
+    who = session.profile.get("email") or session.user_id
+    session.close()
+    raise LoginError(f"this login asked for {connection}, but you logged in with "
+                     f"{used.get('connection', 'another connection')} as {who}: log in again and choose "
+                     f"{connection} on the login page")
 
 
 @dataclass(frozen=True)

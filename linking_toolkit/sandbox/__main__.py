@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -24,7 +25,7 @@ from .browser_apps import (
 from .context import EXPORT_LINK_SECONDS, check_export_link_seconds, parse_rate_limit
 from .server import Sandbox
 
-__all__ = ["main"]
+__all__ = ["main", "write_record"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="an Allowed Web Origin of the single-page app, scheme://host[:port]: CORS, "
                              f"silent login (repeat; default {' and '.join(DEFAULT_SPA_WEB_ORIGINS)})")
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
+    parser.add_argument("--record", default=None, metavar="FILE",
+                        help="also write the JSON line, with the demo users' ids and this process's pid, "
+                             "to FILE (0600): how connect() finds a kept sandbox again")
+    parser.add_argument("--exit-with", type=int, default=None, metavar="PID",
+                        help="exit when process PID exits (the Jupyter Server whose kernels use it)")
     return parser
 
 
@@ -102,11 +108,35 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         print(json.dumps(sandbox.info()), flush=True)
+        if args.record:
+            write_record(args.record, {**sandbox.info(), "demo_users": sandbox.demo_users, "pid": os.getpid(),
+                                       "port": sandbox.port, "seed": args.seed, "users": args.users})
         while not stop.wait(0.5):
-            pass
+            if args.exit_with is not None and not _alive(args.exit_with):
+                break
     finally:
         sandbox.stop()
     return 0
+
+
+def write_record(path: str, record: dict[str, object]) -> None:
+    """Write ``record`` as JSON to ``path``, 0600 in one call and whole at once (a reader polling
+    for it never sees half of it), never through a symbolic link: it holds the client secret."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(record, file)
+    os.replace(temporary, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
 
 
 if __name__ == "__main__":
