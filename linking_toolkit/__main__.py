@@ -176,7 +176,8 @@ def _doctor(args: argparse.Namespace) -> int:
                 planned = fix_tenant(tenant, spa_client_id=args.spa_client_id)
                 if len(planned):
                     _show(planned.drop(columns=["result"]))
-                    if not args.yes and not _confirm(f"Make these {len(planned)} changes?"):
+                    if not args.yes and not _confirm("Make this change?" if len(planned) == 1
+                                                 else f"Make these {len(planned)} changes?"):
                         print("Nothing was changed.")
                         return 1
                     undo_file = args.undo_file or Path(f"doctor-undo-{datetime.now():%Y%m%d-%H%M%S}.json")
