@@ -312,3 +312,41 @@ def test_a_setting_changed_again_after_the_fix_is_left_alone_by_undo(
     done = undo_fix(client_tenant, undo_file)  # someone added a URL since: theirs is kept, and said so
     assert list(done["result"]) == ["left alone: it changed since the fix"]
     assert "http://127.0.0.1:8888/lab" in admin.get_client(client_tenant.client_id)["callbacks"]
+
+
+DEVICE_REFUSED = "Grant type 'urn:ietf:params:oauth:grant-type:device_code' not allowed for the client."
+NOT_AUTHORIZED = ('Client is not authorized to access "https://example.eu.auth0.com/api/v2/". '
+                  "You need to create a client-grant associated to this API.")
+
+
+@pytest.mark.parametrize(("error", "message", "setting"), [
+    ("unauthorized_client", DEVICE_REFUSED, "Device Code grant"),
+    ("unauthorized_client", "Grant type 'refresh_token' not allowed for the client.", "Refresh Token grant"),
+    ("access_denied", "Service not enabled within domain: https://example.eu.auth0.com/userinfo",
+     "enable the connection for the Native app"),
+    ("Forbidden", "Insufficient scope, expected any of: read:users",
+     "grant the machine-to-machine app read:users"),
+    ("access_denied", NOT_AUTHORIZED, "authorize the machine-to-machine app"),
+])
+def test_each_auth0_error_of_a_missing_setting_names_the_setting(error: str, message: str,
+                                                                 setting: str) -> None:
+    from linking_toolkit.errors import error_from_response
+
+    raised = error_from_response(403, {"statusCode": 403, "error": error, "message": message})
+    assert str(raised).startswith(message) and setting in str(raised) and DOCTOR in str(raised)
+    assert "\n" not in str(raised)
+    other = error_from_response(403, {"error": error, "message": "Another refusal."})
+    assert other.message == "Another refusal."
+
+
+def test_a_user_sessions_own_scopes_get_no_grant_hint() -> None:
+    from linking_toolkit.errors import fix_hint
+
+    assert fix_hint(None, "Insufficient scope; expected any of: read:current_user.") is None
+
+
+def test_a_machine_token_without_read_users_names_the_grant_to_change(client_tenant: Tenant) -> None:
+    with fresh_admin(client_tenant, scope="update:users") as limited, pytest.raises(Forbidden) as refused:
+        audit_tenant(limited)
+    assert "grant the machine-to-machine app read:users" in str(refused.value)
+    assert "Machine To Machine Applications" in str(refused.value) and DOCTOR in str(refused.value)
