@@ -37,6 +37,18 @@ def fresh_admin(tenant: Tenant, **kwargs: str) -> ManagementClient:
     return ManagementClient.from_client_credentials(tenant, backoff=0, **kwargs)
 
 
+@pytest.fixture
+def owner(client_tenant: Tenant, mint) -> ManagementClient:
+    """The tenant owner's client: the demo machine app's scopes, ``update:client_grants`` and
+    ``update:connections``, which its machine app does not hold (granting itself scopes, or changing
+    a connection every app shares, is a dashboard's job)."""
+    from linking_toolkit.sandbox.seed.demo import M2M_SCOPES
+
+    token = mint(M2M_SCOPES + " update:client_grants update:connections")
+    with ManagementClient(client_tenant, lambda: token, backoff=0) as client:
+        yield client
+
+
 def row(tenant: Tenant, setting: str, **kwargs: str) -> dict[str, str]:
     frame = doctor(tenant, **kwargs)
     found = frame[frame["setting"] == setting]
@@ -80,12 +92,21 @@ def no_loopback_callback(admin: ManagementClient, tenant: Tenant) -> None:
     admin.update_client(tenant.client_id, {"callbacks": [c for c in now if "127.0.0.1" not in c]})
 
 
+def disable_connection(name: str) -> Callable[[ManagementClient, Tenant], None]:
+    def breaks(admin: ManagementClient, tenant: Tenant) -> None:
+        (connection,) = [c for c in admin.connections() if c["name"] == name]
+        admin.set_connection_clients(connection["id"], {tenant.client_id: False})
+    return breaks
+
+
 def settings_of(admin: ManagementClient, tenant: Tenant) -> dict:
     """Every field the doctor may change, as the tenant holds them now."""
     native = admin.get_client(tenant.client_id)
     return {"native": {k: native.get(k) for k in ("grant_types", "callbacks", "refresh_token")},
             "grant": sorted(m2m_grant(admin, tenant)["scope"]),
-            "offline": admin.get_resource_server(tenant.management_audience).get("allow_offline_access")}
+            "offline": admin.get_resource_server(tenant.management_audience).get("allow_offline_access"),
+            "connections": sorted(c["name"] for c in admin.connections()
+                                  if tenant.client_id in admin.connection_clients(c["id"]))}
 
 
 # -- what a user meets, and the same feature once fixed ---------------------------------------------
@@ -165,9 +186,9 @@ def test_offline_access_off_no_refresh_token_with_the_hint_then_fixed(
 @pytest.mark.parametrize(("scope", "setting"), [("update:users", "machine-to-machine app may update:users"),
                                                 ("read:users", "machine-to-machine app may read:users")])
 def test_a_scope_missing_from_the_client_grant_is_refused_with_the_hint_then_fixed(
-        sandbox: Sandbox, client_tenant: Tenant, admin: ManagementClient, tmp_path: Path, scope: str,
-        setting: str) -> None:
-    drop_scope(scope)(admin, client_tenant)
+        sandbox: Sandbox, client_tenant: Tenant, admin: ManagementClient, owner: ManagementClient,
+        tmp_path: Path, scope: str, setting: str) -> None:
+    drop_scope(scope)(owner, client_tenant)
     broken = settings_of(admin, client_tenant)
     primary, secondary = sandbox.demo_users[0], sandbox.demo_users[1]
 
@@ -186,12 +207,42 @@ def test_a_scope_missing_from_the_client_grant_is_refused_with_the_hint_then_fix
     assert (found["ok"], found["now"]) == ("✗", "not granted")
 
     undo_file = tmp_path / "undo.json"
-    done = fix_tenant(client_tenant, undo_file, dry_run=False)
-    assert list(done["object"]) == ["client_grant"]
+    refused = fix_tenant(client_tenant, undo_file, dry_run=False)  # the demo machine app may not
+    assert list(refused["result"]) == ["refused: needs update:client_grants (or change it in the dashboard)"]
+    assert row(client_tenant, setting)["ok"] == "✗" and settings_of(admin, client_tenant) == broken
+    undo_file = tmp_path / "undo-owner.json"
+    done = fix_tenant(client_tenant, undo_file, dry_run=False, admin=owner)
+    assert list(done["object"]) == ["client_grant"] and list(done["result"]) == ["changed"]
     assert row(client_tenant, setting)["ok"] == "✓"
     with fresh_admin(client_tenant) as fixed:
         use(fixed)
-    undo_fix(client_tenant, undo_file)
+    undo_fix(client_tenant, undo_file, admin=owner)
+    assert settings_of(admin, client_tenant) == broken
+
+
+def test_a_connection_not_enabled_refuses_the_login_with_the_hint_then_fixed(
+        sandbox: Sandbox, client_tenant: Tenant, admin: ManagementClient, owner: ManagementClient,
+        tmp_path: Path) -> None:
+    database = "Username-Password-Authentication"
+    disable_connection(database)(owner, client_tenant)
+    broken = settings_of(admin, client_tenant)
+    user = sandbox.demo_users[0]
+    with pytest.raises(LoginError) as refused:
+        login(client_tenant, method="password", email=user["email"], password=user["password"])
+    assert "enable the connection for the Native app" in str(refused.value) and DOCTOR in str(refused.value)
+    found = row(client_tenant, f"connection {database}")
+    assert (found["ok"], found["now"], found["feature"]) == ("✗", "not enabled", "device login")
+    assert found["where in the Auth0 dashboard"] == \
+        "Applications > Applications > Notebook (native) > Connections"
+
+    refused_fix = fix_tenant(client_tenant, tmp_path / "demo-app.json", dry_run=False)
+    assert list(refused_fix["result"]) == [
+        "refused: needs update:connections (or change it in the dashboard)"]
+    undo_file = tmp_path / "undo.json"
+    fix_tenant(client_tenant, undo_file, dry_run=False, admin=owner)
+    assert row(client_tenant, f"connection {database}")["ok"] == "✓"
+    login(client_tenant, method="password", email=user["email"], password=user["password"])
+    undo_fix(client_tenant, undo_file, admin=owner)
     assert settings_of(admin, client_tenant) == broken
 
 
@@ -219,10 +270,11 @@ def test_each_native_app_setting_is_found_fixed_and_put_back_exactly(
 
 
 def test_everything_broken_at_once_is_one_fix_and_one_undo(
-        sandbox: Sandbox, client_tenant: Tenant, admin: ManagementClient, tmp_path: Path) -> None:
+        sandbox: Sandbox, client_tenant: Tenant, admin: ManagementClient, owner: ManagementClient,
+        tmp_path: Path) -> None:
     for breaks in (drop_grant_type(DEVICE_GRANT), drop_grant_type("refresh_token"), no_offline_access,
-                   no_rotation, drop_scope("read:users")):
-        breaks(admin, client_tenant)
+                   no_rotation, drop_scope("read:users"), disable_connection("google-oauth2")):
+        breaks(owner, client_tenant)
     broken = settings_of(admin, client_tenant)
     planned = fix_tenant(client_tenant)  # a dry run: nothing changes
     assert set(planned["result"]) == {"planned"} and settings_of(admin, client_tenant) == broken
@@ -230,11 +282,11 @@ def test_everything_broken_at_once_is_one_fix_and_one_undo(
     assert len(grant_types) == 1  # two grant types, one change of the field
     assert {DEVICE_GRANT, "refresh_token"} <= set(json.loads(grant_types.iloc[0]["after"]))
     undo_file = tmp_path / "undo.json"
-    fix_tenant(client_tenant, undo_file, dry_run=False)
+    fix_tenant(client_tenant, undo_file, dry_run=False, admin=owner)
     assert stat.S_IMODE(os.stat(undo_file).st_mode) == 0o600
     assert doctor(client_tenant).attrs["ready"]
     device_login(sandbox, client_tenant)
-    undo_fix(client_tenant, undo_file)
+    undo_fix(client_tenant, undo_file, admin=owner)
     assert settings_of(admin, client_tenant) == broken
 
 

@@ -3,7 +3,8 @@
 What ``python -m linking_toolkit doctor`` reads and ``--fix`` changes, in Auth0's shapes:
 ``/clients`` (``read:clients``, ``update:clients``), ``/client-grants`` (``read:client_grants``,
 ``create:client_grants``, ``update:client_grants``, ``delete:client_grants``), ``/resource-servers``
-(``read:resource_servers``, ``update:resource_servers``) and ``/connections`` (``read:connections``).
+(``read:resource_servers``, ``update:resource_servers``) and ``/connections`` (``read:connections``,
+``update:connections``).
 Reads are retried like every GET; changes are not (a PATCH answers the new object: read it).
 """
 
@@ -72,8 +73,29 @@ class ApplicationSettings:
                                 json=dict(body))
 
     def connections(self) -> list[dict[str, Any]]:
-        """``GET /connections``: every connection, each with its ``enabled_clients``."""
+        """``GET /connections``: every connection (Auth0 no longer lists their enabled clients)."""
         return self._every_page("/connections", "connections", {})
+
+    def connection_clients(self, connection_id: str) -> list[str]:
+        """``GET /connections/{id}/clients``: the ids of the applications the connection is enabled
+        for, every checkpoint page (``from`` the ``next`` of the page before)."""
+        out: list[str] = []
+        params: dict[str, Any] = {"take": 100}
+        while True:
+            body = self._api.object("GET", f"/connections/{path_id(connection_id)}/clients", safe=True,
+                                    params=params)
+            clients = body.get("clients")
+            if not isinstance(clients, list) or not all(isinstance(c, dict) for c in clients):
+                raise TenantError("GET /connections/{id}/clients: the answer is not a list of clients")
+            out.extend(str(c.get("client_id")) for c in clients)
+            if not body.get("next") or not clients:
+                return out
+            params["from"] = body["next"]
+
+    def set_connection_clients(self, connection_id: str, statuses: Mapping[str, bool]) -> None:
+        """``PATCH /connections/{id}/clients``: enable (True) or disable (False) it for each client."""
+        self._api.call("PATCH", f"/connections/{path_id(connection_id)}/clients", safe=False,
+                       json=[{"client_id": c, "status": on} for c, on in statuses.items()])
 
     def _every_page(self, path: str, key: str, params: dict[str, str]) -> list[dict[str, Any]]:
         """Every item of a paged list (``include_totals``: ``{key: [...], "total": n}``; a tenant

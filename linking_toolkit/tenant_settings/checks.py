@@ -37,7 +37,7 @@ __all__ = [
     "read_settings",
 ]
 
-Kind = Literal["client", "client_grant", "resource_server"]
+Kind = Literal["client", "client_grant", "resource_server", "connection"]
 
 FEATURES = ("device login", "browser login", "token cache", "linking", "audit by export", "the SPA example")
 FRAME_COLUMNS = ["feature", "setting", "ok", "now", "must be", "where in the Auth0 dashboard"]
@@ -93,6 +93,9 @@ class Reading:
         if kind == "client":
             found = next((c for c in (self.native, self.m2m, self.spa)
                           if c is not None and c.get("client_id") == object_id), None)
+        elif kind == "connection":  # whether it is enabled for the Native app
+            found = next((c for c in self.connections or [] if c.get("id") == object_id), None)
+            return None if found is None else self.tenant.client_id in (found.get("enabled_clients") or [])
         else:
             found = self.grant if kind == "client_grant" else self.api
         return None if found is None else found.get(name)
@@ -129,7 +132,9 @@ def read_settings(tenant: Tenant, admin: ManagementClient | None,
         reading.spa = _read(reading, "spa", "read:clients", lambda: admin.get_client(spa_client_id))
     reading.api = _read(reading, "api", "read:resource_servers",
                         lambda: admin.get_resource_server(tenant.management_audience))
-    reading.connections = _read(reading, "connections", "read:connections", admin.connections)
+    reading.connections = _read(reading, "connections", "read:connections", lambda: [
+        c | {"enabled_clients": c["enabled_clients"] if isinstance(c.get("enabled_clients"), list)
+             else admin.connection_clients(str(c["id"]))} for c in admin.connections()])
     return reading
 
 
@@ -221,10 +226,11 @@ def _connection_rows(r: Reading, app_name: str) -> list[Finding]:
     if not wanted:  # a real tenant names none: one is enough to log in
         return [_row("device login", "connections enabled", bool(enabled), _listed(enabled),
                      "at least one", where)]
-    known = {str(c.get("name")) for c in r.connections}
+    ids = {str(c.get("name")): str(c.get("id")) for c in r.connections}
     return [_row("linking" if i else "device login", f"connection {name}", name in enabled,
-                 "enabled" if name in enabled else "not enabled" if name in known else "no such connection",
-                 "enabled", where) for i, name in enumerate(wanted)]
+                 "enabled" if name in enabled else "not enabled" if name in ids else "no such connection",
+                 "enabled", where, Fix("connection", ids[name], "enabled", lambda _now: True)
+                 if name in ids else None) for i, name in enumerate(wanted)]
 
 
 def _m2m_rows(r: Reading) -> list[Finding]:

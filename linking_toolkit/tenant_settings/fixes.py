@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import Auth0Error
+from ..errors import Auth0Error, Forbidden
 from ..management import ManagementClient
 from ..private_files import open_private
 from ..tenant import Tenant
@@ -74,6 +74,8 @@ def _check_own(admin: ManagementClient, tenant: Tenant, change: Change, own: set
             owner = next((g.get("client_id") for g in grants if g.get("id") == change.id), None)
         allowed = ("client", str(owner)) in own and owner != tenant.client_id \
             and change.audience in (None, tenant.management_audience)
+    elif change.kind == "connection":  # only whether it is enabled for the toolkit's Native app
+        allowed = change.field == "enabled"
     else:
         allowed = change.field == "allow_offline_access" and change.id in _api_ids(admin, tenant)
     if not allowed or change.field in ("client_id", "client_secret", "name"):
@@ -117,6 +119,8 @@ def _current(admin: ManagementClient, tenant: Tenant, change: Change) -> tuple[b
         return True, admin.get_client(change.id).get(change.field)
     if change.kind == "resource_server":
         return True, admin.get_resource_server(change.id).get(change.field)
+    if change.kind == "connection":
+        return True, tenant.client_id in admin.connection_clients(change.id)
     grants = admin.client_grants(client_id=str(change.client_id), audience=change.audience)
     grant = next((g for g in grants if not change.id or g.get("id") == change.id), None)
     if grant is None:
@@ -125,9 +129,11 @@ def _current(admin: ManagementClient, tenant: Tenant, change: Change) -> tuple[b
     return True, grant.get(change.field)
 
 
-def _write(admin: ManagementClient, change: Change, value: Any, exists: bool) -> None:
+def _write(admin: ManagementClient, tenant: Tenant, change: Change, value: Any, exists: bool) -> None:
     if change.kind == "client":
         admin.update_client(change.id, {change.field: value})
+    elif change.kind == "connection":
+        admin.set_connection_clients(change.id, {tenant.client_id: bool(value)})
     elif change.kind == "resource_server":
         admin.update_resource_server(change.id, {change.field: value})
     elif value is None:  # the grant did not exist before the fix
@@ -137,6 +143,24 @@ def _write(admin: ManagementClient, change: Change, value: Any, exists: bool) ->
     else:
         created = admin.create_client_grant(str(change.client_id), str(change.audience), list(value))
         change.id = str(created.get("id") or "")
+
+
+_SCOPE_TO_CHANGE = {"client": "update:clients", "resource_server": "update:resource_servers",
+                    "connection": "update:connections", "client_grant": "update:client_grants"}
+
+
+def _made(admin: ManagementClient, tenant: Tenant, change: Change, value: Any, exists: bool,
+          done: str) -> str:
+    """``done`` once the field is written; a 403 (the app may not change that) is a result, not the end:
+    the other changes are still made, and the row says which permission (or the dashboard) it takes."""
+    try:
+        _write(admin, tenant, change, value, exists)
+    except Forbidden:
+        scope = _SCOPE_TO_CHANGE[change.kind]
+        if change.kind == "client_grant" and change.before is None:
+            scope = "create:client_grants"
+        return f"refused: needs {scope} (or change it in the dashboard)"
+    return done
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -169,8 +193,7 @@ def apply_changes(admin: ManagementClient, tenant: Tenant, changes: list[Change]
         if _same(now, change.after):
             change.result = "already so"
         elif _same(now, change.before):
-            _write(admin, change, change.after, exists)
-            change.result = "changed"
+            change.result = _made(admin, tenant, change, change.after, exists, "changed")
         else:
             change.result = "left alone: it changed since it was read"
         _save(path, tenant, changes, made_at)
@@ -208,8 +231,7 @@ def undo_changes(admin: ManagementClient, tenant: Tenant, changes: list[Change],
         if _same(now, change.before) and as_before:
             change.result = "already so"
         elif _same(now, change.after):
-            _write(admin, change, change.before, exists)
-            change.result = "put back"
+            change.result = _made(admin, tenant, change, change.before, exists, "put back")
         else:
             change.result = "left alone: it changed since the fix"
     return changes
