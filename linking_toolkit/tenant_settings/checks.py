@@ -260,7 +260,7 @@ def _api_rows(r: Reading) -> list[Finding]:
         return [_cannot("token cache", "Management API allows offline access", "on", where,
                         r.cannot.get("api", "cannot check"))]
     offline = r.api.get("allow_offline_access") is True
-    api_id = str(r.api.get("id") or r.tenant.management_audience)
+    api_id = r.tenant.management_audience  # its identifier: Auth0 takes it for the id, and it is readable
     return [_row("token cache", "Management API allows offline access", offline, _on(offline), "on", where,
                  Fix("resource_server", api_id, "allow_offline_access", lambda _now: True))]
 
