@@ -3,7 +3,8 @@
 Runs against a real Auth0 tenant or, by default, the embedded sandbox tenant. These are the names a
 learner or an analyst types; everything else lives in its module, each with its own ``__all__``:
 ``linking_toolkit.errors`` (every error), ``.tokens`` (ID-token verification), ``.login_flows``,
-``.identities``, ``.management``, ``.audit``, ``.widgets`` and ``.sandbox``.
+``.identities``, ``.management``, ``.tenant_settings`` (``doctor``), ``.audit``, ``.widgets``
+and ``.sandbox``.
 
 Examples
 --------
@@ -22,6 +23,7 @@ from .linking import link, unlink
 from .login_flows import login
 from .management import ManagementClient
 from .tenant import Tenant, connect
+from .tenant_settings import doctor
 from .tokens import Session
 from .widgets import AuditTable, IdentityTable, LoginPrompt, start_login
 
@@ -42,6 +44,7 @@ __all__ = [
     "audit_export_file",
     "audit_tenant",
     "connect",
+    "doctor",
     "identities_frame",
     "link",
     "link_candidates",

@@ -1,4 +1,5 @@
-"""``python -m linking_toolkit audit --out DIR``: audit a tenant without Jupyter, for scheduled runs.
+"""``python -m linking_toolkit audit --out DIR``: audit a tenant without Jupyter, for scheduled runs;
+``python -m linking_toolkit doctor [--fix | --undo FILE]``: check (and fix) the tenant's settings.
 
 The tenant comes from ``AUTH0_DOMAIN``, ``AUTH0_CLIENT_ID``, ``AUTH0_CLIENT_SECRET`` (the
 machine-to-machine application's secret; ``AUTH0_M2M_CLIENT_ID`` when its id differs) in the
@@ -49,6 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--phone-path", action="append", default=[], metavar="user_metadata.KEY",
                      help="where the tenant keeps a phone besides phone_number (repeatable)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    check = commands.add_parser("doctor", help="check the tenant's settings the toolkit needs; --fix them")
+    check.add_argument("--env-file", default=".env", help="file with AUTH0_* settings (default .env)")
+    check.add_argument("--seed", type=int, default=1, help="the sandbox's seed, with no tenant (default 1)")
+    check.add_argument("--spa-client-id", default=None, metavar="ID",
+                       help="the single-page app of examples/spa-linking, to check it too")
+    what = check.add_mutually_exclusive_group()
+    what.add_argument("--fix", action="store_true",
+                      help="make the changes (shown first, then asked) on the toolkit's own apps")
+    what.add_argument("--undo", type=Path, metavar="FILE", help="put back what a --fix recorded in FILE")
+    check.add_argument("--yes", action="store_true", help="with --fix: do not ask (for scripts)")
+    check.add_argument("--undo-file", type=Path, default=None, metavar="FILE",
+                       help="with --fix: where to record the changes (default doctor-undo-<time>.json)")
     return parser
 
 
@@ -130,6 +143,71 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(frame: pd.DataFrame) -> None:
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                           "display.max_colwidth", 90):
+        print(frame.to_string(index=False))
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .errors import Auth0Error
+    from .tenant import connect
+    from .tenant_settings import doctor, fix_tenant, undo_fix
+
+    try:
+        tenant = connect(env_file=args.env_file, sandbox_seed=args.seed, quiet=True)
+    except Auth0Error as error:
+        print(f"doctor failed: {error}", file=sys.stderr)
+        return 1
+    with tenant:
+        if tenant.sandbox is not None:
+            print(f"No AUTH0_DOMAIN configured: checking a sandbox tenant at {tenant.issuer}",
+                  file=sys.stderr)
+        try:
+            if args.undo is not None:
+                done = undo_fix(tenant, args.undo, spa_client_id=args.spa_client_id)
+                _show(done)
+                left = done[done["result"].str.startswith("left alone")]
+                print(f"{len(done) - len(left)} of {len(done)} fields as before the fix.")
+                return 1 if len(left) else 0
+            if args.fix:
+                planned = fix_tenant(tenant, spa_client_id=args.spa_client_id)
+                if len(planned):
+                    _show(planned.drop(columns=["result"]))
+                    if not args.yes and not _confirm("Make this change?" if len(planned) == 1
+                                                 else f"Make these {len(planned)} changes?"):
+                        print("Nothing was changed.")
+                        return 1
+                    undo_file = args.undo_file or Path(f"doctor-undo-{datetime.now():%Y%m%d-%H%M%S}.json")
+                    done = fix_tenant(tenant, undo_file, dry_run=False, spa_client_id=args.spa_client_id)
+                    changed = int((done["result"] == "changed").sum())
+                    print(f"{changed} changed; to put them back: python -m linking_toolkit doctor --undo "
+                          f"{undo_file}")
+                else:
+                    print("Nothing to change.")
+            report = doctor(tenant, spa_client_id=args.spa_client_id)
+        except (Auth0Error, ValueError) as error:
+            print(f"doctor failed: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"doctor failed: {error.strerror or error}", file=sys.stderr)
+            return 1
+    _show(report)
+    ready = bool(report.attrs["ready"])
+    print("Ready." if ready else "Not ready: change the rows marked ✗ (python -m linking_toolkit doctor "
+          "--fix makes those it can); ? rows need the permission they name.")
+    return 0 if ready else 1
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # no one to answer: no
+        return False
+
+
 def _tiers(text: str) -> str | list[str]:
     return "all" if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
 
@@ -146,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             _parser().error(str(error))
         return _audit(args)
+    if args.command == "doctor":
+        if args.yes and not args.fix:
+            _parser().error("--yes goes with --fix")
+        return _doctor(args)
     return 2  # pragma: no cover - argparse refuses unknown commands first
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "DOCTOR_COMMAND",
+    "FIX_HINTS",
+    "OFFLINE_ACCESS_HINT",
     "AccessDenied",
     "AlreadyLinked",
     "Auth0Error",
@@ -45,6 +48,8 @@ __all__ = [
     "UnknownSigningKey",
     "UnsafeLink",
     "error_from_response",
+    "fix_hint",
+    "with_fix_hint",
 ]
 
 
@@ -270,6 +275,72 @@ _BY_STATUS: dict[int, type[Auth0Error]] = {
 }
 
 
+# -- the tenant setting behind an error ---------------------------------------------------------
+
+# Auth0 names the symptom, not the setting: each row is (the answer's ``error`` or None for any,
+# words of its message, lower case, and the setting that causes it). The first row that matches wins.
+_GRANTS = "Applications > Applications > (the Native app) > Settings > Advanced Settings > Grant Types"
+_M2M = ("Applications > APIs > Auth0 Management API > Machine To Machine Applications > "
+        "(the machine-to-machine app)")
+_CONNECTIONS = "enable the connection for the Native app (Applications > Applications > (the Native app) > " \
+    "Connections)"
+FIX_HINTS: tuple[tuple[str | None, str, str], ...] = (
+    ("unauthorized_client", "device_code", f"turn on the Device Code grant ({_GRANTS})"),
+    ("unauthorized_client", "refresh_token", f"turn on the Refresh Token grant ({_GRANTS})"),
+    ("unauthorized_client", "authorization_code", f"turn on the Authorization Code grant ({_GRANTS})"),
+    ("unauthorized_client", "password", f"turn on the Password grant ({_GRANTS})"),
+    ("unauthorized_client", "client_credentials",
+     "turn on the Client Credentials grant of the machine-to-machine app (Applications > Applications > "
+     "(the machine-to-machine app) > Settings > Advanced Settings > Grant Types)"),
+    (None, "service not enabled within domain", _CONNECTIONS),
+    (None, "connection is not enabled", _CONNECTIONS),
+    (None, "insufficient scope", f"grant the machine-to-machine app {{scopes}} ({_M2M} > Permissions)"),
+    (None, "is not authorized to access",
+     f"authorize the machine-to-machine app for the Management API ({_M2M})"),
+)
+# What a cached login meets when the tenant answers no refresh token: nothing fails, nothing is kept.
+OFFLINE_ACCESS_HINT = ("turn on Allow Offline Access of the Auth0 Management API (Applications > APIs > "
+                         "Auth0 Management API > Settings > Access Settings) and the Refresh Token grant of "
+                         "the Native app")
+DOCTOR_COMMAND = "python -m linking_toolkit doctor"
+
+
+def _scopes_asked(message: str) -> str:
+    """The scopes an "Insufficient scope" message expects, a user's own (``*current_user*``) left out."""
+    _, _, listed = message.partition("expected")
+    listed = listed.removeprefix(" any of").lstrip(": ").rstrip(". ")
+    scopes = [s.strip() for s in listed.split(",") if s.strip() and "current_user" not in s]
+    return " or ".join(scopes)
+
+
+def fix_hint(error: str | None, message: str) -> str | None:
+    """The tenant setting to change for this answer of Auth0 (its ``error`` and message), or None.
+
+    Examples
+    --------
+    >>> fix_hint("unauthorized_client", "Grant type 'refresh_token' not allowed for the client.")[:38]
+    'turn on the Refresh Token grant (Appli'
+    """
+    lowered = message.lower()
+    for code, words, hint in FIX_HINTS:
+        if (code is None or code == error) and words in lowered:
+            if "{scopes}" in hint:
+                scopes = _scopes_asked(message)
+                if not scopes:  # only a user's own scopes: they come with the login, not a grant
+                    return None
+                hint = hint.format(scopes=scopes)
+            return hint
+    return None
+
+
+def with_fix_hint(message: str, error: str | None) -> str:
+    """``message``, and after it in the same line the setting to change when one explains it."""
+    hint = fix_hint(error, message)
+    if hint is None or DOCTOR_COMMAND in message:
+        return message
+    return f"{message.rstrip()} To fix: {hint}; `{DOCTOR_COMMAND}` checks it."
+
+
 def error_from_response(status_code: int, body: Any, *, reset_at: float | None = None) -> Auth0Error:
     """The exception for an error answer whose JSON body is ``body`` (Auth0's shape, or not)."""
     if isinstance(body, dict):
@@ -279,6 +350,7 @@ def error_from_response(status_code: int, body: Any, *, reset_at: float | None =
         error_code = body.get("errorCode")
     else:
         message, error, error_code = f"HTTP {status_code}", None, None
+    message = with_fix_hint(message, error if isinstance(error, str) else None)
     kwargs: dict[str, Any] = {"status_code": status_code, "error": error if isinstance(error, str) else None,
                               "error_code": error_code if isinstance(error_code, str) else None}
     if status_code == 429:

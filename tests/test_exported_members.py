@@ -25,7 +25,7 @@ TOP_LEVEL = {
     "connect", "Tenant", "login", "start_login", "Session", "Identity", "identities_frame",
     "link", "unlink", "ManagementClient",
     "audit_tenant", "audit_export_file", "Audit", "link_candidates", "plan_links", "apply_plan", "undo",
-    "IdentityTable", "LoginPrompt", "AuditTable",
+    "IdentityTable", "LoginPrompt", "AuditTable", "doctor",
     "Auth0Error", "LoginError", "TokenVerificationError", "LinkRefused",
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -20,7 +21,15 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from ..cache import TokenCache
-from ..errors import AccessDenied, LoginError, LoginExpired, TenantError
+from ..errors import (
+    DOCTOR_COMMAND,
+    OFFLINE_ACCESS_HINT,
+    AccessDenied,
+    LoginError,
+    LoginExpired,
+    TenantError,
+    with_fix_hint,
+)
 from ..management import ManagementClient
 from ..tenant import Tenant
 from ..tokens import Purpose, Session, verify_id_token
@@ -59,7 +68,8 @@ _LOGIN_ERRORS: dict[str, type[LoginError]] = {
 
 def login_error(error: str, message: str, status_code: int | None = None) -> LoginError:
     """The exception for an OAuth ``error`` code (``access_denied``, ``expired_token``, ...)."""
-    return _LOGIN_ERRORS.get(error, LoginError)(message, status_code=status_code, error=error)
+    return _LOGIN_ERRORS.get(error, LoginError)(with_fix_hint(message, error), status_code=status_code,
+                                                error=error)
 
 
 def _post_form(tenant: Tenant, endpoint: str, data: dict[str, str], expect: str) -> dict[str, Any]:
@@ -123,6 +133,9 @@ def session_from_tokens(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose
     if cache is not None and isinstance(refresh_token, str) and refresh_token:
         cache.save(tenant, purpose=purpose, connection=connection, user_id=session.user_id,
                    refresh_token=refresh_token)
+    elif cache is not None and cache.writes:  # offline_access was asked for, and nothing came
+        print(f"The tenant answered no refresh token, so this login is not cached. To fix: "
+              f"{OFFLINE_ACCESS_HINT}; `{DOCTOR_COMMAND}` checks it.", file=sys.stderr)
     logger.debug("logged in %s for %s", session.user_id, purpose)
     return session
 

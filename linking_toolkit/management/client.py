@@ -24,6 +24,7 @@ from ..identities import holds_identity
 from ..private_files import open_private
 from ..tokens import unverified_claims
 from ._http import ManagementHTTP, ManagementStats, TokenSource, path_id
+from .applications import ApplicationSettings
 from .credentials import ClientCredentials
 from .signed_urls import hidden_from_logs
 
@@ -44,7 +45,7 @@ DEFAULT_DEADLINE = 120.0
 MANAGEMENT_TIMEOUT = httpx2.Timeout(30.0, connect=5.0)
 
 
-class ManagementClient:
+class ManagementClient(ApplicationSettings):
     """A client of one tenant's Management API v2.
 
     ``token_source`` is a callable returning a valid access token for the Management API audience:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ __all__ = [
     "AUTH0_ERROR_STATUS",
     "DEVICE_CODE",
     "LOOPBACK_HOSTS",
+    "NOT_ENABLED",
     "PASSWORD_REALM",
     "SERVER_EXTENSION",
     "TOKEN_ENDPOINT_AUTH_METHODS",
@@ -38,6 +40,7 @@ __all__ = [
     "SandboxAuthorizationServer",
     "SandboxClient",
     "active_user",
+    "auth0_wording",
     "build_token_response",
     "known_audience",
     "loopback_match",
@@ -53,6 +56,9 @@ DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 SERVER_EXTENSION = "linking_sandbox_oauth"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+# Auth0's answer to a login through a connection that is not enabled for the application.
+NOT_ENABLED = "the connection is not enabled"
+_AUTHLIB_NOT_ALLOWED = re.compile(r"The client is not authorized to use '(?:grant|response)_type=([^']+)'")
 
 # Auth0 answers these token errors with 403 (429 for slow_down), where plain RFC 6749 says 400.
 AUTH0_ERROR_STATUS = {
@@ -77,6 +83,15 @@ def printable(text: str) -> str:
     """RFC 6749 §5.2 allows only printable ASCII but quote and backslash in an error description,
     and authlib enforces it; echoed input (an audience, say) may hold anything."""
     return "".join(c if (" " <= c <= "~" and c not in '"\\') else "?" for c in text)
+
+
+def auth0_wording(error: OAuth2Error) -> None:
+    """authlib's refusal of a grant type the client does not have, in Auth0's words (and status)."""
+    match = _AUTHLIB_NOT_ALLOWED.fullmatch(error.description or "")
+    if error.error == "unauthorized_client" and match:
+        grant_type = "authorization_code" if match[1] == "code" else match[1]
+        error.description = f"Grant type '{grant_type}' not allowed for the client."
+        error.status_code = 403
 
 
 def token_error(error: str, description: str, status: int | None = None) -> Response:
@@ -165,8 +180,8 @@ def query_client(client_id: str) -> SandboxClient | None:
         return None
     spa = row["app_type"] == "spa"
     return SandboxClient(row, tenant.store.get_setting("native_scopes") or "",
-                         web_origins=tenant.spa_web_origins if spa else (),
-                         logout_urls=tenant.spa_logout_urls if spa else ())
+                         web_origins=tuple(row["web_origins"]) if spa else (),
+                         logout_urls=tuple(row["allowed_logout_urls"]) if spa else ())
 
 
 # -- requests: form or JSON body ------------------------------------------------------------------
@@ -244,9 +259,13 @@ def build_token_response(
     grant: str | None = None,
 ) -> dict[str, Any]:
     """Auth0's token response for a user: access token, ID token when ``openid``, refresh token
-    when ``offline_access`` was granted to a client allowed to refresh."""
+    when ``offline_access`` was granted to a client allowed to refresh, for an API (if any) that
+    allows offline access."""
     now = int(time.time())
     auth_time = auth_time or now
+    api = tenant.management_audience if audience in tenant.management_audiences else audience
+    if api and not tenant.store.allows_offline_access(api):  # the API's "Allow Offline Access" is off
+        scope = " ".join(s for s in scope.split() if s != "offline_access")
     scopes = scope.split()
     body: dict[str, Any] = {
         "access_token": mint_access_token(
@@ -287,6 +306,7 @@ class SandboxAuthorizationServer(AuthorizationServer):
     def handle_error_response(self, req: Any, error: OAuth2Error) -> Response:
         if error.error == "invalid_client":  # Auth0 says no more, whatever failed
             return token_error("access_denied", "Unauthorized", 401)
+        auth0_wording(error)
         status = AUTH0_ERROR_STATUS.get(error.error, error.status_code)
         if isinstance(error, OAuthError):
             status = error.status_code

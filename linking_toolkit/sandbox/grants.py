@@ -26,6 +26,7 @@ from flask import Flask, request
 from . import oauth_state as state
 from .attempts import BLOCKED_DESCRIPTION, login_key
 from .authserver import (
+    NOT_ENABLED,
     PASSWORD_REALM,
     SERVER_EXTENSION,
     TOKEN_ENDPOINT_AUTH_METHODS,
@@ -133,6 +134,8 @@ class PasswordRealmGrant(BaseGrant, TokenEndpointMixin):
         if connection is None or connection["is_social"]:
             raise OAuthError("invalid_request", "Unknown realm: the connection does not exist or "
                                                 "is not a database connection.")
+        if not tenant.store.connection_enabled(form["realm"], client.get_client_id()):
+            raise OAuthError("invalid_request", NOT_ENABLED)
         attempt = login_key(form["realm"], form["username"], request.remote_addr)
         if tenant.failed_logins.blocked(attempt):  # even the right password: that is the block
             raise OAuthError("too_many_attempts", BLOCKED_DESCRIPTION, 429)

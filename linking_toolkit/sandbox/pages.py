@@ -33,7 +33,7 @@ from werkzeug.wrappers import Response
 
 from . import oauth_state as state
 from .attempts import login_key
-from .authserver import OAuthError, active_user, known_audience, oauth_server
+from .authserver import NOT_ENABLED, OAuthError, active_user, auth0_wording, known_audience, oauth_server
 from .browser_apps import origin_of
 from .context import LoginTransaction, TenantContext, current_tenant
 from .passwords import verify_password
@@ -110,6 +110,7 @@ def authorize() -> Response:
     try:
         grant = oauth_server(current_app).get_consent_grant(end_user=None)
     except OAuth2Error as error:
+        auth0_wording(error)
         if error.redirect_uri:  # the redirect URI was checked: the app hears of the error
             return redirect(add_params_to_uri(error.redirect_uri, error.get_body()), code=302)
         return _error_page(f"{error.error}: {error.description or 'invalid authorization request'}")
@@ -138,10 +139,13 @@ def authorize() -> Response:
     except OAuthError as error:
         return fail(error.error, error.description)
     connection = args.get("connection")
+    client_id = grant.client.get_client_id()
     if connection and tenant.store.connection_by_name(connection) is None:
         return fail("invalid_request", "the connection was not found")
+    if connection and not tenant.store.connection_enabled(connection, client_id):
+        return fail("invalid_request", NOT_ENABLED)
     params = {
-        "client_id": grant.client.get_client_id(),
+        "client_id": client_id,
         "redirect_uri": redirect_uri,
         "scope": grant.request.scope or "",
         "state": args.get("state"),
@@ -160,7 +164,8 @@ def authorize() -> Response:
     # OIDC Core 3.1.2.1: a session older than max_age must log in again (max_age=0: always).
     if found is not None and max_age is not None and time.time() - found[0].auth_time >= int(max_age):
         found = None
-    if found is not None and (not connection or connection == found[0].connection):
+    if (found is not None and (not connection or connection == found[0].connection)
+            and tenant.store.connection_enabled(found[0].connection, client_id)):
         session, owner = found
         try:
             active_user(tenant, owner)
@@ -207,7 +212,9 @@ def _demo_people(connection: str) -> list[dict[str, Any]]:
 
 def _login_page(tx: LoginTransaction, error: str | None = None, status: int = 200,
                 email: str = "") -> Response:
-    connections = current_tenant().store.connections()
+    store = current_tenant().store
+    client_id = tx.params["client_id"]
+    connections = [c for c in store.connections() if store.connection_enabled(c["name"], client_id)]
     only = tx.params.get("connection")
     if only:
         connections = [c for c in connections if c["name"] == only]
@@ -322,6 +329,8 @@ def _finish(tx: LoginTransaction, user_id: str | None,
     device flow's last page. An approval starts an SSO session for ``identity`` (provider, its
     user id, connection): the identity that logged in."""
     tenant = current_tenant()
+    if identity is not None and not tenant.store.connection_enabled(identity[2], tx.params["client_id"]):
+        return _error_page(f"invalid_request: {NOT_ENABLED}")  # a form posted for a connection not shown
     if not state.close_transaction(tenant, tx):
         return _error_page("This login was already completed.")
     response: Response

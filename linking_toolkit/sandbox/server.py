@@ -207,11 +207,14 @@ class Sandbox:
             ctx.base_url = base_url_for(self.host, server.port, tls=self.tls)
             if store.get_setting("native_client_id") is None:
                 self._demo = seed_demo_tenant(store, ctx.management_audience, seed=self.seed,
-                                              spa_callback_urls=self.spa_callback_urls)
+                                              spa_callback_urls=self.spa_callback_urls,
+                                              spa_logout_urls=self.spa_logout_urls,
+                                              spa_web_origins=self.spa_web_origins)
                 if self.users:
                     seed_synthetic_users(store, self.users, seed=self.seed)
             else:  # an existing database file: its secret was stored when it was made
-                self._demo = reopen_demo_tenant(store, ctx.management_audience, self.spa_callback_urls)
+                self._demo = reopen_demo_tenant(store, ctx.management_audience, self.spa_callback_urls,
+                                                self.spa_logout_urls, self.spa_web_origins)
         except BaseException:  # e.g. a file that holds another program's database
             server.server_close()
             store.close()

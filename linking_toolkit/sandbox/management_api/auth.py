@@ -31,6 +31,21 @@ SCOPE_MESSAGES = {
     "users_by_email": "Insufficient scope; expected any of: read:users.",
     "post_export": "Insufficient scope; expected any of: read:users.",
     "get_job": "Insufficient scope; expected any of: create:users.",
+    "get_clients": "Insufficient scope; expected any of: read:clients, read:client_keys, read:client_summary",
+    "get_client": "Insufficient scope; expected any of: read:clients, read:client_keys, "
+                  "read:client_credentials, read:client_summary.",
+    "patch_client": "Insufficient scope; expected any of: update:clients, update:client_keys.",
+    "get_client_grants": "Insufficient scope; expected any of: read:client_grants.",
+    "post_client_grants": "Insufficient scope; expected any of: create:client_grants.",
+    "get_client_grant": "Insufficient scope; expected any of: read:client_grants.",
+    "patch_client_grant": "Insufficient scope; expected any of: update:client_grants.",
+    "get_resource_servers": "Insufficient scope, expected any of: read:resource_servers.",
+    "get_resource_server": "Insufficient scope; expected any of: read:resource_servers.",
+    "patch_resource_server": "Insufficient scope; expected any of: update:resource_servers.",
+    "get_connections": "Insufficient scope, expected any of: read:connections",
+    "get_connection": "Insufficient scope, expected any of: read:connections",
+    "get_connection_clients": "Insufficient scope, expected any of: read:connections",
+    "patch_connection_clients": "Insufficient scope, expected any of: update:connections",
 }
 
 @dataclass(frozen=True)

@@ -14,19 +14,48 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..authserver import DEVICE_CODE, PASSWORD_REALM
-from ..browser_apps import DEFAULT_SPA_CALLBACK_URLS, SPA_CLIENT_NAME
+from ..browser_apps import (
+    DEFAULT_SPA_CALLBACK_URLS,
+    DEFAULT_SPA_LOGOUT_URLS,
+    DEFAULT_SPA_WEB_ORIGINS,
+    SPA_CLIENT_NAME,
+)
 from ..connections import CONNECTIONS, DATABASE, provider_of
 from ..passwords import hash_password
 from ..store import Store, iso
+from ..tokens import ACCESS_TOKEN_SECONDS
 from .ids import IdFactory, clock_base
 
-__all__ = ["DEMO_PEOPLE", "SPA_SCOPES", "DemoTenant", "ensure_spa_client", "reopen_demo_tenant",
-           "seed_demo_tenant"]
+__all__ = ["DEMO_PEOPLE", "M2M_SCOPES", "MANAGEMENT_API_SCOPES", "SPA_SCOPES", "DemoTenant",
+           "ensure_configuration", "ensure_spa_client", "reopen_demo_tenant", "seed_demo_tenant"]
 
 NATIVE_SCOPES = "openid profile email offline_access read:current_user update:current_user_identities"
 # What a user's token for the Management API may hold, from the native or the single-page app.
 SPA_SCOPES = "read:current_user update:current_user_identities"
-M2M_SCOPES = "read:users update:users delete:users create:users read:user_idp_tokens"
+# The analyst's client: the users' scopes, and reading (and fixing) the tenant's configuration, which
+# `doctor` checks: its applications, their grants, its APIs and connections.
+M2M_SCOPES = ("read:users update:users delete:users create:users read:user_idp_tokens "
+              "read:clients update:clients read:resource_servers update:resource_servers "
+              "read:client_grants read:connections")
+MANAGEMENT_API_NAME = "Auth0 Management API"
+# The scopes the Management API of the sandbox knows, as Auth0's document describes them.
+MANAGEMENT_API_SCOPES = [
+    {"value": value, "description": description} for value, description in (
+        ("read:users", "Read Users"), ("update:users", "Update Users"), ("delete:users", "Delete Users"),
+        ("create:users", "Create Users"), ("read:user_idp_tokens", "Read User IDP Tokens"),
+        ("read:current_user", "Read Current User"),
+        ("update:current_user_identities", "Update Current User Identities"),
+        ("update:current_user_metadata", "Update Current User Metadata"),
+        ("delete:current_user", "Delete Current User"),
+        ("update:users_app_metadata", "Update Users App Metadata"),
+        ("read:clients", "Read Clients"), ("update:clients", "Update Clients"),
+        ("read:client_keys", "Read Client Keys"),
+        ("read:client_grants", "Read Client Grants"), ("create:client_grants", "Create Client Grants"),
+        ("update:client_grants", "Update Client Grants"),
+        ("read:resource_servers", "Read Resource Servers"),
+        ("update:resource_servers", "Update Resource Servers"),
+        ("read:connections", "Read Connections"), ("update:connections", "Update Connections"),
+    )]
 
 # The demo people. Each entry is one account; the same person may hold several.
 # (connection, email_verified, is_user) -- is_user False means the social provider knows the
@@ -59,12 +88,16 @@ class DemoTenant:
 
 
 def seed_demo_tenant(store: Store, management_audience: str, seed: int | None = None,
-                     spa_callback_urls: tuple[str, ...] = DEFAULT_SPA_CALLBACK_URLS) -> DemoTenant:
+                     spa_callback_urls: tuple[str, ...] = DEFAULT_SPA_CALLBACK_URLS,
+                     spa_logout_urls: tuple[str, ...] = DEFAULT_SPA_LOGOUT_URLS,
+                     spa_web_origins: tuple[str, ...] = DEFAULT_SPA_WEB_ORIGINS) -> DemoTenant:
     """Create the connections, the three clients and the demo people in an empty store.
 
     The machine-to-machine client is granted ``management_audience`` (Management API v2); so is
     the single-page app, for its users' own scopes (``SPA_SCOPES``), with ``spa_callback_urls`` as
-    its Allowed Callback URLs.
+    its Allowed Callback URLs (and ``spa_logout_urls``, ``spa_web_origins`` its Allowed Logout URLs
+    and Web Origins). Every connection is enabled for every client; the Management API is a
+    resource server that allows offline access.
     """
     # Seeded ids and timestamps must repeat; secrets and keys come from `secrets`.
     rng = random.Random(seed if seed is not None else secrets.randbits(64))  # noqa: S311
@@ -82,6 +115,10 @@ def seed_demo_tenant(store: Store, management_audience: str, seed: int | None = 
         # Drawn last, so a seeded tenant's other ids are those it had before there was an SPA.
         spa_client_id = ids.token("", 32)
         _add_spa_client(store, db, spa_client_id, management_audience, spa_callback_urls)
+    store.update_client(spa_client_id, {"allowed_logout_urls": list(spa_logout_urls),
+                                        "web_origins": list(spa_web_origins),
+                                        "allowed_origins": list(spa_web_origins)})
+    ensure_configuration(store, management_audience)
     return DemoTenant(native_client_id, m2m_client_id, m2m_client_secret, demo_users, spa_client_id)
 
 
@@ -95,17 +132,34 @@ def _add_spa_client(store: Store, db: sqlite3.Connection, client_id: str, manage
     store.write_setting(db, "spa_client_id", client_id)
 
 
-def ensure_spa_client(store: Store, management_audience: str, callback_urls: tuple[str, ...]) -> str:
-    """The single-page app of a reopened tenant, with this run's Allowed Callback URLs (a file made
-    before there was one gets it now). Returns its client id."""
+def ensure_spa_client(store: Store, management_audience: str, callback_urls: tuple[str, ...],
+                      logout_urls: tuple[str, ...] = DEFAULT_SPA_LOGOUT_URLS,
+                      web_origins: tuple[str, ...] = DEFAULT_SPA_WEB_ORIGINS) -> str:
+    """The single-page app of a reopened tenant, with this run's Allowed Callback URLs, Logout URLs
+    and Web Origins (a file made before there was one gets it now). Returns its client id."""
     client_id = store.get_setting("spa_client_id")
-    if client_id:
-        store.set_redirect_uris(client_id, list(callback_urls))
-        return client_id
-    client_id = secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")[:32]
-    with store.transaction() as db:
-        _add_spa_client(store, db, client_id, management_audience, callback_urls)
+    if not client_id:
+        client_id = secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")[:32]
+        with store.transaction() as db:
+            _add_spa_client(store, db, client_id, management_audience, callback_urls)
+    store.update_client(client_id, {"redirect_uris": list(callback_urls),
+                                    "allowed_logout_urls": list(logout_urls),
+                                    "web_origins": list(web_origins), "allowed_origins": list(web_origins)})
     return client_id
+
+
+def ensure_configuration(store: Store, management_audience: str) -> None:
+    """What a tenant made before the Management API served its configuration lacks, added once:
+    the Management API as a resource server, and every connection enabled for every client."""
+    if store.get_setting("configuration_version") == "1":
+        return
+    with store.transaction() as db:
+        store.insert_resource_server(db, server_id=secrets.token_hex(12), name=MANAGEMENT_API_NAME,
+                                     identifier=management_audience, is_system=True,
+                                     allow_offline_access=True, token_lifetime=ACCESS_TOKEN_SECONDS,
+                                     scopes=MANAGEMENT_API_SCOPES)
+        store.enable_every_connection(db)
+        store.write_setting(db, "configuration_version", "1")
 
 
 def _add_clients(store: Store, db: sqlite3.Connection, native_client_id: str, m2m_client_id: str,
@@ -167,7 +221,9 @@ def _add_demo_people(store: Store, db: sqlite3.Connection, ids: IdFactory,
 
 
 def reopen_demo_tenant(store: Store, management_audience: str,
-                       spa_callback_urls: tuple[str, ...] = DEFAULT_SPA_CALLBACK_URLS) -> DemoTenant:
+                       spa_callback_urls: tuple[str, ...] = DEFAULT_SPA_CALLBACK_URLS,
+                       spa_logout_urls: tuple[str, ...] = DEFAULT_SPA_LOGOUT_URLS,
+                       spa_web_origins: tuple[str, ...] = DEFAULT_SPA_WEB_ORIGINS) -> DemoTenant:
     """The demo tenant of an existing database file, now served at ``management_audience``.
 
     Passwords are stored only as hashes, so the demo users get new random passwords (the info
@@ -179,7 +235,9 @@ def reopen_demo_tenant(store: Store, management_audience: str,
     # The audience holds the port, which changes between runs: the grant and the stored refresh
     # tokens follow the API to its new address, or client credentials would be refused.
     store.move_audience(m2m_id, management_audience)
-    spa_id = ensure_spa_client(store, management_audience, spa_callback_urls)
+    spa_id = ensure_spa_client(store, management_audience, spa_callback_urls, spa_logout_urls,
+                               spa_web_origins)
+    ensure_configuration(store, management_audience)
     demo_emails = {person["email"] for person in DEMO_PEOPLE}
     demo_users: list[dict[str, Any]] = []
     hashes: dict[tuple[str, str], str] = {}

@@ -31,13 +31,37 @@ CREATE TABLE IF NOT EXISTS clients (
     client_secret TEXT,                  -- NULL for the public (native) client
     app_type      TEXT NOT NULL,         -- native | non_interactive
     grant_types   TEXT NOT NULL,         -- JSON list
-    redirect_uris TEXT NOT NULL          -- JSON list; loopback redirects match on any port
+    redirect_uris TEXT NOT NULL,         -- JSON list: Auth0's callbacks; loopback ones match any port
+    allowed_logout_urls TEXT NOT NULL DEFAULT '[]',  -- JSON lists, as Auth0's client holds them
+    web_origins         TEXT NOT NULL DEFAULT '[]',
+    allowed_origins     TEXT NOT NULL DEFAULT '[]',
+    refresh_token       TEXT,                        -- JSON object (rotation_type, ...) or NULL
+    oidc_conformant     INTEGER NOT NULL DEFAULT 1,
+    description         TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS client_grants (
     client_id TEXT NOT NULL REFERENCES clients(client_id),
     audience  TEXT NOT NULL,
     scope     TEXT NOT NULL,             -- space separated
+    id        TEXT,                      -- cgr_...; given on upgrade to rows made before it
     PRIMARY KEY (client_id, audience)
+);
+-- The APIs of the tenant (Auth0's resource servers): the Management API, a system one.
+CREATE TABLE IF NOT EXISTS resource_servers (
+    id                   TEXT PRIMARY KEY,
+    name                 TEXT NOT NULL,
+    identifier           TEXT NOT NULL UNIQUE,   -- its audience (holds the port: it moves with it)
+    is_system            INTEGER NOT NULL DEFAULT 0,
+    allow_offline_access INTEGER NOT NULL DEFAULT 0,
+    skip_consent         INTEGER NOT NULL DEFAULT 1,  -- skip_consent_for_verifiable_first_party_clients
+    token_lifetime       INTEGER NOT NULL,
+    scopes               TEXT NOT NULL DEFAULT '[]'  -- JSON list of {value, description}
+);
+-- Which clients may log in through which connection (Auth0's enabled clients of a connection).
+CREATE TABLE IF NOT EXISTS connection_clients (
+    connection_id TEXT NOT NULL REFERENCES connections(id),
+    client_id     TEXT NOT NULL REFERENCES clients(client_id),
+    PRIMARY KEY (connection_id, client_id)
 );
 CREATE TABLE IF NOT EXISTS users (
     user_id        TEXT PRIMARY KEY,     -- provider|id of the main identity
@@ -160,13 +184,20 @@ SCHEMA = "".join((_TABLES, *(f"CREATE INDEX IF NOT EXISTS {name} ON {on};\n"
 # Columns added since the first version of a table: a database file made before gains them on opening.
 _ADDED_COLUMNS = {"refresh_tokens": ("family TEXT", "used_at INTEGER", "expires_at INTEGER"),
                   "authorization_codes": ("grant_id TEXT", "used_at INTEGER"),
-                  "users": ("phone_number TEXT", "phone_verified INTEGER NOT NULL DEFAULT 0")}
+                  "users": ("phone_number TEXT", "phone_verified INTEGER NOT NULL DEFAULT 0"),
+                  "clients": ("allowed_logout_urls TEXT NOT NULL DEFAULT '[]'",
+                              "web_origins TEXT NOT NULL DEFAULT '[]'",
+                              "allowed_origins TEXT NOT NULL DEFAULT '[]'", "refresh_token TEXT",
+                              "oidc_conformant INTEGER NOT NULL DEFAULT 1",
+                              "description TEXT NOT NULL DEFAULT ''"),
+                  "client_grants": ("id TEXT",)}
 
 
 def upgrade(db: sqlite3.Connection) -> None:
     """Bring a database file made by an earlier version up to :data:`SCHEMA` (run after it).
 
-    A refresh token issued before rotation existed becomes a family of its own.
+    A refresh token issued before rotation existed becomes a family of its own; a client grant made
+    before grants had ids gets one.
     """
     for table, columns in _ADDED_COLUMNS.items():
         # Table and column names come from _ADDED_COLUMNS above, never from input.
@@ -176,3 +207,6 @@ def upgrade(db: sqlite3.Connection) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     db.execute("UPDATE refresh_tokens SET family = token_hash WHERE family IS NULL")
     db.execute("CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family)")
+    # Auth0's grant ids: cgr_ and 16 characters.
+    db.execute("UPDATE client_grants SET id = 'cgr_' || lower(hex(randomblob(8))) WHERE id IS NULL")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS client_grants_id ON client_grants(id)")

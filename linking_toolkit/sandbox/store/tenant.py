@@ -4,15 +4,23 @@ accounts each simulated social provider knows."""
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from typing import Any
 
-from .database import Database, as_dict
+from .configuration import client_row
+from .database import Database
 
-__all__ = ["AUDIENCE_TABLES", "TenantTables"]
+__all__ = ["AUDIENCE_TABLES", "TenantTables", "new_grant_id"]
 
 # The tables that name an API audience (it holds the port, which changes when a file reopens).
 AUDIENCE_TABLES = ("client_grants", "refresh_tokens", "authorization_codes", "device_codes")
+
+
+def new_grant_id() -> str:
+    """An id of Auth0's shape for a client grant: ``cgr_`` and 16 letters and digits."""
+    return "cgr_" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+                            for _ in range(16))
 
 
 def _connection(row: sqlite3.Row) -> dict[str, Any]:
@@ -48,12 +56,7 @@ class TenantTables(Database):
         return _connection(row) if row else None
 
     def client(self, client_id: str) -> dict[str, Any] | None:
-        out = as_dict(self.fetch_one("SELECT * FROM clients WHERE client_id = ?", (client_id,)))
-        if out is None:
-            return None
-        out["grant_types"] = json.loads(out["grant_types"])
-        out["redirect_uris"] = json.loads(out["redirect_uris"])
-        return out
+        return client_row(self.fetch_one("SELECT * FROM clients WHERE client_id = ?", (client_id,)))
 
     def client_grant(self, client_id: str, audience: str) -> list[str] | None:
         """Scopes granted to a machine-to-machine client for an API, or None if not granted."""
@@ -82,16 +85,10 @@ class TenantTables(Database):
             (client_id, name, secret, app_type, json.dumps(grant_types), json.dumps(redirect_uris)),
         )
 
-    def set_redirect_uris(self, client_id: str, redirect_uris: list[str]) -> None:
-        """A client's Allowed Callback URLs, replaced."""
-        with self.transaction() as db:
-            db.execute("UPDATE clients SET redirect_uris = ? WHERE client_id = ?",
-                       (json.dumps(redirect_uris), client_id))
-
     def insert_client_grant(self, db: sqlite3.Connection, *, client_id: str, audience: str,
                             scope: str) -> None:
-        db.execute("INSERT INTO client_grants(client_id, audience, scope) VALUES (?, ?, ?)",
-                   (client_id, audience, scope))
+        db.execute("INSERT INTO client_grants(client_id, audience, scope, id) VALUES (?, ?, ?, ?)",
+                   (client_id, audience, scope, new_grant_id()))
 
     def insert_upstream_account(self, db: sqlite3.Connection, *, connection: str, sub: str,
                                 profile: dict[str, Any]) -> None:
@@ -112,6 +109,8 @@ class TenantTables(Database):
                              (client_id,)).fetchone()
             if old is None or old["audience"] == audience:
                 return
+            db.execute("UPDATE resource_servers SET identifier = ? WHERE identifier = ?",
+                       (audience, old["audience"]))
             for table in AUDIENCE_TABLES:
                 db.execute(f"UPDATE {table} SET audience = ? WHERE audience = ?",  # noqa: S608
                            (audience, old["audience"]))

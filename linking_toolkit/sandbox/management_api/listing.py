@@ -1,0 +1,69 @@
+"""What the configuration routes share: Auth0's offset paging of a list, and the checks of a body's
+arrays, enums and strings, with the validator's messages."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Response, request
+
+from .errors import bad_body, bad_query, json_response
+from .validation import json_type, project, query_bool, query_int
+
+__all__ = ["check_enum", "check_string", "check_strings", "page_of", "query_enum"]
+
+
+def page_of(items: list[dict[str, Any]], key: str, *, fields: bool = True, min_per_page: int = 0) -> Response:
+    """``items`` paged as Auth0 pages them: ``page`` (from 0), ``per_page`` (50, at most 100); with
+    ``include_totals`` an object ``{start, limit, total, <key>}``, else the array. ``fields`` and
+    ``include_fields`` project each item where the operation takes them."""
+    page = query_int("page", 0)
+    per_page = query_int("per_page", 50, minimum=min_per_page, maximum=100)
+    include_totals = query_bool("include_totals", False)
+    include_fields = query_bool("include_fields", True)
+    start = page * per_page
+    chosen = items[start:start + per_page]
+    if fields:
+        chosen = [project(item, request.args.get("fields"), include_fields) for item in chosen]
+    if include_totals:
+        return json_response({"start": start, "limit": per_page, "total": len(items), key: chosen})
+    return json_response(chosen)
+
+
+def query_enum(name: str, allowed: tuple[str, ...]) -> str | None:
+    """A query parameter that must be one of ``allowed`` (None when absent)."""
+    value = request.args.get(name)
+    if value is not None and value not in allowed:
+        bad_query(f"Query validation error: 'No enum match for: \"{value[:60]}\"' on property {name}.")
+    return value
+
+
+def check_enum(body: dict[str, Any], name: str, allowed: tuple[str, ...], where: str = "") -> None:
+    if name in body and body[name] not in allowed:
+        bad_body(f"Payload validation error: 'No enum match for: \"{str(body[name])[:60]}\"'"
+                 f" on property {where}{name}.")
+
+
+def check_string(value: Any, where: str, *, min_length: int = 0, max_length: int | None = None,
+                 pattern: str | None = None) -> str:
+    """A string of the schema's length and pattern, or Auth0's 400."""
+    if not isinstance(value, str):
+        bad_body(f"Payload validation error: 'Expected type string but found type "
+                 f"{json_type(value)}' on property {where}.")
+    if len(value) < min_length:
+        bad_body(f"Payload validation error: 'String is too short ({len(value)} chars), minimum "
+                 f"{min_length}' on property {where}.")
+    if max_length is not None and len(value) > max_length:
+        bad_body(f"Payload validation error: 'String is too long ({len(value)} chars), maximum "
+                 f"{max_length}' on property {where}.")
+    if pattern is not None and not re.search(pattern, value):
+        bad_body(f"Payload validation error: 'String does not match pattern {pattern}' on property {where}.")
+    return value
+
+
+def check_strings(values: list[Any], where: str, *, min_length: int = 1,
+                  max_length: int | None = None) -> list[str]:
+    """An array of strings, each checked as :func:`check_string` (``where[i]`` in the message)."""
+    return [check_string(v, f"{where}[{i}]", min_length=min_length, max_length=max_length)
+            for i, v in enumerate(values)]
