@@ -11,13 +11,17 @@ from flask import Response, request
 from .errors import bad_body, bad_query, json_response
 from .validation import json_type, project, query_bool, query_int
 
-__all__ = ["check_enum", "check_string", "check_strings", "page_of", "query_enum"]
+__all__ = ["check_enum", "check_string", "check_strings", "checkpoint_of", "page_of", "query_enum"]
 
 
 def page_of(items: list[dict[str, Any]], key: str, *, fields: bool = True, min_per_page: int = 0) -> Response:
     """``items`` paged as Auth0 pages them: ``page`` (from 0), ``per_page`` (50, at most 100); with
-    ``include_totals`` an object ``{start, limit, total, <key>}``, else the array. ``fields`` and
-    ``include_fields`` project each item where the operation takes them."""
+    ``include_totals`` an object ``{start, limit, total, <key>}``, else the array. With ``from`` or
+    ``take`` (checkpoint paging) ``{<key>, next}`` instead, ``next`` the ``from`` of the next page,
+    left out on the last. ``fields`` and ``include_fields`` project each item where the operation
+    takes them."""
+    if "from" in request.args or "take" in request.args:
+        return checkpoint_of(items, key, fields=fields)
     page = query_int("page", 0)
     per_page = query_int("per_page", 50, minimum=min_per_page, maximum=100)
     include_totals = query_bool("include_totals", False)
@@ -29,6 +33,24 @@ def page_of(items: list[dict[str, Any]], key: str, *, fields: bool = True, min_p
     if include_totals:
         return json_response({"start": start, "limit": per_page, "total": len(items), key: chosen})
     return json_response(chosen)
+
+
+def checkpoint_of(items: list[dict[str, Any]], key: str, *, fields: bool = True,
+                  max_take: int = 100) -> Response:
+    """Checkpoint paging: ``take`` items (50) ``from`` the checkpoint a page before gave as ``next``."""
+    take = query_int("take", 50, minimum=1, maximum=max_take)
+    start_at = request.args.get("from", "")
+    if len(start_at) > 1000 or (start_at and not (start_at.isascii() and start_at.isdigit())):
+        bad_query("Query validation error: 'Invalid checkpoint' on property from.")
+    start = int(start_at or 0)
+    chosen = items[start:start + take]
+    if fields:
+        include_fields = query_bool("include_fields", True)
+        chosen = [project(item, request.args.get("fields"), include_fields) for item in chosen]
+    body: dict[str, Any] = {key: chosen}
+    if start + take < len(items):
+        body["next"] = str(start + take)
+    return json_response(body)
 
 
 def query_enum(name: str, allowed: tuple[str, ...]) -> str | None:

@@ -17,14 +17,13 @@ from ..context import current_tenant
 from .auth import authorized_caller
 from .blueprint import route
 from .errors import ApiError, bad_body, bad_query, json_response
-from .listing import check_string, page_of
+from .listing import check_string, checkpoint_of, page_of
 from .validation import (
     CONNECTION_ID,
     json_type,
     path_segments,
     project,
     query_bool,
-    query_int,
     read_body,
 )
 
@@ -140,7 +139,6 @@ def list_connections() -> Response:
     authorized_caller("get_connections", any_user=("read:connections",))
     strategies = request.args.getlist("strategy")
     name = request.args.get("name")
-    query_int("take", 50, minimum=1, maximum=100)
     found = [c for c in current_tenant().store.connections()
              if (not strategies or c["strategy"] in strategies) and (name is None or c["name"] == name)]
     return page_of([connection_document(c) for c in found], "connections", min_per_page=1)
@@ -176,16 +174,8 @@ def _connection(connection_id: str) -> dict[str, Any]:
 def _enabled_clients(connection_id: str) -> Response:
     """``GET /connections/{id}/clients``: checkpoint paging, ``from`` the ``next`` of the page before."""
     authorized_caller("get_connection_clients", any_user=("read:connections",))
-    take = query_int("take", 50, minimum=1, maximum=1000)
-    start_at = request.args.get("from", "")
-    if len(start_at) > 1000 or (start_at and not start_at.isdigit()):
-        bad_query("Query validation error: 'Invalid checkpoint' on property from.")
     clients = current_tenant().store.enabled_clients(_connection(connection_id)["id"])
-    start = int(start_at or 0)
-    body: dict[str, Any] = {"clients": [{"client_id": c} for c in clients[start:start + take]]}
-    if start + take < len(clients):
-        body["next"] = str(start + take)
-    return json_response(body)
+    return checkpoint_of([{"client_id": c} for c in clients], "clients", fields=False, max_take=1000)
 
 
 def _patch_enabled_clients(connection_id: str) -> Response:
