@@ -215,8 +215,7 @@ def test_connections_and_their_clients(sandbox: Sandbox, admin_api: httpx2.Clien
     assert set(api.get(f"/connections/{github}").json()["enabled_clients"]) == every - {sandbox.client_id}
     assert_error(api.get("/connections/con_0000000000000001"), 404, "The connection does not exist.",
                  "inexistent_connection")
-    assert_error(api.get("/connections/nope"), 400, "Path validation error: 'String does not match pattern "
-                 "^con_[A-Za-z0-9]{16}$' on property id.", "invalid_uri")
+    assert_error(api.get("/connections/nope"), 404, "The connection does not exist.", "inexistent_connection")
 
 
 @pytest.mark.parametrize(("method", "path", "template"), [
@@ -251,3 +250,29 @@ def test_each_operation_wants_its_scope(sandbox: Sandbox, mint, config_oas: Oas,
         "Authorization": f"Bearer {mint(CONFIG_SCOPES)}"}).json() for p in ("/clients", "/client-grants")}
     assert after == before
     assert httpx2.request(method, url).status_code == 401
+
+
+def test_changed_settings_survive_a_restart_and_the_api_follows_the_port(tmp_path: Path) -> None:
+    db = str(tmp_path / "tenant.db")
+    with Sandbox(db=db, seed=7, quiet=True) as first:
+        token = httpx2.post(first.base_url + "/oauth/token", json={
+            "grant_type": "client_credentials", "client_id": first.m2m_client_id,
+            "client_secret": first.m2m_client_secret, "audience": first.management_audience}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        server = httpx2.get(first.base_url + "/api/v2/resource-servers", headers=headers).json()[0]
+        assert httpx2.patch(f"{first.base_url}/api/v2/resource-servers/{server['id']}", headers=headers,
+                            json={"allow_offline_access": False}).status_code == 201
+        assert httpx2.patch(f"{first.base_url}/api/v2/clients/{first.client_id}", headers=headers,
+                            json={"callbacks": ["http://127.0.0.1/mine"]}).status_code == 200
+        first_audience = first.management_audience
+    with Sandbox(db=db, quiet=True) as again:
+        token = httpx2.post(again.base_url + "/oauth/token", json={
+            "grant_type": "client_credentials", "client_id": again.m2m_client_id,
+            "client_secret": again.m2m_client_secret, "audience": again.management_audience}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        servers = httpx2.get(again.base_url + "/api/v2/resource-servers", headers=headers).json()
+        assert [(s["id"], s["identifier"], s["allow_offline_access"]) for s in servers] == [
+            (server["id"], again.management_audience, False)]
+        assert again.management_audience != first_audience  # another port: the API moved with it
+        native = httpx2.get(f"{again.base_url}/api/v2/clients/{again.client_id}", headers=headers).json()
+        assert native["callbacks"] == ["http://127.0.0.1/mine"]

@@ -20,6 +20,7 @@ from .errors import ApiError, bad_body, bad_query, json_response
 from .listing import check_string, checkpoint_of, page_of
 from .validation import (
     CONNECTION_ID,
+    PROVIDERS,
     json_type,
     path_segments,
     project,
@@ -32,6 +33,8 @@ __all__ = ["connection_document", "resource_server_document"]
 # What a system API (the Management API) lets change: its access settings, not its name or scopes.
 SYSTEM_SETTINGS = frozenset(("allow_offline_access", "skip_consent_for_verifiable_first_party_clients",
                              "token_lifetime"))
+# The document's ConnectionStrategyEnum: the providers of an identity, and one more.
+STRATEGIES = PROVIDERS | {"auth0-adldap"}
 ENABLED_CLIENTS_PER_PATCH = 50  # the document: "the limit per PATCH request is 50 clients"
 
 
@@ -78,7 +81,7 @@ def resource_server_routes(_rest: str) -> Response:
             raise ApiError(404, "Resource server not found.", "inexistent_resource_server")
         return json_response(resource_server_document(server))
     authorized_caller("patch_resource_server", any_user=("update:resource_servers",))
-    body = read_body(PATCH_SERVER_SCHEMA, form_allowed=False)
+    body = read_body(PATCH_SERVER_SCHEMA)
     changes = _server_changes(body)
     server = store.resource_server(segments[1])
     if server is None:
@@ -138,6 +141,10 @@ def connection_document(connection: dict[str, Any], *, enabled_clients: list[str
 def list_connections() -> Response:
     authorized_caller("get_connections", any_user=("read:connections",))
     strategies = request.args.getlist("strategy")
+    for strategy in strategies:
+        if strategy not in STRATEGIES:
+            bad_query(f"Query validation error: 'No enum match for: \"{strategy[:60]}\"' on property "
+                      "strategy.")
     name = request.args.get("name")
     found = [c for c in current_tenant().store.connections()
              if (not strategies or c["strategy"] in strategies) and (name is None or c["name"] == name)]
@@ -162,11 +169,8 @@ def connection_routes(_rest: str) -> Response:
 
 
 def _connection(connection_id: str) -> dict[str, Any]:
-    if not CONNECTION_ID.fullmatch(connection_id):
-        raise ApiError(400, "Path validation error: 'String does not match pattern "
-                            "^con_[A-Za-z0-9]{16}$' on property id.", "invalid_uri")
     connection = current_tenant().store.connection_by_id(connection_id)
-    if connection is None:
+    if connection is None or not CONNECTION_ID.fullmatch(connection_id):
         raise ApiError(404, "The connection does not exist.", "inexistent_connection")
     return connection
 
@@ -175,7 +179,8 @@ def _enabled_clients(connection_id: str) -> Response:
     """``GET /connections/{id}/clients``: checkpoint paging, ``from`` the ``next`` of the page before."""
     authorized_caller("get_connection_clients", any_user=("read:connections",))
     clients = current_tenant().store.enabled_clients(_connection(connection_id)["id"])
-    return checkpoint_of([{"client_id": c} for c in clients], "clients", fields=False, max_take=1000)
+    return checkpoint_of([{"client_id": c} for c in clients], "clients", id_key="client_id", fields=False,
+                         max_take=1000)
 
 
 def _patch_enabled_clients(connection_id: str) -> Response:

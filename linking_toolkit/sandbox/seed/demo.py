@@ -150,9 +150,13 @@ def ensure_spa_client(store: Store, management_audience: str, callback_urls: tup
 
 def ensure_configuration(store: Store, management_audience: str) -> None:
     """What a tenant made before the Management API served its configuration lacks, added once:
-    the Management API as a resource server, and every connection enabled for every client."""
+    the Management API as a resource server, every connection enabled for every client, and the
+    scopes ``doctor`` needs added to the M2M client's grant (a later change to it is kept)."""
     if store.get_setting("configuration_version") == "1":
         return
+    m2m_id = store.get_setting("m2m_client_id") or ""
+    for grant in store.client_grants(client_id=m2m_id):
+        store.update_client_grant(grant["id"], list(dict.fromkeys([*grant["scope"], *M2M_SCOPES.split()])))
     with store.transaction() as db:
         store.insert_resource_server(db, server_id=secrets.token_hex(12), name=MANAGEMENT_API_NAME,
                                      identifier=management_audience, is_system=True,
