@@ -22,7 +22,7 @@ from .errors import ApiError, bad_body, json_response
 from .listing import check_enum, check_string, check_strings, page_of, query_enum
 from .validation import json_type, path_segments, project, query_bool, read_body
 
-__all__ = ["APP_TYPES", "DEFAULT_REFRESH_TOKEN", "client_document"]
+__all__ = ["APP_TYPES", "DEFAULT_REFRESH_TOKEN", "client_document", "get_client", "patch_client"]
 
 APP_TYPES = ("native", "spa", "regular_web", "non_interactive", "resource_server", "express_configuration",
              "rms", "box", "cloudbees", "concur", "dropbox", "mscrm", "echosign", "egnyte", "newrelic",
