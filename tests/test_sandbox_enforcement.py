@@ -13,8 +13,8 @@ from test_sandbox_auth import REDIRECT, authorize_url, code_for, password_login,
 from test_sandbox_configuration import CONFIG_SCOPES
 
 from linking_toolkit.sandbox import Sandbox
-from linking_toolkit.sandbox.authserver import DEVICE_CODE
 from linking_toolkit.sandbox.connections import DATABASE
+from linking_toolkit.sandbox.defaults import DEVICE_CODE
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..authserver import DEVICE_CODE, PASSWORD_REALM
 from ..browser_apps import (
     DEFAULT_SPA_CALLBACK_URLS,
     DEFAULT_SPA_LOGOUT_URLS,
@@ -21,9 +20,9 @@ from ..browser_apps import (
     SPA_CLIENT_NAME,
 )
 from ..connections import CONNECTIONS, DATABASE, provider_of
+from ..defaults import ACCESS_TOKEN_SECONDS, DEVICE_CODE, PASSWORD_REALM
 from ..passwords import hash_password
 from ..store import Store, iso
-from ..tokens import ACCESS_TOKEN_SECONDS
 from .ids import IdFactory, clock_base
 
 __all__ = ["DEMO_PEOPLE", "M2M_SCOPES", "MANAGEMENT_API_SCOPES", "SPA_SCOPES", "DemoTenant",

@@ -23,9 +23,10 @@ from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload
 from flask import Flask, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
+from ..browser_apps import same_url
+from ..context import TenantContext, current_tenant
+from ..defaults import DEVICE_CODE, PASSWORD_REALM
 from . import oauth_state as state
-from .browser_apps import same_url
-from .context import TenantContext, current_tenant
 from .tokens import ACCESS_TOKEN_SECONDS, mint_access_token, mint_id_token
 
 __all__ = [
@@ -52,8 +53,6 @@ __all__ = [
     "token_error",
 ]
 
-PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"  # noqa: S105 - a grant type URI
-DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 SERVER_EXTENSION = "linking_sandbox_oauth"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
