@@ -59,7 +59,7 @@ def mint(sandbox: Sandbox):
 
     ``mint(scope=..., sub=..., client_id=..., audience=..., expires_in=...)``.
     """
-    from linking_toolkit.sandbox.tokens import mint_access_token
+    from linking_toolkit.sandbox.authentication_api.tokens import mint_access_token
 
     def _mint(scope: str, *, sub: str | None = None, client_id: str | None = None,
               audience: str | None = None, expires_in: int = 3600, gty: str | None = None) -> str:
@@ -97,7 +97,7 @@ def mint_id(sandbox: Sandbox):
     """Mint an ID token for a user of the sandbox, as its login would (``link_with`` tokens)."""
     import time
 
-    from linking_toolkit.sandbox.tokens import mint_id_token
+    from linking_toolkit.sandbox.authentication_api.tokens import mint_id_token
 
     def _mint(user_id: str, *, client_id: str | None = None) -> str:
         ctx = sandbox.context

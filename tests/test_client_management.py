@@ -459,7 +459,7 @@ def test_a_link_with_token_of_another_tenant_is_refused_and_changes_nothing(
     primary = user_id_of(sandbox, "ada@example.com")
     with Sandbox(seed=7) as other:
         assert other.context is not None
-        from linking_toolkit.sandbox.tokens import mint_id_token
+        from linking_toolkit.sandbox.authentication_api.tokens import mint_id_token
 
         with other.context.store.read() as db:
             row = other.context.store.get_user_row(db, user_id_of(other, "grace@example.com"))

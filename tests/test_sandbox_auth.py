@@ -22,8 +22,8 @@ from joserfc.errors import BadSignatureError, InvalidKeyIdError
 from joserfc.jwk import KeySet
 
 from linking_toolkit.sandbox import Sandbox
-from linking_toolkit.sandbox.authserver import DEVICE_CODE, PASSWORD_REALM
 from linking_toolkit.sandbox.connections import DATABASE
+from linking_toolkit.sandbox.defaults import DEVICE_CODE, PASSWORD_REALM
 from linking_toolkit.sandbox.driver import LoginPageError
 
 REDIRECT = "http://127.0.0.1:8765/callback"
@@ -407,7 +407,7 @@ def test_deleting_a_user_revokes_its_refresh_tokens(sandbox: Sandbox) -> None:
 
 
 def test_an_expired_refresh_token_is_refused(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    from linking_toolkit.sandbox import oauth_state
+    from linking_toolkit.sandbox.authentication_api import oauth_state
 
     monkeypatch.setattr(oauth_state, "REFRESH_TOKEN_SECONDS", -1)  # past its lifetime when issued
     expired = password_login(sandbox).json()["refresh_token"]
@@ -743,7 +743,7 @@ def test_bad_bodies_get_an_oauth_error_and_change_nothing(sandbox: Sandbox, path
 
 
 def test_userinfo_refuses_an_expired_token_and_a_deleted_user(sandbox: Sandbox) -> None:
-    from linking_toolkit.sandbox.tokens import mint_access_token
+    from linking_toolkit.sandbox.authentication_api.tokens import mint_access_token
 
     ctx = sandbox.context
     assert ctx is not None

@@ -15,8 +15,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from linking_toolkit.sandbox.authserver import PASSWORD_REALM
 from linking_toolkit.sandbox.connections import DATABASE
+from linking_toolkit.sandbox.defaults import PASSWORD_REALM
 
 
 @contextmanager

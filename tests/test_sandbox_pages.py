@@ -17,8 +17,8 @@ from test_sandbox_auth import REDIRECT
 
 from linking_toolkit.proxy_links import proxied_link
 from linking_toolkit.sandbox import Sandbox
-from linking_toolkit.sandbox.authserver import DEVICE_CODE
 from linking_toolkit.sandbox.connections import DATABASE
+from linking_toolkit.sandbox.defaults import DEVICE_CODE
 from linking_toolkit.sandbox.driver import LoginPageError, approve_browser, approve_device
 
 

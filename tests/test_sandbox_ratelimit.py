@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from linking_toolkit.sandbox import Sandbox
-from linking_toolkit.sandbox.tokens import mint_access_token
+from linking_toolkit.sandbox.authentication_api.tokens import mint_access_token
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 

@@ -28,8 +28,8 @@ from test_sandbox_management import enc
 from test_sandbox_unlink_roundtrip import RECREATED
 
 from linking_toolkit.sandbox import Sandbox
-from linking_toolkit.sandbox.authserver import PASSWORD_REALM
 from linking_toolkit.sandbox.connections import DATABASE
+from linking_toolkit.sandbox.defaults import PASSWORD_REALM
 from linking_toolkit.sandbox.seed import DEMO_PEOPLE
 
 Ident = tuple[str, str]  # (provider, the provider's user id)

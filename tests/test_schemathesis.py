@@ -1,8 +1,9 @@
 """Schemathesis against the sandbox: Auth0's own Management API document drives the requests.
 
-The linking subset of Auth0's official OpenAPI document (``tests/reference``) is loaded through
-schemathesis's pytest integration and pointed, at run time, at a sandbox started for this module,
-with the bearer token of the demo machine-to-machine client (every scope the document asks for).
+The linking and configuration subsets of Auth0's official OpenAPI document (``tests/reference``) are
+loaded through schemathesis's pytest integration and pointed, at run time, at a sandbox started for
+this module, with the bearer token of the demo machine-to-machine client (every scope the document
+asks for; for the configuration, once its grant is widened to the scopes only an admin holds).
 Every phase runs: the document's examples, its coverage cases (boundaries, missing and wrong
 parameters, other methods), hypothesis's fuzzing, and a stateful run chaining the operations. The run
 is bounded (a fixed number of examples per operation, of scenarios and of steps) and deterministic
@@ -34,6 +35,10 @@ from schemathesis.core.failures import FailureGroup
 from linking_toolkit.sandbox import Sandbox
 
 OAS_NAME = "management-api-v2.linking-subset.oas.json"
+CONFIGURATION_OAS_NAME = "management-api-v2.configuration-subset.oas.json"
+# What the configuration operations take beyond the demo M2M client's grant: a tenant admin widens it
+# for this module (the fuzzed tenant is its own).
+ADMIN_SCOPES = ("create:client_grants", "update:client_grants", "update:connections")
 DEVIATIONS = Path(__file__).resolve().parent / "reference" / "DEVIATIONS.md"
 
 MAX_EXAMPLES = 25  # per operation in the fuzzing phase (the examples and coverage phases run all theirs)
@@ -186,20 +191,41 @@ def tenant_values(tenant: Sandbox, token: str) -> dict[str, Any]:
             "parameters": parameters}
 
 
-@pytest.fixture(scope="module")
-def management_schema(fuzzed_tenant: Sandbox, auth0_reference: Path) -> schemathesis.BaseSchema:
-    """The document, its base URL the running sandbox's ``/api/v2``, every request carrying the
-    M2M client's bearer token (from the token endpoint, by client credentials)."""
-    response = httpx2.post(fuzzed_tenant.base_url + "/oauth/token", json={
-        "grant_type": "client_credentials", "client_id": fuzzed_tenant.m2m_client_id,
-        "client_secret": fuzzed_tenant.m2m_client_secret,
-        "audience": fuzzed_tenant.management_audience})
+def m2m_token(tenant: Sandbox) -> str:
+    """The M2M client's bearer token, from the token endpoint, by client credentials."""
+    response = httpx2.post(tenant.base_url + "/oauth/token", json={
+        "grant_type": "client_credentials", "client_id": tenant.m2m_client_id,
+        "client_secret": tenant.m2m_client_secret, "audience": tenant.management_audience})
     assert response.status_code == 200, response.status_code
-    token = response.json()["access_token"]
-    config = schemathesis.Config.from_dict({**CONFIG, **tenant_values(fuzzed_tenant, token)})
-    schema = schemathesis.openapi.from_path(auth0_reference / OAS_NAME, config=config)
-    schema.config.update(base_url=fuzzed_tenant.base_url + "/api/v2",
-                         headers={"Authorization": f"Bearer {token}"})
+    return response.json()["access_token"]
+
+
+def configuration_values(tenant: Sandbox, token: str) -> dict[str, Any]:
+    """As :func:`tenant_values`, for the configuration operations: the ids of the tenant's clients,
+    client grants, APIs and connections, its client ids and the Management API's identifier."""
+    with httpx2.Client(base_url=tenant.base_url + "/api/v2", timeout=30,
+                       headers={"Authorization": f"Bearer {token}"}) as api:
+        listed = {path: api.get(path).json() for path in ("/clients", "/client-grants", "/resource-servers")}
+    client_ids = [c["client_id"] for c in listed["/clients"]]
+    ids = (client_ids + [g["id"] for g in listed["/client-grants"]]
+           + [s["id"] for s in listed["/resource-servers"]] + sorted(tenant.connections.values()))
+    dictionaries = {"ids": ids, "client-ids": client_ids, "audiences": [tenant.management_audience]}
+    parameters = {f"{where}.{name}": {"dictionary": dictionary, "probability": 0.5}
+                  for where, name, dictionary in (("path", "id", "ids"), ("body", "client_id", "client-ids"),
+                                                  ("query", "client_id", "client-ids"),
+                                                  ("body", "audience", "audiences"),
+                                                  ("query", "audience", "audiences"))}
+    return {"dictionaries": {name: {"values": values} for name, values in dictionaries.items()},
+            "parameters": parameters}
+
+
+def pointed_schema(tenant: Sandbox, document: Path, token: str,
+                   values: dict[str, Any]) -> schemathesis.BaseSchema:
+    """``document``, its base URL the running sandbox's ``/api/v2``, every request carrying
+    ``token``, which must hold one of the scopes the document names for each operation."""
+    config = schemathesis.Config.from_dict({**CONFIG, **values})
+    schema = schemathesis.openapi.from_path(document, config=config)
+    schema.config.update(base_url=tenant.base_url + "/api/v2", headers={"Authorization": f"Bearer {token}"})
     # The token holds, for every operation, one of the scopes the document says it takes.
     granted = token_scopes(token)
     for path, methods in schema.raw_schema["paths"].items():
@@ -210,7 +236,29 @@ def management_schema(fuzzed_tenant: Sandbox, auth0_reference: Path) -> schemath
     return schema
 
 
+@pytest.fixture(scope="module")
+def management_schema(fuzzed_tenant: Sandbox, auth0_reference: Path) -> schemathesis.BaseSchema:
+    """The linking subset, with the M2M client's bearer token."""
+    token = m2m_token(fuzzed_tenant)
+    return pointed_schema(fuzzed_tenant, auth0_reference / OAS_NAME, token,
+                          tenant_values(fuzzed_tenant, token))
+
+
+@pytest.fixture(scope="module")
+def configuration_schema(fuzzed_tenant: Sandbox, auth0_reference: Path,
+                         management_schema: schemathesis.BaseSchema) -> schemathesis.BaseSchema:
+    """The configuration subset, with a token of the M2M client once a tenant admin (the sandbox's
+    own store, as the dashboard would) has widened its grant to the configuration's every operation."""
+    store = fuzzed_tenant.context.store
+    grant = store.client_grants(client_id=fuzzed_tenant.m2m_client_id)[0]
+    store.update_client_grant(grant["id"], [*grant["scope"], *ADMIN_SCOPES])
+    token = m2m_token(fuzzed_tenant)
+    return pointed_schema(fuzzed_tenant, auth0_reference / CONFIGURATION_OAS_NAME, token,
+                          configuration_values(fuzzed_tenant, token))
+
+
 schema = schemathesis.pytest.from_fixture("management_schema")
+configuration = schemathesis.pytest.from_fixture("configuration_schema")
 
 
 @pytest.fixture(autouse=True)
@@ -231,8 +279,18 @@ def test_management_api(case: schemathesis.Case) -> None:
     validate(case, response)
 
 
-def test_stateful(management_schema: schemathesis.BaseSchema) -> None:
-    """Scenarios of calls fed by earlier answers (the id of a user just created, of a job)."""
+@configuration.parametrize()
+def test_configuration_api(case: schemathesis.Case) -> None:
+    """Each configuration operation: the document's examples, its coverage cases, then fuzzing."""
+    response = case.call()
+    OBSERVED.exercised.add(case.operation.label)
+    validate(case, response)
+
+
+@pytest.mark.parametrize("which", ["management_schema", "configuration_schema"])
+def test_stateful(which: str, request: pytest.FixtureRequest) -> None:
+    """Scenarios of calls fed by earlier answers (the id of a user just created, of a job, of a grant)."""
+    management_schema = request.getfixturevalue(which)
 
     class ManagementMachine(management_schema.as_state_machine()):  # type: ignore[misc]
         def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
@@ -246,9 +304,11 @@ def test_stateful(management_schema: schemathesis.BaseSchema) -> None:
     assert OBSERVED.stateful_steps > 0
 
 
-def test_deviations_still_happen(management_schema: schemathesis.BaseSchema) -> None:
+def test_deviations_still_happen(management_schema: schemathesis.BaseSchema,
+                                 configuration_schema: schemathesis.BaseSchema) -> None:
     """Every deviation DEVIATIONS.md lists was seen in this run (else it is fixed: strike it)."""
-    operations = {result.ok().label for result in management_schema.get_all_operations()}
+    operations = {result.ok().label for schema in (management_schema, configuration_schema)
+                  for result in schema.get_all_operations()}
     missing = operations - OBSERVED.exercised
     assert not missing, f"run the whole module: these operations were not fuzzed: {sorted(missing)}"
     assert OBSERVED.stateful_steps > 0, "run the whole module: the stateful phase did not run"

@@ -7,12 +7,9 @@ import sys
 
 from flask import Flask, Response, request
 
+from .authentication_api import auth, install_cors, install_oauth_server, login_pages
 from .context import TenantContext, install_tenant
-from .cors import install_cors
-from .grants import install_oauth_server
 from .management_api import management
-from .oauth import auth
-from .pages import pages
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -30,7 +27,7 @@ def create_app(tenant: TenantContext) -> Flask:
     install_cors(app, tenant)
     install_oauth_server(app)
     app.register_blueprint(auth)
-    app.register_blueprint(pages)
+    app.register_blueprint(login_pages)
     app.register_blueprint(management, url_prefix="/api/v2")
 
     @app.after_request

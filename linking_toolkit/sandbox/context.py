@@ -203,7 +203,8 @@ class TenantContext:
     # Callback URLs are its client row's redirect_uris); the origins are the only ones given CORS.
     spa_web_origins: tuple[str, ...] = ()
     spa_logout_urls: tuple[str, ...] = ()
-    # SSO sessions by the SHA-256 of their cookie's value (sessions.py), under sessions_lock.
+    # SSO sessions by the SHA-256 of their cookie's value (authentication_api/sessions.py), under
+    # sessions_lock.
     sso_sessions: dict[str, SsoSession] = field(default_factory=dict)
     sessions_lock: threading.Lock = field(default_factory=threading.Lock)
     # Failed logins by (connection, email, address) and wrong user codes by address (attempts.py).

@@ -11,8 +11,8 @@ from typing import Any
 from flask import request
 from joserfc.errors import BadSignatureError, JoseError
 
+from ..authentication_api.oauth_state import grant_revoked
 from ..context import current_tenant
-from ..oauth_state import grant_revoked
 from .errors import ApiError, unauthorized
 
 __all__ = ["SCOPE_MESSAGES", "Caller", "authenticate", "authorized_caller", "token_header"]

@@ -22,7 +22,7 @@ from .errors import ApiError, bad_body, json_response
 from .listing import check_enum, check_string, check_strings, page_of, query_enum
 from .validation import json_type, path_segments, project, query_bool, read_body
 
-__all__ = ["APP_TYPES", "DEFAULT_REFRESH_TOKEN", "client_document"]
+__all__ = ["APP_TYPES", "DEFAULT_REFRESH_TOKEN", "client_document", "get_client", "patch_client"]
 
 APP_TYPES = ("native", "spa", "regular_web", "non_interactive", "resource_server", "express_configuration",
              "rms", "box", "cloudbees", "concur", "dropbox", "mscrm", "echosign", "egnyte", "newrelic",
@@ -67,10 +67,14 @@ def list_clients() -> Response:
     for flag in ("is_global", "is_first_party"):
         query_bool(flag, False)
     app_types = [t for t in (request.args.get("app_type") or "").split(",") if t]
+    external = request.args.get("external_client_id")
+    if external is not None:
+        check_string(external, "external_client_id", min_length=1, max_length=120, query=True)
     rows = [r for r in tenant.store.clients() if not app_types or r["app_type"] in app_types]
-    if request.args.get("is_global") == "true" or request.args.get("is_first_party") == "false":
-        rows = []  # the sandbox's clients are first-party, none global
-    return page_of([client_document(r, caller, tenant.domain) for r in rows], "clients")
+    if request.args.get("is_global") == "true" or request.args.get("is_first_party") == "false" \
+            or external is not None:
+        rows = []  # the sandbox's clients are first-party, none global, none registered by CIMD
+    return page_of([client_document(r, caller, tenant.domain) for r in rows], "clients", id_key="client_id")
 
 
 PATCH_CLIENT_SCHEMA: dict[str, tuple[str, ...]] = {
@@ -108,7 +112,7 @@ def get_client(client_id: str) -> Response:
 def patch_client(client_id: str) -> Response:
     """``PATCH /clients/{id}``: the settings given replace the stored ones; nothing changes on a 400."""
     caller = authorized_caller("patch_client", any_user=("update:clients", "update:client_keys"))
-    body = read_body(PATCH_CLIENT_SCHEMA, form_allowed=False)
+    body = read_body(PATCH_CLIENT_SCHEMA)
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = check_string(body["name"], "name", min_length=1, pattern="^[^<>]+$")
@@ -196,7 +200,7 @@ CREATE_GRANT_SCHEMA: dict[str, tuple[str, ...]] = {
 @route("/client-grants", methods=["POST"])
 def create_client_grant() -> Response:
     authorized_caller("post_client_grants", any_user=("create:client_grants",))
-    body = read_body(CREATE_GRANT_SCHEMA, form_allowed=False)
+    body = read_body(CREATE_GRANT_SCHEMA)
     for required in ("client_id", "audience"):
         if required not in body:
             bad_body(f"Payload validation error: 'Missing required property: {required}'.")
@@ -231,7 +235,7 @@ def client_grant_routes(_rest: str) -> Response:
             raise ApiError(404, "The grant does not exist.", "inexistent_grant")
         return json_response(_grant_document(grant))
     authorized_caller("patch_client_grant", any_user=("update:client_grants",))
-    body = read_body({"scope": ("array", "null")}, form_allowed=False)
+    body = read_body({"scope": ("array", "null")})
     scope = check_strings(body.get("scope") or [], "scope", max_length=280)
     grant = store.client_grant_by_id(segments[1])
     if grant is None:

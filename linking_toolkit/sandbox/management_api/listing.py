@@ -8,20 +8,25 @@ from typing import Any
 
 from flask import Response, request
 
-from .errors import bad_body, bad_query, json_response
+from .errors import ApiError, bad_body, bad_query, json_response
 from .validation import json_type, project, query_bool, query_int
 
-__all__ = ["check_enum", "check_string", "check_strings", "page_of", "query_enum"]
+__all__ = ["check_enum", "check_string", "check_strings", "checkpoint_of", "page_of", "query_enum"]
 
 
-def page_of(items: list[dict[str, Any]], key: str, *, fields: bool = True, min_per_page: int = 0) -> Response:
+def page_of(items: list[dict[str, Any]], key: str, *, id_key: str = "id", fields: bool = True,
+            min_per_page: int = 0) -> Response:
     """``items`` paged as Auth0 pages them: ``page`` (from 0), ``per_page`` (50, at most 100); with
-    ``include_totals`` an object ``{start, limit, total, <key>}``, else the array. ``fields`` and
-    ``include_fields`` project each item where the operation takes them."""
+    ``include_totals`` an object ``{start, limit, total, <key>}``, else the array. With ``take`` or a
+    ``from`` (checkpoint paging) ``{<key>, next}`` instead, ``next`` the ``from`` of the next page,
+    left out on the last. ``fields`` and ``include_fields`` project each item where the operation
+    takes them."""
     page = query_int("page", 0)
     per_page = query_int("per_page", 50, minimum=min_per_page, maximum=100)
     include_totals = query_bool("include_totals", False)
     include_fields = query_bool("include_fields", True)
+    if request.args.get("from") or "take" in request.args:
+        return checkpoint_of(items, key, id_key=id_key, fields=fields)
     start = page * per_page
     chosen = items[start:start + per_page]
     if fields:
@@ -29,6 +34,24 @@ def page_of(items: list[dict[str, Any]], key: str, *, fields: bool = True, min_p
     if include_totals:
         return json_response({"start": start, "limit": per_page, "total": len(items), key: chosen})
     return json_response(chosen)
+
+
+def checkpoint_of(items: list[dict[str, Any]], key: str, *, id_key: str = "id", fields: bool = True,
+                  max_take: int = 100) -> Response:
+    """Checkpoint paging: ``take`` items (50) ``from`` the one whose id (``id_key``) is given, as
+    the page before gave it in ``next``; an id that names none gives an empty page."""
+    take = query_int("take", 50, minimum=1, maximum=max_take)
+    start_at = request.args.get("from")
+    ids = [item[id_key] for item in items]
+    start = (ids.index(start_at) if start_at in ids else len(ids)) if start_at else 0
+    chosen = items[start:start + take]
+    if fields:
+        include_fields = query_bool("include_fields", True)
+        chosen = [project(item, request.args.get("fields"), include_fields) for item in chosen]
+    body: dict[str, Any] = {key: chosen}
+    if start + take < len(items):
+        body["next"] = ids[start + take]
+    return json_response(body)
 
 
 def query_enum(name: str, allowed: tuple[str, ...]) -> str | None:
@@ -46,8 +69,13 @@ def check_enum(body: dict[str, Any], name: str, allowed: tuple[str, ...], where:
 
 
 def check_string(value: Any, where: str, *, min_length: int = 0, max_length: int | None = None,
-                 pattern: str | None = None) -> str:
-    """A string of the schema's length and pattern, or Auth0's 400."""
+                 pattern: str | None = None, query: bool = False) -> str:
+    """A string of the schema's length and pattern, or Auth0's 400 (of the body, or ``query``)."""
+    if query:
+        try:
+            return check_string(value, where, min_length=min_length, max_length=max_length, pattern=pattern)
+        except ApiError as error:
+            bad_query(error.message.replace("Payload validation error", "Query validation error"))
     if not isinstance(value, str):
         bad_body(f"Payload validation error: 'Expected type string but found type "
                  f"{json_type(value)}' on property {where}.")

@@ -17,14 +17,14 @@ from ..context import current_tenant
 from .auth import authorized_caller
 from .blueprint import route
 from .errors import ApiError, bad_body, bad_query, json_response
-from .listing import check_string, page_of
+from .listing import check_string, checkpoint_of, page_of
 from .validation import (
     CONNECTION_ID,
+    PROVIDERS,
     json_type,
     path_segments,
     project,
     query_bool,
-    query_int,
     read_body,
 )
 
@@ -33,6 +33,8 @@ __all__ = ["connection_document", "resource_server_document"]
 # What a system API (the Management API) lets change: its access settings, not its name or scopes.
 SYSTEM_SETTINGS = frozenset(("allow_offline_access", "skip_consent_for_verifiable_first_party_clients",
                              "token_lifetime"))
+# The document's ConnectionStrategyEnum: the providers of an identity, and one more.
+STRATEGIES = PROVIDERS | {"auth0-adldap"}
 ENABLED_CLIENTS_PER_PATCH = 50  # the document: "the limit per PATCH request is 50 clients"
 
 
@@ -79,7 +81,7 @@ def resource_server_routes(_rest: str) -> Response:
             raise ApiError(404, "Resource server not found.", "inexistent_resource_server")
         return json_response(resource_server_document(server))
     authorized_caller("patch_resource_server", any_user=("update:resource_servers",))
-    body = read_body(PATCH_SERVER_SCHEMA, form_allowed=False)
+    body = read_body(PATCH_SERVER_SCHEMA)
     changes = _server_changes(body)
     server = store.resource_server(segments[1])
     if server is None:
@@ -139,8 +141,11 @@ def connection_document(connection: dict[str, Any], *, enabled_clients: list[str
 def list_connections() -> Response:
     authorized_caller("get_connections", any_user=("read:connections",))
     strategies = request.args.getlist("strategy")
+    for strategy in strategies:
+        if strategy not in STRATEGIES:
+            bad_query(f"Query validation error: 'No enum match for: \"{strategy[:60]}\"' on property "
+                      "strategy.")
     name = request.args.get("name")
-    query_int("take", 50, minimum=1, maximum=100)
     found = [c for c in current_tenant().store.connections()
              if (not strategies or c["strategy"] in strategies) and (name is None or c["name"] == name)]
     return page_of([connection_document(c) for c in found], "connections", min_per_page=1)
@@ -164,11 +169,8 @@ def connection_routes(_rest: str) -> Response:
 
 
 def _connection(connection_id: str) -> dict[str, Any]:
-    if not CONNECTION_ID.fullmatch(connection_id):
-        raise ApiError(400, "Path validation error: 'String does not match pattern "
-                            "^con_[A-Za-z0-9]{16}$' on property id.", "invalid_uri")
     connection = current_tenant().store.connection_by_id(connection_id)
-    if connection is None:
+    if connection is None or not CONNECTION_ID.fullmatch(connection_id):
         raise ApiError(404, "The connection does not exist.", "inexistent_connection")
     return connection
 
@@ -176,16 +178,9 @@ def _connection(connection_id: str) -> dict[str, Any]:
 def _enabled_clients(connection_id: str) -> Response:
     """``GET /connections/{id}/clients``: checkpoint paging, ``from`` the ``next`` of the page before."""
     authorized_caller("get_connection_clients", any_user=("read:connections",))
-    take = query_int("take", 50, minimum=1, maximum=1000)
-    start_at = request.args.get("from", "")
-    if len(start_at) > 1000 or (start_at and not start_at.isdigit()):
-        bad_query("Query validation error: 'Invalid checkpoint' on property from.")
     clients = current_tenant().store.enabled_clients(_connection(connection_id)["id"])
-    start = int(start_at or 0)
-    body: dict[str, Any] = {"clients": [{"client_id": c} for c in clients[start:start + take]]}
-    if start + take < len(clients):
-        body["next"] = str(start + take)
-    return json_response(body)
+    return checkpoint_of([{"client_id": c} for c in clients], "clients", id_key="client_id", fields=False,
+                         max_take=1000)
 
 
 def _patch_enabled_clients(connection_id: str) -> Response:

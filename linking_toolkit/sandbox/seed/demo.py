@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..authserver import DEVICE_CODE, PASSWORD_REALM
 from ..browser_apps import (
     DEFAULT_SPA_CALLBACK_URLS,
     DEFAULT_SPA_LOGOUT_URLS,
@@ -21,9 +20,9 @@ from ..browser_apps import (
     SPA_CLIENT_NAME,
 )
 from ..connections import CONNECTIONS, DATABASE, provider_of
+from ..defaults import ACCESS_TOKEN_SECONDS, DEVICE_CODE, PASSWORD_REALM
 from ..passwords import hash_password
 from ..store import Store, iso
-from ..tokens import ACCESS_TOKEN_SECONDS
 from .ids import IdFactory, clock_base
 
 __all__ = ["DEMO_PEOPLE", "M2M_SCOPES", "MANAGEMENT_API_SCOPES", "SPA_SCOPES", "DemoTenant",
@@ -150,9 +149,13 @@ def ensure_spa_client(store: Store, management_audience: str, callback_urls: tup
 
 def ensure_configuration(store: Store, management_audience: str) -> None:
     """What a tenant made before the Management API served its configuration lacks, added once:
-    the Management API as a resource server, and every connection enabled for every client."""
+    the Management API as a resource server, every connection enabled for every client, and the
+    scopes ``doctor`` needs added to the M2M client's grant (a later change to it is kept)."""
     if store.get_setting("configuration_version") == "1":
         return
+    m2m_id = store.get_setting("m2m_client_id") or ""
+    for grant in store.client_grants(client_id=m2m_id):
+        store.update_client_grant(grant["id"], list(dict.fromkeys([*grant["scope"], *M2M_SCOPES.split()])))
     with store.transaction() as db:
         store.insert_resource_server(db, server_id=secrets.token_hex(12), name=MANAGEMENT_API_NAME,
                                      identifier=management_audience, is_system=True,

@@ -1,7 +1,7 @@
 """Authorization codes, device codes and refresh tokens: the rows behind the OAuth grants.
 
-Codes and tokens arrive here already hashed (``oauth_state`` hashes them): the tables never hold
-one that could be used as it is.
+Codes and tokens arrive here already hashed (``authentication_api/oauth_state.py`` hashes them):
+the tables never hold one that could be used as it is.
 """
 
 from __future__ import annotations

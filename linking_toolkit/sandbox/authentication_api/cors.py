@@ -15,7 +15,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from flask_cors import CORS
 
-from .context import TenantContext
+from ..context import TenantContext
 
 __all__ = ["CORS_PATHS", "EXPOSED_HEADERS", "install_cors"]
 

@@ -15,7 +15,8 @@ import sqlite3
 import time
 from typing import Any
 
-from .context import TenantContext
+from ..context import TenantContext
+from ..defaults import ACCESS_TOKEN_SECONDS
 
 __all__ = [
     "ACCESS_TOKEN_SECONDS",
@@ -25,7 +26,6 @@ __all__ = [
     "mint_id_token",
 ]
 
-ACCESS_TOKEN_SECONDS = 86_400  # Auth0's default for API access tokens
 ID_TOKEN_SECONDS = 36_000  # Auth0's default ID token lifetime
 
 

@@ -23,8 +23,10 @@ from authlib.oauth2.rfc8628 import DeviceCodeGrant
 from authlib.oauth2.rfc8628.errors import AuthorizationPendingError, ExpiredTokenError, SlowDownError
 from flask import Flask, request
 
+from ..attempts import BLOCKED_DESCRIPTION, login_key
+from ..context import current_tenant
+from ..passwords import verify_password
 from . import oauth_state as state
-from .attempts import BLOCKED_DESCRIPTION, login_key
 from .authserver import (
     NOT_ENABLED,
     PASSWORD_REALM,
@@ -38,8 +40,6 @@ from .authserver import (
     known_audience,
     query_client,
 )
-from .context import current_tenant
-from .passwords import verify_password
 from .tokens import ACCESS_TOKEN_SECONDS, mint_access_token
 
 __all__ = [

@@ -23,13 +23,15 @@ from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload
 from flask import Flask, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
+from ..browser_apps import same_url
+from ..context import TenantContext, current_tenant
+from ..defaults import DEVICE_CODE, PASSWORD_REALM
 from . import oauth_state as state
-from .browser_apps import same_url
-from .context import TenantContext, current_tenant
 from .tokens import ACCESS_TOKEN_SECONDS, mint_access_token, mint_id_token
 
 __all__ = [
     "AUTH0_ERROR_STATUS",
+    "CALLBACK_MISMATCH",
     "DEVICE_CODE",
     "LOOPBACK_HOSTS",
     "NOT_ENABLED",
@@ -51,13 +53,14 @@ __all__ = [
     "token_error",
 ]
 
-PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"  # noqa: S105 - a grant type URI
-DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 SERVER_EXTENSION = "linking_sandbox_oauth"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 # Auth0's answer to a login through a connection that is not enabled for the application.
 NOT_ENABLED = "the connection is not enabled"
+# Auth0's error page for a redirect_uri that is not an Allowed Callback URL.
+CALLBACK_MISMATCH = ("Callback URL mismatch. The provided redirect_uri is not in the list of allowed "
+                     "callback URLs.")
 _AUTHLIB_NOT_ALLOWED = re.compile(r"The client is not authorized to use '(?:grant|response)_type=([^']+)'")
 
 # Auth0 answers these token errors with 403 (429 for slow_down), where plain RFC 6749 says 400.
@@ -86,7 +89,10 @@ def printable(text: str) -> str:
 
 
 def auth0_wording(error: OAuth2Error) -> None:
-    """authlib's refusal of a grant type the client does not have, in Auth0's words (and status)."""
+    """authlib's refusals in Auth0's words (and status): a grant type the client does not have, a
+    redirect URI that is not one of its Allowed Callback URLs."""
+    if (error.description or "").endswith("is not supported by client."):
+        error.description = CALLBACK_MISMATCH
     match = _AUTHLIB_NOT_ALLOWED.fullmatch(error.description or "")
     if error.error == "unauthorized_client" and match:
         grant_type = "authorization_code" if match[1] == "code" else match[1]

@@ -10,6 +10,8 @@ from flask import Blueprint, Response, current_app, jsonify, make_response, redi
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..browser_apps import same_url
+from ..context import current_tenant
 from . import oauth_state as state
 from .authserver import (
     DEVICE_CODE,
@@ -24,8 +26,6 @@ from .authserver import (
     request_body,
     token_error,
 )
-from .browser_apps import same_url
-from .context import current_tenant
 from .sessions import clear_session_cookie, cookie_path, end_session
 from .tokens import id_token_profile
 

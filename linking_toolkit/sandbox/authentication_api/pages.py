@@ -31,13 +31,13 @@ from flask import Blueprint, current_app, make_response, redirect, render_templa
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from ..attempts import login_key
+from ..browser_apps import origin_of
+from ..context import LoginTransaction, TenantContext, current_tenant
+from ..passwords import verify_password
+from ..seed import DEMO_PEOPLE
 from . import oauth_state as state
-from .attempts import login_key
 from .authserver import NOT_ENABLED, OAuthError, active_user, auth0_wording, known_audience, oauth_server
-from .browser_apps import origin_of
-from .context import LoginTransaction, TenantContext, current_tenant
-from .passwords import verify_password
-from .seed import DEMO_PEOPLE
 from .sessions import cookie_path, find_session, set_session_cookie, start_session
 from .web_message import RESPONSE_MODES, authorization_response
 

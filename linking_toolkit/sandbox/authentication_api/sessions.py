@@ -25,7 +25,7 @@ import time
 from flask import request
 from werkzeug.wrappers import Response
 
-from .context import SsoSession, TenantContext
+from ..context import SsoSession, TenantContext
 
 __all__ = [
     "SESSION_SECONDS",

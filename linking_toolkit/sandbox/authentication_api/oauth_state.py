@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import Any
 
-from .context import LoginTransaction, TenantContext
+from ..context import LoginTransaction, TenantContext
 from .tokens import ACCESS_TOKEN_SECONDS
 
 __all__ = [

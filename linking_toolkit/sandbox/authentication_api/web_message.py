@@ -17,7 +17,7 @@ from authlib.common.urls import add_params_to_uri
 from flask import make_response, redirect, render_template
 from werkzeug.wrappers import Response
 
-from .browser_apps import origin_of
+from ..browser_apps import origin_of
 
 __all__ = ["RESPONSE_MODES", "authorization_response", "web_message_page"]
 
