@@ -103,6 +103,9 @@ def running_lab(home: Path, base_url: str = "/") -> Iterator[Lab]:
     for name in ("JUPYTERHUB_SERVICE_PREFIX", "JUPYTERHUB_PUBLIC_URL", "LINKING_TOOLKIT_PROXY_BASE"):
         env.pop(name, None)  # the kernel finds its server's proxy itself, as under `make lab`
     env[CACHE_ENV] = str(home / "token-cache.json")  # never the developer's own token cache
+    # As `make lab` runs it: each notebook's sandbox outlives its kernel, kept in this test's folder.
+    env["LINKING_TOOLKIT_KEEP_SANDBOX"] = "1"
+    env["LINKING_TOOLKIT_SANDBOX_HOME"] = str(home / "sandboxes")
     log = home / "lab.log"
     jupyter = Path(sys.executable).parent / "jupyter"
     command = [str(jupyter), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
