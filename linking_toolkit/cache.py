@@ -39,6 +39,7 @@ import logging
 import os
 import tempfile
 import warnings
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -305,15 +306,21 @@ def _shared_home() -> str | None:
     return None
 
 
+_TOLD_IN_KERNEL: weakref.WeakSet[Tenant] = weakref.WeakSet()
+
+
 def default_cache(tenant: Tenant) -> tuple[TokenCache, str | None]:
     """The strategy a login uses when given none, and the one line to show about it (or None).
 
     :data:`READ_WRITE` on a personal machine (and for a kept sandbox, which outlives the kernel);
     :data:`NOOP` on JupyterHub or Colab, with a line saying why; :data:`NOOP` for a sandbox running
     in this process, whose tokens end with it (a cached one could never be used again), with a line
-    saying so.
+    saying so at its first login.
     """
     if tenant.sandbox is not None and not getattr(tenant.sandbox, "kept", False):
+        if tenant in _TOLD_IN_KERNEL:  # said once for this tenant: not at every login of a notebook
+            return NOOP, None
+        _TOLD_IN_KERNEL.add(tenant)
         return NOOP, ("Not caching this login: this sandbox runs inside the kernel and its logins end "
                       "with it (make lab keeps one across kernel restarts).")
     why = _shared_home()

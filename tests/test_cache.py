@@ -298,9 +298,12 @@ def test_a_sandbox_started_in_this_process_is_not_cached(sandbox: Sandbox, perso
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     with connect(sandbox=sandbox) as in_process:  # its tokens end with the process: nothing to keep
         password_login(sandbox, in_process, None)
+        assert capsys.readouterr().err == ("Not caching this login: this sandbox runs inside the kernel and "
+                                           "its logins end with it (make lab keeps one across kernel "
+                                           "restarts).\n")
+        password_login(sandbox, in_process, None)  # said once per tenant, not at every login
+        assert capsys.readouterr().err == ""
     assert not personal_machine.exists()
-    assert capsys.readouterr().err == ("Not caching this login: this sandbox runs inside the kernel and its "
-                                       "logins end with it (make lab keeps one across kernel restarts).\n")
 
 
 def test_the_strategies_say_what_they_do(path: Path) -> None:
