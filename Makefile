@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test lint venv sandbox bench clean notebooks
+.PHONY: lab lab-settings test lint venv sandbox bench clean notebooks
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -20,7 +20,15 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # jupyter-server-proxy (in the test extra) serves the sandbox's pages at {lab}/proxy/PORT/, so the
 # login links work from a browser that cannot reach the kernel's 127.0.0.1 (a hub, an SSH tunnel).
-lab: $(STAMP)
+# JupyterLab's settings overrides (lab/overrides.json: no "official Jupyter news?" prompt, no update
+# check), where it reads them: the venv's app directory. The browser tests check they are there.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_OVERRIDES): lab/overrides.json $(STAMP)
+	install -D -m 0644 lab/overrides.json $@
+
+lab-settings: $(LAB_OVERRIDES)
+
+lab: $(STAMP) $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
 
 # Re-run the tutorials in place after changing them: outputs are committed, widget state is not.
@@ -41,7 +49,7 @@ $(SPA)/node_modules/.package-lock.json: $(SPA)/package-lock.json
 	npm ci --prefix $(SPA) --no-audit --no-fund
 	touch $@
 
-test: $(STAMP) lint $(SPA)/node_modules/.package-lock.json
+test: $(STAMP) $(LAB_OVERRIDES) lint $(SPA)/node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 sandbox: $(STAMP)
