@@ -16,12 +16,15 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus
+from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus, readable_grid
 
 __all__ = ["AuditTable"]
 
 _AUDIT_COLUMNS = ("email", "users", "primary_id", "connections", "tier", "risk", "last_login")
 _ALL = "(all)"
+# Sized to their content: a checkbox, then the columns above (connections at most about one
+# connection wide, one a line, so an email and an id keep their room), then "Why?".
+_GRID_COLUMNS = "max-content auto auto auto fit-content(34ch) auto auto auto max-content"
 
 
 def _audit_cell(value: Any) -> str:
@@ -107,6 +110,8 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.why_image = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
         self.why_image.layout.display = "none"
         self.grid = self._make_grid()
+        # users, tier and last_login never wrap; emails, ids and connections wrap rather than clip.
+        self.grid_style = readable_grid(self.grid, "lt-audit-grid", len(_AUDIT_COLUMNS) + 2, whole=(3, 6, 8))
         self.tier_picker.observe(lambda _c: self._refilter(), names="value")
         self.risk_picker.observe(lambda _c: self._refilter(), names="value")
         self.connection_picker.observe(lambda _c: self._refilter(), names="value")
@@ -118,7 +123,7 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.apply_button.on_click(lambda _b: self.press_apply())
         super().__init__([
             widgets.HBox([self.tier_picker, self.risk_picker, self.connection_picker]),
-            self.grid,
+            self.grid_style, self.grid,
             widgets.HBox([self.prev_button, self.page_label, self.next_button, self.select_page_button,
                           self.clear_button]),
             widgets.HBox([self.dry_run_button, self.apply_button, self.allow_unsafe_box]),
@@ -129,7 +134,7 @@ class AuditTable(WorkerStatus, widgets.VBox):
     def _make_grid(self) -> widgets.GridBox:
         """The page's grid: a header, then ``page_size`` row slots (a box and a cell per column),
         made once and refilled by ``_render`` on every page."""
-        cell = widgets.Layout(overflow="hidden")
+        cell = widgets.Layout()  # one for all cells; no overflow rule: a cell wraps, never clips
         self._checks = [widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="28px"))
                         for _ in range(self.page_size)]
         self._cells = [[widgets.HTML(layout=cell) for _ in _AUDIT_COLUMNS] for _ in range(self.page_size)]
@@ -146,8 +151,8 @@ class AuditTable(WorkerStatus, widgets.VBox):
             header + [w for check, cells, why in zip(self._checks, self._cells, self._why_buttons,
                                                      strict=True)
                       for w in (check, *cells, why)],
-            layout=widgets.Layout(grid_template_columns="28px 2fr 0.5fr 2fr 2fr 0.7fr 1.5fr 1fr 56px",
-                                  grid_gap="2px 8px"))
+            layout=widgets.Layout(grid_template_columns=_GRID_COLUMNS,
+                                  grid_gap="2px 12px"))
 
     # -- what a person sees ---------------------------------------------------------------------------
 
