@@ -24,8 +24,8 @@ __all__ = [
     "BackgroundWorker",
     "ConfirmBox",
     "WorkerStatus",
-    "readable_grid",
     "describe_error",
+    "readable_grid",
     "show_nothing",
 ]
 
