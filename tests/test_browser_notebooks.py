@@ -103,7 +103,17 @@ def outputs_text(page) -> str:
     return "\n".join(texts(page, ".jp-OutputArea"))
 
 
+def check_no_prompt_over_the_page(page, name: str) -> None:
+    """No dialog, no notification (JupyterLab's "official Jupyter news?" is one), no first-run text."""
+    assert page.locator(".jp-Dialog").count() == 0, f"{name}: a dialog is open"
+    assert page.locator(".Toastify__toast").count() == 0, (
+        f"{name}: a notification: {page.locator('.Toastify__toast').all_inner_texts()}")
+    body = page.locator("body").text_content()
+    assert not [t for t in FIRST_RUN_TEXT if t in body], f"{name}: a first-run prompt is shown"
+
+
 def check_page(page, name: str) -> None:
+    check_no_prompt_over_the_page(page, name)
     errors = texts(page, "[data-mime-type='application/vnd.jupyter.stderr']")
     assert errors == [], f"{name}: error or stderr output: {errors}"
     wait_until(lambda: not any(p in outputs_text(page) for p in WIDGET_PROBLEMS), 30,
@@ -113,11 +123,6 @@ def check_page(page, name: str) -> None:
     assert reprs == [], f"{name}: a widget shows as its repr: {reprs}"
     markup = [t for t in plain if HTML_AS_TEXT.search(t)]
     assert markup == [], f"{name}: HTML shown as text: {markup}"
-    assert page.locator(".jp-Dialog").count() == 0, f"{name}: a dialog is open"
-    assert page.locator(".Toastify__toast").count() == 0, (
-        f"{name}: a notification: {page.locator('.Toastify__toast').all_inner_texts()}")
-    body = page.locator("body").text_content()
-    assert not [t for t in FIRST_RUN_TEXT if t in body], f"{name}: a first-run prompt is shown"
 
 
 def shoot(page, element, path: str) -> None:
