@@ -15,6 +15,9 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
+from ipywidgets.widgets.widget_bool import CheckboxStyle
+from ipywidgets.widgets.widget_button import ButtonStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus, readable_grid
 
@@ -134,19 +137,28 @@ class AuditTable(WorkerStatus, widgets.VBox):
     def _make_grid(self) -> widgets.GridBox:
         """The page's grid: a header, then ``page_size`` row slots (a box and a cell per column),
         made once and refilled by ``_render`` on every page."""
-        cell = widgets.Layout()  # one for all cells; no overflow rule: a cell wraps, never clips
-        self._checks = [widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="28px"))
-                        for _ in range(self.page_size)]
-        self._cells = [[widgets.HTML(layout=cell) for _ in _AUDIT_COLUMNS] for _ in range(self.page_size)]
+        # One layout and one style shared by all the cells, checkboxes and buttons (and a hidden
+        # layout for the empty slots of a last page): a widget made without them makes two more
+        # widgets of its own, each one more message to the page. The table was 596 widgets.
+        cell, cell_style = widgets.Layout(), HTMLStyle()  # no overflow rule: a cell wraps, never clips
+        self._check_layouts = {True: widgets.Layout(width="28px"),
+                               False: widgets.Layout(width="28px", visibility="hidden")}
+        self._why_layouts = {True: widgets.Layout(width="56px"),
+                             False: widgets.Layout(width="56px", visibility="hidden")}
+        check_style, button_style = CheckboxStyle(), ButtonStyle()
+        self._checks = [widgets.Checkbox(value=False, indent=False, layout=self._check_layouts[True],
+                                         style=check_style) for _ in range(self.page_size)]
+        self._cells = [[widgets.HTML(layout=cell, style=cell_style) for _ in _AUDIT_COLUMNS]
+                       for _ in range(self.page_size)]
         self._why_buttons = [widgets.Button(description="Why?", tooltip="why this group matched",
-                                            layout=widgets.Layout(width="56px"))
+                                            layout=self._why_layouts[True], style=button_style)
                              for _ in range(self.page_size)]
         self._page_labels: list[Any] = [None] * self.page_size
         for slot, check in enumerate(self._checks):
             check.observe(lambda change, slot=slot: self._toggle(slot, change["new"]), names="value")
             self._why_buttons[slot].on_click(lambda _b, slot=slot: self._why_slot(slot))
-        header = ([widgets.HTML("<b>✓</b>")] + [widgets.HTML(f"<b>{c}</b>") for c in _AUDIT_COLUMNS]
-                  + [widgets.HTML("")])
+        header = [widgets.HTML(text, layout=cell, style=cell_style)
+                  for text in ("<b>✓</b>", *(f"<b>{c}</b>" for c in _AUDIT_COLUMNS), "")]
         return widgets.GridBox(
             header + [w for check, cells, why in zip(self._checks, self._cells, self._why_buttons,
                                                      strict=True)
@@ -352,8 +364,8 @@ class AuditTable(WorkerStatus, widgets.VBox):
                 self._page_labels[slot] = labels[slot] if visible else None
                 check = self._checks[slot]
                 check.value = visible and labels[slot] in self.selected
-                check.layout.visibility = "visible" if visible else "hidden"
-                self._why_buttons[slot].layout.visibility = "visible" if visible else "hidden"
+                check.layout = self._check_layouts[visible]  # a message only when it changes
+                self._why_buttons[slot].layout = self._why_layouts[visible]
                 values = rows[slot] if visible else [""] * len(_AUDIT_COLUMNS)
                 for cell, value in zip(self._cells[slot], values, strict=True):
                     text = html.escape(_audit_cell(value)) if visible else ""
