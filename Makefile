@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab lab-copy test lint venv sandbox bench clean notebooks docs
+.PHONY: lab lab-copy lab-settings test lint venv sandbox bench clean notebooks docs
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -20,6 +20,14 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # jupyter-server-proxy (in the test extra) serves the sandbox's pages at {lab}/proxy/PORT/, so the
 # login links work from a browser that cannot reach the kernel's 127.0.0.1 (a hub, an SSH tunnel).
+# JupyterLab's settings overrides (lab/overrides.json: no "official Jupyter news?" prompt, no update
+# check), where it reads them: the venv's app directory. The browser tests check they are there.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_OVERRIDES): lab/overrides.json $(STAMP)
+	install -D -m 0644 lab/overrides.json $@
+
+lab-settings: $(LAB_OVERRIDES)
+
 # The learner's notebooks are theirs: JupyterLab opens a copy in $(LAB_COPY)/ (ignored by git), where
 # each tutorial missing from it is copied from notebooks/ and none is ever overwritten, so autosave
 # never rewrites the committed notebooks and `git pull` never conflicts. LINKING_TOOLKIT_KEEP_SANDBOX=1
@@ -29,7 +37,7 @@ lab-copy:
 	mkdir -p $(LAB_COPY)
 	for f in notebooks/*.ipynb; do test -e "$(LAB_COPY)/$${f##*/}" || cp "$$f" "$(LAB_COPY)/"; done
 
-lab: $(STAMP) lab-copy
+lab: $(STAMP) $(LAB_OVERRIDES) lab-copy
 	LINKING_TOOLKIT_KEEP_SANDBOX=1 $(VENV)/bin/jupyter lab --notebook-dir=$(LAB_COPY) \
 		--ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
 
@@ -51,7 +59,7 @@ $(SPA)/node_modules/.package-lock.json: $(SPA)/package-lock.json
 	npm ci --prefix $(SPA) --no-audit --no-fund
 	touch $@
 
-test: $(STAMP) lint $(SPA)/node_modules/.package-lock.json
+test: $(STAMP) $(LAB_OVERRIDES) lint $(SPA)/node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The documentation site, warnings as errors (a broken reference or a page in no toctree fails it);

@@ -78,21 +78,26 @@ class Lab:
         return self.log.read_text(errors="replace")[-3000:]
 
 
+LAB_OVERRIDES = ROOT / "lab" / "overrides.json"
+
+
+def lab_overrides_installed() -> Path:
+    """lab/overrides.json where JupyterLab reads it (``make lab`` installs it there): the lab
+    under test must start with the settings a learner's starts with."""
+    installed = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    if not installed.exists() or json.loads(installed.read_text()) != json.loads(LAB_OVERRIDES.read_text()):
+        pytest.fail(f"{installed} is not lab/overrides.json: run `make lab-settings` (make test does)")
+    return installed
+
+
 @contextmanager
 def running_lab(home: Path, base_url: str = "/") -> Iterator[Lab]:
     """JupyterLab as ``make lab`` starts it (jupyter-server-proxy included), on a copy of the
     tutorials, with settings of its own; ``base_url`` as a hub gives a user's server (``/user/ada/``)."""
+    lab_overrides_installed()
     root = home / "notebooks"
     shutil.copytree(ROOT / "notebooks", root)  # autosave must never touch the committed notebooks
-    settings = home / "settings" / "@jupyterlab"
-    for plugin, value in (
-        # No "news" prompt over the page; every cell in the page, not only the ones in view.
-        ("apputils-extension/notification", {"fetchNews": "false"}),
-        ("notebook-extension/tracker", {"windowingMode": "none"}),
-    ):
-        path = settings / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value))
+    (home / "settings").mkdir()  # a learner's first start: no user settings, the overrides only
     port, token = free_port(), secrets.token_urlsafe(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
@@ -110,8 +115,7 @@ def running_lab(home: Path, base_url: str = "/") -> Iterator[Lab]:
     jupyter = Path(sys.executable).parent / "jupyter"
     command = [str(jupyter), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", f"--ServerApp.base_url={base_url}", "--LabApp.news_url=",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               f"--ServerApp.root_dir={root}", f"--ServerApp.base_url={base_url}"]
     if os.geteuid() == 0:
         command.append("--allow-root")
     with log.open("w") as out:
@@ -230,17 +234,18 @@ def test_unlink_in_the_browser_removes_the_row_on_the_page_and_at_the_tenant(bro
         assert errors == [], errors
 
         prompt = page.locator(".widget-vbox", has=page.get_by_text("Log in to your account")).first
-        assert "Logged in as ada@example.com." in prompt.inner_text()
+        prompt.scroll_into_view_if_needed()  # JupyterLab renders only the cells in view
+        prompt.get_by_text("Logged in as ada@example.com.").wait_for(timeout=ACTION * 1000)
         prompt.screenshot(path=str(ARTIFACTS / "login-prompt.png"))
 
-        base_url, client_id = sandbox_of_notebook(page.locator(".jp-Notebook").inner_text())
+        base_url, client_id = sandbox_of_notebook(page.locator(".jp-Notebook").text_content())
         ada = google_login_as_ada(base_url, client_id)
         assert ada.user_id.startswith("auth0|"), "before the click, Google logs Ada in to her main account"
 
         table = page.locator(".widget-vbox", has=page.locator(".widget-gridbox")).last
         grid = table.locator(".widget-gridbox")
         table.scroll_into_view_if_needed()
-        assert "google-oauth2" in grid.inner_text()
+        grid.get_by_text("google-oauth2").first.wait_for(timeout=ACTION * 1000)  # rendered once in view
         table.screenshot(path=str(ARTIFACTS / "identity-table-linked.png"))
 
         unlink_buttons = table.locator("button", has_text="Unlink")
@@ -252,7 +257,7 @@ def test_unlink_in_the_browser_removes_the_row_on_the_page_and_at_the_tenant(bro
         table.locator("button", has_text="Confirm").click()
 
         table.get_by_text("Unlinked google-oauth2").wait_for(timeout=ACTION * 1000)
-        assert "google-oauth2" not in grid.inner_text()
+        assert "google-oauth2" not in grid.text_content()  # not on the page at all, seen or not
         assert table.locator("button", has_text="Unlink").count() == 0
         table.screenshot(path=str(ARTIFACTS / "identity-table-unlinked.png"))
 

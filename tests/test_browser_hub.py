@@ -71,7 +71,7 @@ def test_the_prompts_link_through_the_proxy_logs_ada_in(hub_browser, hub_lab: La
         link = prompt.locator("a").first
         link.wait_for(timeout=ACTION * 1000)
         href = link.get_attribute("href") or ""
-        sandbox_url, _ = sandbox_of_notebook(page.locator(".jp-Notebook").inner_text())
+        sandbox_url, _ = sandbox_of_notebook(page.locator(".jp-Notebook").text_content())
         port = sandbox_url.rsplit(":", 1)[1]
         # The lab server's proxy, under the user's prefix; never the kernel's loopback address.
         assert re.fullmatch(rf"{PREFIX}proxy/{port}/activate\?user_code=[B-Z]{{4}}-[B-Z]{{4}}", href), href

@@ -1,4 +1,5 @@
-"""What the widgets share: one background action at a time, the message area, the confirm box.
+"""What the widgets share: one background action at a time, the message area, the confirm box,
+and how a table's cells show long values.
 
 Network work runs in a background thread: a login may wait minutes for a person to approve it,
 and a widget callback must never block the kernel. Errors reach the person as one line in the
@@ -24,6 +25,7 @@ __all__ = [
     "ConfirmBox",
     "WorkerStatus",
     "describe_error",
+    "readable_grid",
     "show_nothing",
 ]
 
@@ -151,3 +153,37 @@ class ConfirmBox(widgets.HBox):
     def hide(self) -> None:
         self.layout.display = "none"
         self.text.value = ""
+
+
+# A table's cells keep their plain (escaped) values; one stylesheet, scoped to the table's grid,
+# decides how they show. Nothing is cut short: a cell wraps where its value may (spaces, hyphens,
+# the ``|`` of a user id), never inside an email or an id's hex, and the row grows taller. Columns
+# are as wide as their content while the window allows (``auto`` tracks, packed to the left); when
+# the window is narrower than even the wrapped table, the grid scrolls sideways in its own box,
+# every value still whole (ipywidgets' GridBox has overflow: auto).
+# Why wrapping rather than a tooltip or a details row: every value stays on the page, whole, to
+# read, compare down a column and copy, at any width and in a screenshot; a tooltip needs a mouse
+# and shows one value at a time; a details row costs a click per row. Why not wrap anywhere: an
+# email broken into pieces of four letters cannot be read; a sideways scroll keeps it readable.
+_GRID_CSS = """
+.{name} {{ justify-content: start; align-items: start; }}
+.{name} > .widget-html > .widget-html-content,
+.{name} > .jupyter-widget-html > .jupyter-widget-html-content {{
+  line-height: 1.35; padding: 5px 0; }}
+.{name} > :nth-child(-n+{columns}) > .widget-html-content,
+.{name} > :nth-child(-n+{columns}) > .jupyter-widget-html-content{whole} {{
+  white-space: nowrap; }}
+"""
+
+
+def readable_grid(grid: widgets.GridBox, name: str, columns: int,
+                  whole: tuple[int, ...] = ()) -> widgets.HTML:
+    """Style ``grid`` (``columns`` cells a row, the first row its header) so no cell cuts its value
+    short; the cells of the columns numbered in ``whole`` (from 1) never wrap. Returns the
+    stylesheet, a widget to place beside the grid."""
+    grid.add_class(name)
+    keep = "".join(f",\n.{name} > :nth-child({columns}n+{c}) > .widget-html-content,"
+                   f"\n.{name} > :nth-child({columns}n+{c}) > .jupyter-widget-html-content" for c in whole)
+    style = widgets.HTML(f"<style>{_GRID_CSS.format(name=name, columns=columns, whole=keep)}</style>")
+    style.layout.display = "none"
+    return style

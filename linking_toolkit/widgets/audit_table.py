@@ -15,13 +15,19 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
+from ipywidgets.widgets.widget_bool import CheckboxStyle
+from ipywidgets.widgets.widget_button import ButtonStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
-from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus
+from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus, readable_grid
 
 __all__ = ["AuditTable"]
 
 _AUDIT_COLUMNS = ("email", "users", "primary_id", "connections", "tier", "risk", "last_login")
 _ALL = "(all)"
+# Sized to their content: a checkbox, then the columns above (connections at most about one
+# connection wide, one a line, so an email and an id keep their room), then "Why?".
+_GRID_COLUMNS = "max-content auto auto auto fit-content(34ch) auto auto auto max-content"
 
 
 def _audit_cell(value: Any) -> str:
@@ -107,6 +113,8 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.why_image = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
         self.why_image.layout.display = "none"
         self.grid = self._make_grid()
+        # users, tier and last_login never wrap; emails, ids and connections wrap rather than clip.
+        self.grid_style = readable_grid(self.grid, "lt-audit-grid", len(_AUDIT_COLUMNS) + 2, whole=(3, 6, 8))
         self.tier_picker.observe(lambda _c: self._refilter(), names="value")
         self.risk_picker.observe(lambda _c: self._refilter(), names="value")
         self.connection_picker.observe(lambda _c: self._refilter(), names="value")
@@ -118,7 +126,7 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.apply_button.on_click(lambda _b: self.press_apply())
         super().__init__([
             widgets.HBox([self.tier_picker, self.risk_picker, self.connection_picker]),
-            self.grid,
+            self.grid_style, self.grid,
             widgets.HBox([self.prev_button, self.page_label, self.next_button, self.select_page_button,
                           self.clear_button]),
             widgets.HBox([self.dry_run_button, self.apply_button, self.allow_unsafe_box]),
@@ -129,25 +137,34 @@ class AuditTable(WorkerStatus, widgets.VBox):
     def _make_grid(self) -> widgets.GridBox:
         """The page's grid: a header, then ``page_size`` row slots (a box and a cell per column),
         made once and refilled by ``_render`` on every page."""
-        cell = widgets.Layout(overflow="hidden")
-        self._checks = [widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="28px"))
-                        for _ in range(self.page_size)]
-        self._cells = [[widgets.HTML(layout=cell) for _ in _AUDIT_COLUMNS] for _ in range(self.page_size)]
+        # One layout and one style shared by all the cells, checkboxes and buttons (and a hidden
+        # layout for the empty slots of a last page): a widget made without them makes two more
+        # widgets of its own, each one more message to the page. The table was 596 widgets.
+        cell, cell_style = widgets.Layout(), HTMLStyle()  # no overflow rule: a cell wraps, never clips
+        self._check_layouts = {True: widgets.Layout(width="28px"),
+                               False: widgets.Layout(width="28px", visibility="hidden")}
+        self._why_layouts = {True: widgets.Layout(width="56px"),
+                             False: widgets.Layout(width="56px", visibility="hidden")}
+        check_style, button_style = CheckboxStyle(), ButtonStyle()
+        self._checks = [widgets.Checkbox(value=False, indent=False, layout=self._check_layouts[True],
+                                         style=check_style) for _ in range(self.page_size)]
+        self._cells = [[widgets.HTML(layout=cell, style=cell_style) for _ in _AUDIT_COLUMNS]
+                       for _ in range(self.page_size)]
         self._why_buttons = [widgets.Button(description="Why?", tooltip="why this group matched",
-                                            layout=widgets.Layout(width="56px"))
+                                            layout=self._why_layouts[True], style=button_style)
                              for _ in range(self.page_size)]
         self._page_labels: list[Any] = [None] * self.page_size
         for slot, check in enumerate(self._checks):
             check.observe(lambda change, slot=slot: self._toggle(slot, change["new"]), names="value")
             self._why_buttons[slot].on_click(lambda _b, slot=slot: self._why_slot(slot))
-        header = ([widgets.HTML("<b>✓</b>")] + [widgets.HTML(f"<b>{c}</b>") for c in _AUDIT_COLUMNS]
-                  + [widgets.HTML("")])
+        header = [widgets.HTML(text, layout=cell, style=cell_style)
+                  for text in ("<b>✓</b>", *(f"<b>{c}</b>" for c in _AUDIT_COLUMNS), "")]
         return widgets.GridBox(
             header + [w for check, cells, why in zip(self._checks, self._cells, self._why_buttons,
                                                      strict=True)
                       for w in (check, *cells, why)],
-            layout=widgets.Layout(grid_template_columns="28px 2fr 0.5fr 2fr 2fr 0.7fr 1.5fr 1fr 56px",
-                                  grid_gap="2px 8px"))
+            layout=widgets.Layout(grid_template_columns=_GRID_COLUMNS,
+                                  grid_gap="2px 12px"))
 
     # -- what a person sees ---------------------------------------------------------------------------
 
@@ -347,8 +364,8 @@ class AuditTable(WorkerStatus, widgets.VBox):
                 self._page_labels[slot] = labels[slot] if visible else None
                 check = self._checks[slot]
                 check.value = visible and labels[slot] in self.selected
-                check.layout.visibility = "visible" if visible else "hidden"
-                self._why_buttons[slot].layout.visibility = "visible" if visible else "hidden"
+                check.layout = self._check_layouts[visible]  # a message only when it changes
+                self._why_buttons[slot].layout = self._why_layouts[visible]
                 values = rows[slot] if visible else [""] * len(_AUDIT_COLUMNS)
                 for cell, value in zip(self._cells[slot], values, strict=True):
                     text = html.escape(_audit_cell(value)) if visible else ""

@@ -15,14 +15,14 @@ from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
-from ipywidgets.widgets.widget_string import LabelStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from ..errors import LoginCancelled
 from ..identities import Identity, identities_frame, identities_of
 from ..linking import link, unlink
 from ..login_flows import Method, PendingLogin, begin_login
 from ..tokens import Session
-from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus, show_nothing
+from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus, readable_grid, show_nothing
 from .login_prompt import LoginPrompt
 
 __all__ = ["IdentityTable"]
@@ -38,13 +38,18 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
+def _cell_html(value: Any) -> str:
+    """A cell's value for an HTML cell (which wraps; a Label clips): the text, escaped."""
+    return html.escape(_cell_text(value))
+
+
 class _Shared:
     """One layout and one style for all cells and buttons of a table: a widget made without them
     makes two more widgets of its own, which tripled the time to build a table of 50 rows."""
 
     def __init__(self) -> None:
         self.cell_layout = widgets.Layout()
-        self.cell_style = LabelStyle()
+        self.cell_style = HTMLStyle()
         self.button_layout = widgets.Layout(width="auto")
         self.button_style = widgets.ButtonStyle()
 
@@ -57,17 +62,17 @@ class _Row:
         self.key = key
         self.shared = shared
         # Made with their text: setting it afterwards would cost one more change event per cell.
-        self.cells = [widgets.Label(_cell_text(row[column]), layout=shared.cell_layout,
-                                    style=shared.cell_style) for column in _COLUMNS]
+        self.cells = [widgets.HTML(_cell_html(row[column]), layout=shared.cell_layout,
+                                   style=shared.cell_style) for column in _COLUMNS]
         self.unlink_button = widgets.Button(description="Unlink", icon="unlink", button_style="warning",
                                             layout=shared.button_layout, style=shared.button_style)
         self.unlink_button.on_click(lambda _button: on_unlink(self.key))
-        self.primary_label: widgets.Label | None = None  # made only for the main identity's row
+        self.primary_label: widgets.HTML | None = None  # made only for the main identity's row
         self.primary = False
 
     def update(self, row: dict[str, Any]) -> None:
         for cell, column in zip(self.cells, _COLUMNS, strict=True):
-            text = _cell_text(row[column])
+            text = _cell_html(row[column])
             if cell.value != text:
                 cell.value = text
         self.primary = bool(row["primary"])
@@ -78,8 +83,8 @@ class _Row:
         if not self.primary:
             return [*self.cells, self.unlink_button]
         if self.primary_label is None:
-            self.primary_label = widgets.Label("main account", layout=self.shared.cell_layout,
-                                               style=self.shared.cell_style)
+            self.primary_label = widgets.HTML("main account", layout=self.shared.cell_layout,
+                                              style=self.shared.cell_style)
         return [*self.cells, self.primary_label]
 
 
@@ -121,8 +126,9 @@ class IdentityTable(WorkerStatus, widgets.VBox):
 
         self.title = widgets.HTML()
         self.grid = widgets.GridBox(layout=widgets.Layout(
-            grid_template_columns=f"repeat({len(_COLUMNS)}, max-content) max-content",
-            grid_gap="4px 16px", align_items="center"))
+            grid_template_columns=f"repeat({len(_COLUMNS)}, auto) max-content", grid_gap="4px 16px"))
+        # provider, verified and primary never wrap; connections, names and emails wrap, never clip.
+        self.grid_style = readable_grid(self.grid, "lt-identity-grid", len(_COLUMNS) + 1, whole=(2, 5, 6, 7))
         self._header = [widgets.HTML(f"<b>{name}</b>") for name in _COLUMNS] + [widgets.HTML("")]
         choices = list(connections if connections is not None else session.tenant.connections)
         self.connection_picker = widgets.Dropdown(options=choices, value=choices[0] if choices else None,
@@ -140,7 +146,7 @@ class IdentityTable(WorkerStatus, widgets.VBox):
         self.message_area = widgets.HTML()
         self.worker = BackgroundWorker(self.message_area, set_disabled=self._set_disabled,
                                        after=self._after_action, thread_name="identity-table")
-        super().__init__([self.title, self.grid, self.confirm_box,
+        super().__init__([self.title, self.grid_style, self.grid, self.confirm_box,
                           widgets.HBox([self.connection_picker, self.link_button]),
                           self.prompt_area, self.message_area], **kwargs)
         self.refresh()
