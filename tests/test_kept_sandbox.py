@@ -32,9 +32,12 @@ print("LOGGED", ada.user_id, tenant.issuer)
 """
 
 RESTARTED = """
-from linking_toolkit import connect, login
+from linking_toolkit import connect, start_login
 tenant = connect()
-again = login(tenant, timeout=5)  # a device login would wait for a person: the cache must answer
+pending = start_login(tenant, timeout=5)  # a device login would wait for a person: the cache answers
+tenant.sandbox.approve_login(pending, connection="Username-Password-Authentication",
+                             email="ada@example.com")  # the tutorial's Sandbox only cell
+again = pending.result(timeout=5)
 print("AGAIN", again.user_id, tenant.issuer)
 """
 
@@ -86,6 +89,7 @@ def test_a_restarted_kernel_gets_the_login_back_with_no_prompt(lab_env: dict[str
     second_out, second_err = _run(lab_env, RESTARTED)  # a new kernel process: "Restart Kernel"
     assert f"AGAIN {user_id} {issuer}" in second_out, second_err
     assert "from the token cache" in second_err
+    assert "Already logged in (by hand or from the token cache): nothing for this cell to do." in second_out
     assert "Enter the code" not in second_out + second_err  # no device prompt
 
     folder = tmp_path / "sandboxes" / "01-log-in"

@@ -17,13 +17,14 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Protocol
 from urllib.parse import urljoin
 
 import httpx2
 
 from .connections import DATABASE
 
-__all__ = ["LoginPageError", "approve_browser", "approve_device"]
+__all__ = ["LoginPageError", "Pending", "approve_browser", "approve_device", "approve_login"]
 
 
 class LoginPageError(RuntimeError):
@@ -194,3 +195,47 @@ def approve_device(base_url: str, user_code: str, *, connection: str, email: str
         result = _parse(done)
         if done.status_code != 200 or 'data-result="' not in done.text:
             raise LoginPageError(result.error or f"the activation ended with {done.status_code}")
+
+
+class Pending(Protocol):
+    """What :func:`approve_login` needs of a login in progress (the client's ``PendingLogin``)."""
+
+    user_code: str | None
+    status: str  # "pending", "done", "failed", "cancelled", ...
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout: float | None = None) -> object: ...
+
+
+def approve_login(base_url: str, pending: Pending, *, connection: str, email: str,
+                  password: str | None = None, verify: ssl.SSLContext | bool = True,
+                  wait: float = 15.0) -> str:
+    """Play the person for a device login in progress, unless the person already did.
+
+    The tutorials' *Sandbox only* cells call this: when the login has already happened (approved
+    by hand, or given back by the token cache, so there is no code), nothing is done; when the code
+    was used up by a person a moment ago, the login is waited for instead of failing with "That code
+    is invalid or has expired". Returns the one line it printed.
+    """
+    if pending.done() and pending.status != "done":
+        return _say(f"This login already ended ({pending.status}): start it again to log in.")
+    if pending.done() or not pending.user_code:
+        return _say("Already logged in (by hand or from the token cache): nothing for this cell to do.")
+    try:
+        approve_device(base_url, pending.user_code, connection=connection, email=email, password=password,
+                       verify=verify)
+    except LoginPageError:
+        try:  # a person approved it between the prompt and this cell: the poll brings it in
+            pending.result(timeout=wait)
+        except Exception:  # noqa: BLE001 - not that: the page's own refusal is the error to show
+            pass
+        if pending.status != "done":
+            raise
+        return _say("You logged in yourself: nothing for this cell to do.")
+    return _say(f"Approved on the sandbox's pages as {email} ({connection}).")
+
+
+def _say(line: str) -> str:
+    print(line)
+    return line

@@ -34,12 +34,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import platformdirs
 
 from .connections import DATABASE
+
+if TYPE_CHECKING:
+    from .driver import Pending
 
 __all__ = ["HOME_ENV", "KEEP_ENV", "KeptSandbox", "kept_sandbox", "notebook_key", "sandbox_home"]
 
@@ -115,6 +118,16 @@ class KeptSandbox:
             password = self.demo_user(email, connection)["password"]
         return approve_browser(authorize_url, connection=connection, email=email,
                                password=None if deny else password, deny=deny)
+
+    def approve_login(self, pending: Pending, *, connection: str, email: str,
+                      password: str | None = None) -> str:
+        """Play the person for the device login ``pending``, unless it already happened (see
+        :func:`~linking_toolkit.sandbox.driver.approve_login`)."""
+        from .driver import approve_login
+
+        if password is None and connection == DATABASE:
+            password = self.demo_user(email, connection)["password"]
+        return approve_login(self.base_url, pending, connection=connection, email=email, password=password)
 
     def answers(self) -> bool:
         """Whether the recorded server answers its discovery document with its issuer."""

@@ -10,7 +10,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trustme
 from werkzeug.serving import (
@@ -43,6 +43,10 @@ from .context import (
 from .keys import SigningKeys
 from .seed import DemoTenant, SyntheticTenant, reopen_demo_tenant, seed_demo_tenant, seed_synthetic_users
 from .store import Store
+
+
+if TYPE_CHECKING:
+    from .driver import Pending
 
 __all__ = ["LocalCA", "Sandbox", "base_url_for"]
 
@@ -362,6 +366,17 @@ class Sandbox:
         return approve_browser(authorize_url, connection=connection, email=email,
                                password=None if deny else self._password_for(connection, email, password),
                                deny=deny, verify=self._ca.client_context() if self._ca else True)
+
+    def approve_login(self, pending: Pending, *, connection: str, email: str,
+                      password: str | None = None) -> str:
+        """Play the person for the device login ``pending`` (a *Sandbox only* cell), unless the
+        person already logged in by hand or the token cache gave the session: then nothing is done,
+        and one line says so (see :func:`~linking_toolkit.sandbox.driver.approve_login`)."""
+        from .driver import approve_login
+
+        return approve_login(self.base_url, pending, connection=connection, email=email,
+                             password=self._password_for(connection, email, password),
+                             verify=self._ca.client_context() if self._ca else True)
 
     def info(self) -> dict[str, Any]:
         """The JSON line ``python -m linking_toolkit.sandbox`` prints once it listens."""
