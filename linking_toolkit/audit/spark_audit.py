@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from .engine import candidates_frame, system_allocator, to_frame
 from .groups import candidates_sql
+from .spark_plan import typed_plan
 
 __all__ = ["PARTS", "SparkAudit", "spark_to_pandas"]
 
@@ -98,17 +98,5 @@ def spark_to_pandas(frame: Any) -> pd.DataFrame:
                                             for w in table.column("weights").to_pylist()], dtype=object)
             return out
         if "secondary_id" in table.column_names:
-            return _plan_frame(table)
+            return typed_plan(table.to_pandas())
         return to_frame(table)
-
-
-def _plan_frame(table: pa.Table) -> pd.DataFrame:
-    from .groups import RISKS, TIERS
-
-    frame = table.to_pandas()
-    frame = frame.astype({c: "string" for c in ("primary_id", "secondary_id", "provider", "user_id",
-                                                "connection", "reasons", "evidence") if c in frame})
-    frame["tier"] = pd.Categorical(frame["tier"], categories=TIERS)
-    frame["risk"] = pd.Categorical(frame["risk"], categories=RISKS)
-    frame["allow_unsafe"] = frame["allow_unsafe"].astype(bool)
-    return frame
