@@ -24,7 +24,6 @@ from typing import Any
 
 import pandas as pd
 
-from .csv_export import csv_select
 from .engine import PROFILE_FIELDS, export_format, normalise_email
 from .rules import canonical_phone, shown_phone
 
@@ -38,12 +37,6 @@ SPARK_RAW_SCHEMA = (
     "provider: string, user_id: string, isSocial: boolean, profileData: struct<email: string, "
     "email_verified: boolean, name: string>>>, "
     + ", ".join(f"{name} string" for name in PROFILE_FIELDS) + ", user_metadata string")
-_DUCKDB_TYPES = {
-    "user_id": "VARCHAR", "email": "VARCHAR", "email_verified": "BOOLEAN", "name": "VARCHAR",
-    "created_at": "VARCHAR", "last_login": "VARCHAR", "logins_count": "BIGINT", "blocked": "BOOLEAN",
-    "identities": "STRUCT(connection VARCHAR, provider VARCHAR, user_id VARCHAR, isSocial BOOLEAN)[]",
-    **dict.fromkeys(PROFILE_FIELDS, "VARCHAR"), "user_metadata": "VARCHAR",
-}
 
 
 def _pyspark() -> Any:
@@ -164,26 +157,12 @@ def _is_csv(path: str) -> bool:
 
 
 def read_export(session: Any, path: str, *, phone_paths: Sequence[str] = ()) -> tuple[Any, Any]:
-    """``(users, identities)`` of a users-export file (NDJSON or CSV, gzipped or not) as Spark
-    DataFrames."""
-    from .dialect import spark_sql
-
+    """``(users, identities)`` of an NDJSON users-export file (gzipped or not) as Spark DataFrames."""
     if _is_csv(path):
-        text = session.read.option("header", True).option("escape", '"').option("multiLine", True).csv(path)
-        view = f"linking_audit_csv_{abs(hash(path))}"
-        text.createOrReplaceTempView(view)
-        select = csv_select(text.columns, _DUCKDB_TYPES)
-        typed = session.sql(spark_sql(f"select {select} from {view}"))  # noqa: S608 - quoted names
-        raw = typed.selectExpr(*(f"cast({c} as {t}) as {c}" if c == "identities" else c
-                                 for c, t in [("identities", _identities_type())] + [
-                                     (c, "") for c in typed.columns if c != "identities"]))
-    else:
-        raw = session.read.schema(SPARK_RAW_SCHEMA).json(path)
+        raise ValueError(f"{path} is a CSV export: the Spark engine reads NDJSON exports (format "
+                         "\"json\", Auth0's default); read a CSV one with engine=\"duckdb\"")
+    raw = session.read.schema(SPARK_RAW_SCHEMA).json(path)
     view = f"linking_audit_raw_{abs(hash((path, os.getpid())))}"
     raw.createOrReplaceTempView(view)
     users_sql, identities_sql = frames_sql(view, phone_paths)
     return session.sql(users_sql), session.sql(identities_sql)
-
-
-def _identities_type() -> str:
-    return SPARK_RAW_SCHEMA.split("identities ", 1)[1].split(">>>", 1)[0] + ">>>"
