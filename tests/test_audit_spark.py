@@ -72,10 +72,11 @@ def audits(spark: Any, tenant: Any) -> tuple[Any, SparkAudit]:
 
 @pytest.fixture(scope="module")
 def every_tier(audits: Any, tenant: Any) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """Every tier's groups on each engine: DuckDB's frame, Spark's as pandas, and Spark's own."""
     duck, on_spark = audits
     region = tenant[2].phone_region
-    found = on_spark.to_pandas(link_candidates(on_spark, tiers="all", default_region=region))
-    return link_candidates(duck, tiers="all", default_region=region), found, on_spark
+    groups = link_candidates(on_spark, tiers="all", default_region=region).cache()
+    return link_candidates(duck, tiers="all", default_region=region), on_spark.to_pandas(groups), groups
 
 
 def sorted_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -107,6 +108,7 @@ def pairs(found: pd.DataFrame, tier: str) -> set[tuple[str, str]]:
             for p in itertools.combinations(ids, 2)}
 
 
+@pytest.mark.timeout(1800)  # splink's training on Spark: many small jobs, slow on two shared cores
 def test_the_probable_tier_on_spark_is_as_precise_and_complete_as_on_duckdb(every_tier: Any,
                                                                            tenant: Any) -> None:
     expected, found, _ = every_tier
@@ -153,12 +155,12 @@ def test_sql_over_a_spark_audit_and_saved_as_parquet_readable_by_its_owner_only(
         on_spark.to_pandas("groups")
 
 
+@pytest.mark.timeout(1800)  # it shares every_tier with the probable tier's test
 def test_a_plan_of_spark_candidates_equals_the_pandas_plan_and_applies_in_chunks(
         every_tier: Any, audits: Any, tenant: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    expected, _found, on_spark = every_tier
-    duck = audits[0]
-    region = tenant[2].phone_region
-    spark_plan = plan_links(link_candidates(on_spark, tiers="all", default_region=region), on_spark)
+    expected, _found, groups = every_tier
+    duck, on_spark = audits
+    spark_plan = plan_links(groups, on_spark)
     pandas_plan = plan_links(expected, duck)
     pd.testing.assert_frame_equal(on_spark.to_pandas(spark_plan), pandas_plan)
 

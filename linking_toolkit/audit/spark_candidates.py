@@ -97,7 +97,10 @@ def _probable_members(session: Any, threshold: float,
     logger.setLevel(logging.ERROR)
     try:
         api = SparkAPI(spark_session=session, break_lineage_method="persist")
-        records = api.register(session.sql(spark_sql(records_sql())), table_name="probable_records")
+        # Materialised once: splink reads its records at every step, and they call Python UDFs.
+        frame = session.sql(spark_sql(records_sql())).persist()
+        frame.count()
+        records = api.register(frame, table_name="probable_records")
         linker = Linker(records, model_settings(), log_level=None)
         train_model(linker)
         step("probable: training")
