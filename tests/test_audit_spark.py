@@ -31,6 +31,8 @@ from linking_toolkit.sandbox.seed import SyntheticTenant
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 PHONES = ["user_metadata.phone"]
+IDENTITY_FIELDS = [f"identities[{i}].{field}" for i in range(3)
+                   for field in ("connection", "provider", "user_id", "isSocial")]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,11 @@ def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Managemen
         truth = SyntheticTenant.from_store(sandbox.context.store)
         job = admin.create_users_export(format="json", fields=[*AUDIT_FIELDS, "user_metadata"])
         path = admin.download_export(admin.wait_for_job(job["id"], poll=0.05), folder / "users.json.gz")
+        for name, fields in (("users.csv.gz", [*AUDIT_FIELDS, "user_metadata"]),
+                             ("fields.csv.gz", [f for f in AUDIT_FIELDS if f != "identities"]
+                              + IDENTITY_FIELDS)):
+            job = admin.create_users_export(format="csv", fields=fields)
+            admin.download_export(admin.wait_for_job(job["id"], poll=0.05), folder / name)
         yield admin, path, truth
 
 
@@ -92,6 +99,20 @@ def test_both_engines_read_one_export_into_equal_frames(audits: Any) -> None:
     pd.testing.assert_frame_equal(sorted_by(on_spark.to_pandas("identities"), keys),
                                   sorted_by(duck.identities, keys))
     assert users["phone"].notna().sum() > 1000  # the metadata phones were read on both
+
+
+@pytest.mark.parametrize("name", ["users.csv.gz", "fields.csv.gz"])
+def test_a_csv_export_reads_on_spark_as_on_duckdb(spark: Any, tenant: Any, name: str) -> None:
+    path = tenant[1].with_name(name)
+    phones = PHONES if name == "users.csv.gz" else []
+    duck, on_spark = audit_export_file(path, phone_paths=phones), audit_export_file(path, engine=spark,
+                                                                                     phone_paths=phones)
+    assert len(duck.users) > 20_000 and duck.users["email"].notna().all()
+    pd.testing.assert_frame_equal(sorted_by(on_spark.to_pandas("users"), ["user_id"]),
+                                  sorted_by(duck.users, ["user_id"]))
+    keys = ["owner", "connection", "user_id"]
+    pd.testing.assert_frame_equal(sorted_by(on_spark.to_pandas("identities"), keys),
+                                  sorted_by(duck.identities, keys))
 
 
 def test_every_rule_tier_gives_the_same_groups_primaries_risks_and_evidence(audits: Any, tenant: Any) -> None:

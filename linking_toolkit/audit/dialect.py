@@ -1,10 +1,10 @@
 """The audit's SQL, written once in DuckDB's dialect, as Spark SQL: the rules cannot drift.
 
-sqlglot transpiles it (as splink does for its own SQL), then three things are made to mean on
+sqlglot transpiles it (as splink does for its own SQL), then four things are made to mean on
 Spark what they mean on DuckDB:
 
 - an array index out of range is NULL on DuckDB and an error on Spark's ANSI mode (Spark 4's
-  default): ``a[i]`` becomes ``get(a, i)``, NULL there too;
+  default): ``a[i]`` becomes ``get(a, i)``, NULL there too; a text slice ``t[2:]`` is ``substr``;
 - ``jaro_winkler_similarity`` is ``jaro_winkler`` on Spark (splink's Scala UDF jar);
 - ``strip_accents`` and ``normalise_email_py`` are the functions the Spark engine registers.
 """
@@ -22,6 +22,12 @@ _RENAMED = {"JAROWINKLER_SIMILARITY": "jaro_winkler", "JARO_WINKLER_SIMILARITY":
 
 
 def _spark_meaning(node: exp.Expression) -> exp.Expression:
+    sliced = isinstance(node, exp.Bracket) and len(node.expressions) == 1 \
+        and isinstance(node.expressions[0], exp.Slice)
+    if sliced:
+        # text[2:] (DuckDB counts from 1, as substr does): the text from its second character
+        start = node.expressions[0].this
+        return exp.Anonymous(this="substr", expressions=[node.this.copy(), start.copy()])
     if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
         return exp.Anonymous(this="get", expressions=[node.this.copy(), node.expressions[0].copy()])
     if isinstance(node, exp.Anonymous | exp.Func):

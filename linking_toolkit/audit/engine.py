@@ -36,6 +36,7 @@ from .groups import RISKS, TIERS
 __all__ = [
     "PROFILE_FIELDS",
     "RAW_SCHEMA",
+    "SQL_TYPES",
     "Engine",
     "candidates_frame",
     "check_phone_paths",
@@ -60,7 +61,7 @@ RAW_SCHEMA = pa.schema([
     ("logins_count", pa.int64()), ("blocked", pa.bool_()), ("identities", pa.list_(_IDENTITY)),
     *((name, pa.string()) for name in PROFILE_FIELDS), ("user_metadata", pa.string()),
 ])
-_SQL_TYPES = {
+SQL_TYPES = {
     "user_id": "VARCHAR", "email": "VARCHAR", "email_verified": "BOOLEAN", "name": "VARCHAR",
     "created_at": "VARCHAR", "last_login": "VARCHAR", "logins_count": "BIGINT", "blocked": "BOOLEAN",
     "identities": 'STRUCT(connection VARCHAR, provider VARCHAR, user_id VARCHAR, "isSocial" BOOLEAN, '
@@ -313,7 +314,7 @@ class Engine:
 
     def read_ndjson(self, path: str | os.PathLike[str]) -> None:
         """``raw`` is a users-export file of NDJSON lines (gzipped or not), read in parallel."""
-        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in _SQL_TYPES.items())
+        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in SQL_TYPES.items())
         self.connection.execute(f"""create or replace temp view raw as select * from read_ndjson(
             '{_quoted(os.fspath(path))}', columns = {{{columns}}}, format = 'newline_delimited')""")  # noqa: S608 - a quoted path
 
@@ -323,7 +324,7 @@ class Engine:
         source = (f"read_csv('{_quoted(os.fspath(path))}', header = true, all_varchar = true, "
                   "auto_detect = true)")
         header = self.connection.execute(f"describe select * from {source}").fetchall()  # noqa: S608
-        select = csv_select([row[0] for row in header], _SQL_TYPES)
+        select = csv_select([row[0] for row in header], SQL_TYPES)
         # Built from the header names, quoted, and a quoted path.
         self.connection.execute(f"create or replace temp view raw as select {select} from {source}")  # noqa: S608
 

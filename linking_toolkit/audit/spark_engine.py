@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from .csv_export import csv_select
 from .engine import PROFILE_FIELDS, export_format, normalise_email
 from .rules import canonical_phone, shown_phone
 
@@ -156,12 +157,26 @@ def _is_csv(path: str) -> bool:
     return name.endswith(".csv")
 
 
+def _read_csv(session: Any, path: str) -> Any:
+    """A CSV export as the raw view's columns: the same select as DuckDB's reading of it
+    (:func:`~.csv_export.csv_select`, Auth0's escaping undone), transpiled."""
+    from .dialect import spark_sql
+    from .engine import SQL_TYPES
+
+    text = session.read.option("header", True).option("escape", '"').option("multiLine", True).csv(path)
+    view = f"linking_audit_csv_{abs(hash((path, os.getpid())))}"
+    text.createOrReplaceTempView(view)
+    types = {**SQL_TYPES, "user_metadata": "VARCHAR"}  # Spark has no JSON type: its text
+    return session.sql(spark_sql(f"select {csv_select(text.columns, types)} from {view}"))  # noqa: S608
+
+
 def read_export(session: Any, path: str, *, phone_paths: Sequence[str] = ()) -> tuple[Any, Any]:
-    """``(users, identities)`` of an NDJSON users-export file (gzipped or not) as Spark DataFrames."""
+    """``(users, identities)`` of a users-export file (NDJSON or CSV, gzipped or not) as Spark
+    DataFrames."""
     if _is_csv(path):
-        raise ValueError(f"{path} is a CSV export: the Spark engine reads NDJSON exports (format "
-                         "\"json\", Auth0's default); read a CSV one with engine=\"duckdb\"")
-    raw = session.read.schema(SPARK_RAW_SCHEMA).json(path)
+        raw = _read_csv(session, path)
+    else:
+        raw = session.read.schema(SPARK_RAW_SCHEMA).json(path)
     view = f"linking_audit_raw_{abs(hash((path, os.getpid())))}"
     raw.createOrReplaceTempView(view)
     users_sql, identities_sql = frames_sql(view, phone_paths)
