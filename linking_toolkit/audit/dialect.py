@@ -12,16 +12,16 @@ Spark what they mean on DuckDB:
 from __future__ import annotations
 
 import functools
-
-import sqlglot
-from sqlglot import expressions as exp
+from typing import Any
 
 __all__ = ["spark_sql"]
 
 _RENAMED = {"JAROWINKLER_SIMILARITY": "jaro_winkler", "JARO_WINKLER_SIMILARITY": "jaro_winkler"}
 
 
-def _spark_meaning(node: exp.Expression) -> exp.Expression:
+def _spark_meaning(node: Any) -> Any:
+    from sqlglot import expressions as exp
+
     sliced = isinstance(node, exp.Bracket) and len(node.expressions) == 1 \
         and isinstance(node.expressions[0], exp.Slice)
     if sliced:
@@ -41,6 +41,8 @@ def _spark_meaning(node: exp.Expression) -> exp.Expression:
 @functools.lru_cache(maxsize=256)
 def spark_sql(duckdb_sql: str) -> str:
     """``duckdb_sql`` (one statement of the audit's) in Spark SQL, meaning the same."""
+    import sqlglot  # only a Spark audit needs it
+
     spark = sqlglot.transpile(duckdb_sql, read="duckdb", write="spark")[0]
     tree = sqlglot.parse_one(spark, read="spark")
     return tree.transform(_spark_meaning).sql(dialect="spark")
