@@ -77,15 +77,6 @@ def audits(spark: Any, tenant: Any) -> tuple[Any, SparkAudit]:
             audit_export_file(path, engine=spark, phone_paths=PHONES))
 
 
-@pytest.fixture(scope="module")
-def every_tier(audits: Any, tenant: Any) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
-    """Every tier's groups on each engine: DuckDB's frame, Spark's as pandas, and Spark's own."""
-    duck, on_spark = audits
-    region = tenant[2].phone_region
-    groups = link_candidates(on_spark, tiers="all", default_region=region).cache()
-    return link_candidates(duck, tiers="all", default_region=region), on_spark.to_pandas(groups), groups
-
-
 def sorted_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
@@ -115,13 +106,75 @@ def test_a_csv_export_reads_on_spark_as_on_duckdb(spark: Any, tenant: Any, name:
                                   sorted_by(duck.identities, keys))
 
 
-def test_every_rule_tier_gives_the_same_groups_primaries_risks_and_evidence(audits: Any, tenant: Any) -> None:
+@pytest.fixture(scope="module")
+def rule_tiers(audits: Any, tenant: Any) -> tuple[pd.DataFrame, Any]:
+    """The rule tiers' groups: DuckDB's frame and Spark's own."""
     duck, on_spark = audits
     region = tenant[2].phone_region
-    expected = link_candidates(duck, default_region=region)
-    found = on_spark.to_pandas(link_candidates(on_spark, default_region=region))
+    return (link_candidates(duck, default_region=region),
+            link_candidates(on_spark, default_region=region).cache())
+
+
+def test_every_rule_tier_gives_the_same_groups_primaries_risks_and_evidence(audits: Any,
+                                                                           rule_tiers: Any) -> None:
+    expected, groups = rule_tiers
+    found = audits[1].to_pandas(groups)
     assert set(expected["tier"]) == {"exact", "alias", "phone"} and len(expected) > 500
     pd.testing.assert_frame_equal(found, expected)  # in the same order too
+
+
+def test_sql_over_a_spark_audit_and_saved_as_parquet_readable_by_its_owner_only(
+        audits: Any, spark: Any, tmp_path: Path) -> None:
+    duck, on_spark = audits
+    question = "select connection, count(*) as linked from identities where not is_primary group by all"
+    answer = on_spark.sql(question + " order by connection").toArrow()
+    expected = duck.sql(question + " order by connection")
+    assert answer.column("linked").to_pylist() == expected["linked"].tolist()
+    assert on_spark.sql("select count(*) as n from candidates").first().n == len(duck.sql(
+        "select * from candidates"))
+    saved = on_spark.save(tmp_path / "audit")
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o700
+    with pytest.raises(FileExistsError):
+        on_spark.save(tmp_path / "audit")
+    reopened = SparkAudit.open(saved, engine=spark)
+    pd.testing.assert_frame_equal(sorted_by(reopened.to_pandas("users"), ["user_id"]),
+                                  sorted_by(duck.users, ["user_id"]))
+    with pytest.raises(ValueError, match="a part is one of"):
+        on_spark.to_pandas("groups")
+
+
+def test_a_plan_of_spark_candidates_equals_the_pandas_plan_and_applies_in_chunks(
+        rule_tiers: Any, audits: Any, tenant: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    expected, groups = rule_tiers
+    duck, on_spark = audits
+    spark_plan = plan_links(groups, on_spark)
+    pandas_plan = plan_links(expected, duck)
+    pd.testing.assert_frame_equal(on_spark.to_pandas(spark_plan), pandas_plan)
+
+    admin = tenant[0]
+    import linking_toolkit.audit.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "CHUNK", 2)  # three chunks of the five rows below
+    few = spark_plan.where("tier = 'exact' and risk = 'safe'").limit(5)
+    dry = apply_plan(admin, few, dry_run=True)
+    assert len(dry) == 5
+    pd.testing.assert_frame_equal(dry, apply_plan(admin, on_spark.to_pandas(few), dry_run=True))
+
+    unsafe = spark_plan.where("risk <> 'safe'")
+    before = admin.stats.requests
+    with pytest.raises(UnsafeLink, match=r"plan row\(s\) are unsafe"):
+        apply_plan(admin, unsafe, dry_run=False, journal=tmp_path / "journal.jsonl")
+    assert admin.stats.requests == before  # refused on Spark, before any request
+    assert not (tmp_path / "journal.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def every_tier(audits: Any, tenant: Any) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """Every tier's groups on each engine: DuckDB's frame, Spark's as pandas, and Spark's own."""
+    duck, on_spark = audits
+    region = tenant[2].phone_region
+    groups = link_candidates(on_spark, tiers="all", default_region=region).cache()
+    return link_candidates(duck, tiers="all", default_region=region), on_spark.to_pandas(groups), groups
 
 
 def pairs(found: pd.DataFrame, tier: str) -> set[tuple[str, str]]:
@@ -154,49 +207,3 @@ def test_the_probable_tier_on_spark_is_as_precise_and_complete_as_on_duckdb(ever
     weights = probable.iloc[0]["weights"]
     assert set(weights) == {"prior", "given name", "family name", "email local part", "domain", "phone",
                             "username"}
-
-
-def test_sql_over_a_spark_audit_and_saved_as_parquet_readable_by_its_owner_only(
-        audits: Any, spark: Any, tmp_path: Path) -> None:
-    duck, on_spark = audits
-    question = "select connection, count(*) as linked from identities where not is_primary group by all"
-    answer = on_spark.sql(question + " order by connection").toPandas()
-    expected = duck.sql(question + " order by connection")
-    assert answer["linked"].tolist() == expected["linked"].tolist()
-    assert on_spark.sql("select count(*) as n from candidates").first().n == len(duck.sql(
-        "select * from candidates"))
-    saved = on_spark.save(tmp_path / "audit")
-    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o700
-    with pytest.raises(FileExistsError):
-        on_spark.save(tmp_path / "audit")
-    reopened = SparkAudit.open(saved, engine=spark)
-    pd.testing.assert_frame_equal(sorted_by(reopened.to_pandas("users"), ["user_id"]),
-                                  sorted_by(duck.users, ["user_id"]))
-    with pytest.raises(ValueError, match="a part is one of"):
-        on_spark.to_pandas("groups")
-
-
-@pytest.mark.timeout(1800)  # it shares every_tier with the probable tier's test
-def test_a_plan_of_spark_candidates_equals_the_pandas_plan_and_applies_in_chunks(
-        every_tier: Any, audits: Any, tenant: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    expected, _found, groups = every_tier
-    duck, on_spark = audits
-    spark_plan = plan_links(groups, on_spark)
-    pandas_plan = plan_links(expected, duck)
-    pd.testing.assert_frame_equal(on_spark.to_pandas(spark_plan), pandas_plan)
-
-    admin = tenant[0]
-    import linking_toolkit.audit.plan as plan_module
-
-    monkeypatch.setattr(plan_module, "CHUNK", 2)  # three chunks of the five rows below
-    few = spark_plan.where("tier = 'exact' and risk = 'safe'").limit(5)
-    dry = apply_plan(admin, few, dry_run=True)
-    assert len(dry) == 5
-    pd.testing.assert_frame_equal(dry, apply_plan(admin, on_spark.to_pandas(few), dry_run=True))
-
-    unsafe = spark_plan.where("risk <> 'safe'")
-    before = admin.stats.requests
-    with pytest.raises(UnsafeLink, match=r"plan row\(s\) are unsafe"):
-        apply_plan(admin, unsafe, dry_run=False, journal=tmp_path / "journal.jsonl")
-    assert admin.stats.requests == before  # refused on Spark, before any request
-    assert not (tmp_path / "journal.jsonl").exists()
