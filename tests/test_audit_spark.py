@@ -136,6 +136,10 @@ def test_sql_over_a_spark_audit_and_saved_as_parquet_readable_by_its_owner_only(
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o700
     with pytest.raises(FileExistsError):
         on_spark.save(tmp_path / "audit")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(ValueError, match="symbolic link"):
+        on_spark.save(tmp_path / "link", overwrite=True)
+    assert not (tmp_path / "elsewhere").exists()
     reopened = SparkAudit.open(saved, engine=spark)
     pd.testing.assert_frame_equal(sorted_by(reopened.to_pandas("users"), ["user_id"]),
                                   sorted_by(duck.users, ["user_id"]))

@@ -63,10 +63,12 @@ class SparkAudit:
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> str:
         """Write ``users`` and ``identities`` as Parquet under ``path`` (a folder, or a URI the
-        session writes to), to read back with :meth:`open`. A local folder is made 0700 first: it
-        holds every user's email."""
+        session writes to), to read back with :meth:`open`. A local folder is made 0700 first (a
+        symbolic link refused): it holds every user's email."""
         where = os.fspath(path)
         if "://" not in where:
+            if os.path.islink(where):
+                raise ValueError(f"{where} is a symbolic link: the audit is saved in a real folder only")
             if os.path.exists(where) and not overwrite:
                 raise FileExistsError(f"{where} exists: pass overwrite=True to replace it")
             os.makedirs(where, mode=0o700, exist_ok=True)
