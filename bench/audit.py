@@ -244,10 +244,10 @@ def spark_scale(sizes: list[int], repeat: int) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         assert best["ours"]["answer"] == best["spark"]["answer"], (best["ours"], best["spark"])
         anchor = best["duckdb"]["seconds"]
-        for name, label in (("duckdb", "DuckDB read_ndjson -> Arrow table (anchor)"),
-                            ("ours", "audit_export_file() + link_candidates(), DuckDB"),
-                            ("spark", "the same on Spark local[2] (engine=spark)")):
-            print(row(f"{users:>10,} {label}", users, best[name]["seconds"], anchor, best[name]["rss_mb"]))
+        for name, label in (("duckdb", "DuckDB read_ndjson (anchor)"), ("ours", "audit + candidates, DuckDB"),
+                            ("spark", "the same on Spark local[2]")):
+            print(row(f"{users:>10,} users: {label}", users, best[name]["seconds"], anchor,
+                      best[name]["rss_mb"]))
         scale.append((users, anchor, best["ours"]["seconds"], best["spark"]["seconds"]))
     print(f"\n  {'users':>11} {'DuckDB read us/user':>20} {'DuckDB audit us/user':>21} "
           f"{'Spark audit us/user':>20}")

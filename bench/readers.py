@@ -86,7 +86,10 @@ def _peak_mb() -> float:
 
     total = 0.0
     for pid in [os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True))]:
-        status = Path(f"/proc/{pid}/status").read_text()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:  # a helper that has ended since
+            continue
         total += int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024  # type: ignore[index]
     return total
 

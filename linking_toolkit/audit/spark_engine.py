@@ -75,7 +75,9 @@ def spark_session(engine: Any = "spark") -> Any:
                        .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     else:
         raise ValueError(f"engine is 'duckdb', 'spark' or a SparkSession, not {engine!r}")
-    _register_functions(session)
+    with warnings.catch_warnings():  # pandas_udf repeats pyspark's warning about pandas 3
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        _register_functions(session)
     if session.sparkContext.getCheckpointDir() is None:  # splink breaks lineage through it
         session.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="linking-audit-spark-"))
     return session
@@ -110,11 +112,19 @@ def _register_functions(session: Any) -> None:
     session.udf.register("canonical_phone", pandas_udf(phone, "string"))  # type: ignore[call-overload]
 
 
+# Python's str.strip() on an ASCII string removes these (engine._ASCII_WHITESPACE), as a Java regex.
+_STRIPPED = r"[ \\t\\n\\r\\x0B\\f\\x1C-\\x1F]+"
+_ASCII = r"'^[\\x00-\\x7F]*$'"
+
+
 def _normalised(column: str) -> str:
-    """normalise_email in Spark SQL: printable ASCII with nothing to strip (nearly every email) is
-    lowered here, anything else goes to Python's own rule."""
+    """normalise_email in Spark SQL: ASCII (nearly every email) here, stripped as str.strip()
+    strips it and lowered; the rest by Python's own rule. Spark hands a Python UDF every row of its
+    column whatever the CASE says, so it is given NULL but for the non-ASCII emails."""
+    strip = f"regexp_replace({column}, '^{_STRIPPED}|{_STRIPPED}$', '')"
     return (f"case when {column} is null then null when {column} rlike '^[!-~]([ -~]*[!-~])?$' "
-            f"then lower({column}) else normalise_email_py({column}) end")
+            f"then lower({column}) when {column} rlike {_ASCII} then nullif(lower({strip}), '') "
+            f"else normalise_email_py(if({column} rlike {_ASCII}, null, {column})) end")
 
 
 def _phone(paths: Sequence[str]) -> str:
