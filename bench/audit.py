@@ -1,7 +1,9 @@
 """The tenant audit, side by side with what an analyst could use instead, in one run.
 
-The candidates here are the exact tier's (``tiers="exact"``, the grouping the SDK baseline does
-too); ``bench/candidates.py`` measures the other tiers.
+The candidates of the export files are the default tiers' (exact, alias, phone); at the paging cap
+the exact tier's (the grouping the SDK baseline does too); ``bench/candidates.py`` measures the
+probable tier. ``--engine spark`` runs the same audit on a local[2] Spark session beside DuckDB's,
+at the ``--generate`` sizes, and prints the time per user by size.
 
 * 1 000 users (Auth0's paging cap): ``audit_tenant()`` + ``link_candidates()`` against
   auth0-python paging ``users.list`` into pandas (users, identities by ``json_normalize``, groups
@@ -20,6 +22,7 @@ too); ``bench/candidates.py`` measures the other tiers.
     .venv/bin/python bench/audit.py                                  # 1 000 and 100 000
     .venv/bin/python bench/audit.py --sizes 1000000 --generate 10000000
     .venv/bin/python bench/audit.py --only plans --plan-users 20000  # the two paths, nothing else
+    .venv/bin/python bench/audit.py --engine spark --generate 1000000 3000000 10000000 --repeat 1
 """
 
 from __future__ import annotations
@@ -218,6 +221,41 @@ def generated(users: int, repeat: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def spark_scale(sizes: list[int], repeat: int) -> None:
+    """The audit on Spark (local[2]) beside DuckDB's bare read and our DuckDB audit, on generated
+    exports of each size, each reading in a process of its own; then time per user by size."""
+    import duckdb
+
+    print("\nThe audit on each engine (default tiers), generated exports; peak RSS includes Spark's JVM")
+    print(HEADER)
+    scale = []
+    for users in sizes:
+        folder = tempfile.mkdtemp(prefix="audit-bench-")
+        path = os.path.join(folder, "users.json.gz")
+        try:
+            duckdb.sql(GENERATED.replace("{users}", str(users)).replace("{path}", path))
+            best: dict[str, dict[str, float]] = {}
+            for _ in range(repeat):
+                for name in ("duckdb", "ours", "spark"):
+                    got = measured(name, path)
+                    if name not in best or got["seconds"] < best[name]["seconds"]:
+                        best[name] = got
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        assert best["ours"]["answer"] == best["spark"]["answer"], (best["ours"], best["spark"])
+        anchor = best["duckdb"]["seconds"]
+        for name, label in (("duckdb", "DuckDB read_ndjson (anchor)"), ("ours", "audit + candidates, DuckDB"),
+                            ("spark", "the same on Spark local[2]")):
+            print(row(f"{users:>10,} users: {label}", users, best[name]["seconds"], anchor,
+                      best[name]["rss_mb"]))
+        scale.append((users, anchor, best["ours"]["seconds"], best["spark"]["seconds"]))
+    print(f"\n  {'users':>11} {'DuckDB read us/user':>20} {'DuckDB audit us/user':>21} "
+          f"{'Spark audit us/user':>20}")
+    for users, anchor, ours_s, spark_s in scale:
+        print(f"  {users:>11,} {anchor / users * 1e6:20.2f} {ours_s / users * 1e6:21.2f} "
+              f"{spark_s / users * 1e6:20.2f}")
+
+
 def page_turns(candidates: pd.DataFrame) -> float:
     table = AuditTable(candidates)
     start = time.perf_counter()
@@ -284,7 +322,12 @@ def main() -> None:
                         help="users of the export vs partitioned run at the free plan's rate limit (0: none)")
     parser.add_argument("--only", choices=["cap", "sizes", "generate", "plans", "widget"],
                         help="run this part alone")
+    parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                        help="spark: the audit on Spark beside DuckDB's at --generate sizes (default 1M)")
     args = parser.parse_args()
+    if args.engine == "spark":
+        spark_scale(args.generate or [1_000_000], args.repeat)
+        return
     if args.only in (None, "cap"):
         at_the_cap(args.cap_users)
     for size in args.sizes if args.only in (None, "sizes") else []:

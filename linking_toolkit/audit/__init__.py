@@ -15,7 +15,9 @@ journal. One room per job, each importing only the rooms above it in this list:
 - ``journal``: the file ``apply_plan`` writes and ``undo`` reads;
 - ``merge``: the metadata merge of a link and its inverse;
 - ``plan``: link plans and ``apply_plan``;
-- ``undoing``: ``undo``, which reverses only what its own journal's run did.
+- ``undoing``: ``undo``, which reverses only what its own journal's run did;
+- ``dialect``, ``spark_engine``, ``spark_audit``, ``spark_candidates``, ``spark_plan``: the same
+  audit on Spark (``audit_export_file(path, engine="spark")``), its SQL transpiled from DuckDB's.
 
 Examples
 --------
@@ -47,6 +49,7 @@ from .report import (
     plot_audit,
     plot_evidence,
 )
+from .spark_audit import SparkAudit
 from .undoing import undo
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "Audit",
     "IncompleteAudit",
     "Journal",
+    "SparkAudit",
     "apply_plan",
     "audit_export_file",
     "audit_records",

@@ -18,11 +18,14 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from .clusters import cluster_pairs
-from .engine import Engine, system_allocator
+from .engine import Engine, candidates_frame, system_allocator
 from .frames import Audit, normalise_email
 from .groups import DATABASE_PROVIDER, DEFAULT_PRIMARY_RANK, RISKS, TIERS, candidates_sql, exact_members_sql
 from .probable import DEFAULT_THRESHOLD, MIN_USERS, probable_pairs
 from .rules import alias_members_sql, phone_members_sql, register_phones
+from .spark_audit import SparkAudit
+from .spark_candidates import spark_candidates
+from .spark_engine import is_spark_frame
 
 # The tiers link_candidates runs unless asked: the rules (the probable tier trains a model).
 RULE_TIERS = ("exact", "alias", "phone")
@@ -39,7 +42,7 @@ __all__ = [
 ]
 
 
-def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK,
+def link_candidates(result: Audit | SparkAudit, *, rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK,
                     tiers: Sequence[str] | str = RULE_TIERS, default_region: str | None = None,
                     threshold: float = DEFAULT_THRESHOLD, progress: bool = False) -> pd.DataFrame:
     """Groups of separate users who may be one person: one row per group, by tier.
@@ -53,6 +56,10 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
       ``default_region``, e.g. ``"GB"``) and one given name on every account;
     - ``probable``: a splink model trained on the tenant (:mod:`.probable`); pairs whose match
       probability is at least ``threshold`` are clustered. Not in the default: it trains a model.
+
+    On a :class:`~.spark_audit.SparkAudit` (``audit_export_file(path, engine="spark")``) the same
+    SQL runs on Spark and the groups are a Spark DataFrame of these columns (``weights`` a map):
+    ``result.to_pandas(groups)`` gives this frame.
 
     ``progress`` shows a bar of the steps (a million users take about a minute with every tier).
 
@@ -77,13 +84,24 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
     unknown = [column for column, _ in rank if column not in known]
     if unknown:
         raise ValueError(f"rank names no column of the users frame: {', '.join(map(str, unknown))}")
-    if "probable" in chosen and len(result.users) < MIN_USERS:
+    spark = is_spark_frame(result.users)
+    if "probable" in chosen and (result.users.count() if spark else len(result.users)) < MIN_USERS:
         raise ValueError(f"the probable tier trains its model on the tenant itself and needs at least "
                          f"{MIN_USERS} users; this audit has {len(result.users)}")
     needed = sorted(_CANDIDATE_COLUMNS | {column for column, _ in rank} - {"is_database"})
     needed = [c for c in needed if c in result.users.columns]
     steps = ["phones", *chosen, "probable: training", "probable: scoring", "groups"] if "probable" in chosen \
         else ["phones", *chosen, "groups"]
+    if spark:
+        with tqdm(total=len(steps), desc="candidates", unit="step", disable=not progress) as bar:
+            def spark_step(name: str) -> None:
+                bar.set_postfix_str(name, refresh=False)
+                bar.update(1)
+
+            found = spark_candidates(result.users, rank=rank, chosen=chosen, default_region=default_region,
+                                     threshold=threshold, step=spark_step)
+            spark_step("groups")
+            return found
     with Engine() as engine, system_allocator(), tqdm(total=len(steps), desc="candidates", unit="step",
                                                        disable=not progress) as bar:
         def step(name: str) -> None:
@@ -114,7 +132,7 @@ def link_candidates(result: Audit, *, rank: Sequence[tuple[str, bool]] = DEFAULT
         for tier in chosen:
             step(tier)
         step("groups")
-    frame = _typed(table)
+    frame = candidates_frame(table)
     frame["weights"] = pd.Series([weights.get(k) if t == "probable" else None
                                   for t, k in zip(frame["tier"], frame["key"], strict=True)], dtype=object)
     return frame
@@ -166,39 +184,6 @@ def _probable_members(db: Any, threshold: float, step: Callable[[str], None]) ->
 # What the grouping reads of the users frame, besides the rank's columns.
 _CANDIDATE_COLUMNS = {"email", "user_id", "connection", "provider", "email_verified", "blocked", "identities",
                       "last_login", "name", "given_name", "family_name", "username", "phone"}
-
-
-def _lists(column: pa.ChunkedArray) -> pd.Series:
-    # object columns of lists, also when empty (pandas would make an empty list column float)
-    return pd.Series(column.to_pylist(), dtype=object)
-
-
-def _typed(table: pa.Table) -> pd.DataFrame:
-    """The engine's groups in the documented dtypes."""
-    def text(name: str) -> pd.api.extensions.ExtensionArray:
-        return pd.StringDtype("pyarrow").__from_arrow__(table.column(name).cast(pa.large_string()))
-
-    def times(name: str) -> pd.Series:
-        return pd.Series(table.column(name).to_pandas()).astype("datetime64[ms, UTC]")
-
-    return pd.DataFrame({
-        "tier": pd.Categorical(table.column("tier").to_numpy(zero_copy_only=False), categories=TIERS),
-        "email": text("email"),
-        "users": table.column("users").to_numpy().astype("int64"),
-        "primary_id": text("primary_id"),
-        "user_ids": _lists(table.column("user_ids")),
-        "connections": text("connections"),
-        "providers": text("providers"),
-        "all_verified": pd.BooleanDtype().__from_arrow__(table.column("all_verified")),
-        "unverified": _lists(table.column("unverified")),
-        "last_login": times("last_login"),
-        "primary_last_login": times("primary_last_login"),
-        "risk": pd.Categorical(table.column("risk").to_numpy(zero_copy_only=False), categories=RISKS),
-        "reasons": text("reasons"),
-        "match_probability": table.column("match_probability").to_numpy(),
-        "evidence": text("evidence"),
-        "key": text("key"),
-    })
 
 
 def risk_now(primary: Mapping[str, Any], secondary: Mapping[str, Any]) -> str | None:

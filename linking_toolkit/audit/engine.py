@@ -12,6 +12,7 @@ The SQL reads one relation, ``raw``: one row per user, in Auth0's export shape.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -20,7 +21,8 @@ import tempfile
 import unicodedata
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import duckdb
 import numpy as np
@@ -29,13 +31,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .csv_export import csv_select
+from .groups import RISKS, TIERS
 
 __all__ = [
     "PROFILE_FIELDS",
     "RAW_SCHEMA",
+    "SQL_TYPES",
     "Engine",
+    "candidates_frame",
     "check_phone_paths",
+    "export_format",
     "normalise_email",
+    "open_export",
     "system_allocator",
     "to_frame",
 ]
@@ -54,7 +61,7 @@ RAW_SCHEMA = pa.schema([
     ("logins_count", pa.int64()), ("blocked", pa.bool_()), ("identities", pa.list_(_IDENTITY)),
     *((name, pa.string()) for name in PROFILE_FIELDS), ("user_metadata", pa.string()),
 ])
-_SQL_TYPES = {
+SQL_TYPES = {
     "user_id": "VARCHAR", "email": "VARCHAR", "email_verified": "BOOLEAN", "name": "VARCHAR",
     "created_at": "VARCHAR", "last_login": "VARCHAR", "logins_count": "BIGINT", "blocked": "BOOLEAN",
     "identities": 'STRUCT(connection VARCHAR, provider VARCHAR, user_id VARCHAR, "isSocial" BOOLEAN, '
@@ -139,6 +146,53 @@ def _column(values: pa.ChunkedArray, kind: str) -> Any:
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """An engine result as the pandas frame the analyst gets, each column of its documented dtype."""
     return pd.DataFrame({name: _column(table.column(name), _KINDS[name]) for name in table.column_names})
+
+
+def _lists(column: pa.ChunkedArray) -> pd.Series:
+    # object columns of lists, also when empty (pandas would make an empty list column float)
+    return pd.Series(column.to_pylist(), dtype=object)
+
+
+def candidates_frame(table: pa.Table) -> pd.DataFrame:
+    """The candidate groups of an engine (DuckDB's or Spark's) in the documented dtypes."""
+    def text(name: str) -> pd.api.extensions.ExtensionArray:
+        return pd.StringDtype("pyarrow").__from_arrow__(table.column(name).cast(pa.large_string()))
+
+    def times(name: str) -> pd.Series:
+        return pd.Series(table.column(name).cast(pa.timestamp("ms", tz="UTC")).to_pandas()).astype(
+            "datetime64[ms, UTC]")
+
+    return pd.DataFrame({
+        "tier": pd.Categorical(table.column("tier").to_numpy(zero_copy_only=False), categories=TIERS),
+        "email": text("email"),
+        "users": table.column("users").to_numpy().astype("int64"),
+        "primary_id": text("primary_id"),
+        "user_ids": _lists(table.column("user_ids")),
+        "connections": text("connections"),
+        "providers": text("providers"),
+        "all_verified": pd.BooleanDtype().__from_arrow__(table.column("all_verified")),
+        "unverified": _lists(table.column("unverified")),
+        "last_login": times("last_login"),
+        "primary_last_login": times("primary_last_login"),
+        "risk": pd.Categorical(table.column("risk").to_numpy(zero_copy_only=False), categories=RISKS),
+        "reasons": text("reasons"),
+        "match_probability": table.column("match_probability").to_numpy(),
+        "evidence": text("evidence"),
+        "key": text("key"),
+    })
+
+
+def open_export(path: Path) -> IO[bytes]:
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else path.open("rb")
+
+
+def export_format(path: str | os.PathLike[str]) -> str:
+    """``"json"`` (NDJSON lines) or ``"csv"``: what a users-export file holds, from its first byte."""
+    with open_export(Path(path)) as stream:
+        start = stream.read(64).lstrip()
+    return "json" if start[:1] in (b"{", b"") else "csv"
 
 
 # -- the engine ------------------------------------------------------------------------------------
@@ -260,7 +314,7 @@ class Engine:
 
     def read_ndjson(self, path: str | os.PathLike[str]) -> None:
         """``raw`` is a users-export file of NDJSON lines (gzipped or not), read in parallel."""
-        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in _SQL_TYPES.items())
+        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in SQL_TYPES.items())
         self.connection.execute(f"""create or replace temp view raw as select * from read_ndjson(
             '{_quoted(os.fspath(path))}', columns = {{{columns}}}, format = 'newline_delimited')""")  # noqa: S608 - a quoted path
 
@@ -270,7 +324,7 @@ class Engine:
         source = (f"read_csv('{_quoted(os.fspath(path))}', header = true, all_varchar = true, "
                   "auto_detect = true)")
         header = self.connection.execute(f"describe select * from {source}").fetchall()  # noqa: S608
-        select = csv_select([row[0] for row in header], _SQL_TYPES)
+        select = csv_select([row[0] for row in header], SQL_TYPES)
         # Built from the header names, quoted, and a quoted path.
         self.connection.execute(f"create or replace temp view raw as select {select} from {source}")  # noqa: S608
 

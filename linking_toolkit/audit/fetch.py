@@ -10,7 +10,6 @@ itself on Auth0's rate-limit headers, so the same calls work on a real tenant.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import logging
 import os
@@ -20,14 +19,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from ..errors import Auth0Error, BadRequest, Forbidden, NotFound, TenantError
 from ..management import SEARCH_CAP
-from .engine import Engine, check_phone_paths
+from .engine import Engine, check_phone_paths, export_format, open_export
 from .frames import Audit, audit_fields, audit_records
+from .spark_audit import SparkAudit
+from .spark_engine import read_export, spark_session
 
 if TYPE_CHECKING:
     from ..management import ManagementClient
@@ -57,24 +58,11 @@ class IncompleteAudit(Auth0Error):
     search can reach (an export job is the only way then)."""
 
 
-def _open(path: Path) -> IO[bytes]:
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else path.open("rb")
-
-
-def export_format(path: str | os.PathLike[str]) -> str:
-    """``"json"`` (NDJSON lines) or ``"csv"``: what a users-export file holds, from its first byte."""
-    with _open(Path(path)) as stream:
-        start = stream.read(64).lstrip()
-    return "json" if start[:1] in (b"{", b"") else "csv"
-
-
 def _first_bad_line(path: Path) -> str:
     """Where an NDJSON export stops being one: the engine says something, this names the line."""
     number = 0
     try:
-        with _open(path) as stream:
+        with open_export(path) as stream:
             for number, line in enumerate(stream, start=1):
                 if not line.strip():
                     continue
@@ -92,7 +80,8 @@ def _first_bad_line(path: Path) -> str:
 
 def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None,
                       progress: Callable[[int], object] | None = None,
-                      memory_limit: str | None = None, phone_paths: Sequence[str] = ()) -> Audit:
+                      memory_limit: str | None = None, phone_paths: Sequence[str] = (),
+                      engine: Any = "duckdb") -> Audit | SparkAudit:
     """An ``Audit`` from a users-export file: NDJSON (``format: json``) or CSV, gzipped as Auth0
     serves it or plain, read by DuckDB straight from disk, in parallel, never whole in memory.
 
@@ -102,12 +91,18 @@ def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None
     ``phone_paths`` (``["user_metadata.phone"]``) name where the tenant keeps a phone besides
     ``phone_number`` (the file must hold ``user_metadata``).
 
+    ``engine="spark"`` (or a ``SparkSession``) reads it on Spark instead, from a path or any URI
+    the session can read (``s3://...``), into a :class:`~.spark_audit.SparkAudit` whose frames
+    stay Spark DataFrames (``pip install 'linking_toolkit[spark]'``).
+
     Examples
     --------
     >>> result = audit_export_file("users.json.gz", memory_limit="2GB")   # doctest: +SKIP
     >>> link_candidates(result)
     """
     check_phone_paths(phone_paths)  # a bad path is refused before the file is read
+    if not (isinstance(engine, str) and engine == "duckdb"):
+        return _spark_audit(path, engine, issuer=issuer, phone_paths=phone_paths)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no export file at {path}")
@@ -124,6 +119,15 @@ def audit_export_file(path: str | os.PathLike[str], *, issuer: str | None = None
     if progress is not None:
         progress(len(users))
     return Audit(users=users, identities=identities, source="file", issuer=issuer)
+
+
+def _spark_audit(path: str | os.PathLike[str], engine: Any, *, issuer: str | None,
+                 phone_paths: Sequence[str]) -> SparkAudit:
+    where = os.fspath(path)
+    if "://" not in where and not Path(where).is_file():
+        raise FileNotFoundError(f"no export file at {where}")
+    users, identities = read_export(spark_session(engine), where, phone_paths=phone_paths)
+    return SparkAudit(users=users, identities=identities, source="file", issuer=issuer)
 
 
 def audit_tenant(client: ManagementClient, *, method: str = "auto", progress: bool = True,

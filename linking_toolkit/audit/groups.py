@@ -63,6 +63,11 @@ def exact_members_sql(users: str = "users") -> str:
     """  # noqa: S608 - a table name of this package's
 
 
+# What the groups read of each member (the rank's columns are read by the window only).
+_GROUPS_READ = ("user_id", "email", "email_verified", "last_login", "connection", "provider", "blocked",
+                "identities")
+
+
 def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, users: str = "users",
                    members: str | None = None) -> str:
     """Candidate groups, one row per group, in SQL: ``members`` (tier, key, match_probability,
@@ -82,12 +87,14 @@ def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, user
               + " end")
     reasons = f"list_filter(list_prepend({review}, {flags}), lambda r: r is not null)"
     tiers = "case tier " + " ".join(f"when '{t}' then {n}" for n, t in enumerate(TIERS)) + " end"
+    # Only what the groups read is carried through the window and the aggregate.
+    carried = ", ".join(f'u."{_identifier(c)}"' for c in _GROUPS_READ)
     # Built from this module's constants and quoted column names: no value of the tenant's in it.
     # The rank as a number (one window sort), then each group's members sorted by it: much faster
     # than an ordered aggregate per column that needs the order.
     return f"""
     with members as (
-        select m.tier, m.key, m.match_probability, m.evidence, u.*,
+        select m.tier, m.key, m.match_probability, m.evidence, {carried},
                row_number() over (partition by m.tier, m.key order by {order}) as rank_in_group
         from {members} m join (select *, provider::varchar = '{DATABASE_PROVIDER}' as is_database
                                from {users}) u on u.user_id = m.user_id

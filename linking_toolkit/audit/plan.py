@@ -26,6 +26,9 @@ from .candidates import RISKS, TIERS, risk_now
 from .frames import Audit
 from .journal import ROW_KEYS, Journal, unfinished
 from .merge import MERGE_MARK, before_marked_merge, merge_mark, merge_metadata, unmerge_metadata
+from .spark_audit import SparkAudit
+from .spark_engine import is_spark_frame
+from .spark_plan import CHUNK, plan_chunks, spark_plan_links, unsafe_rows
 
 if TYPE_CHECKING:
     from ..management import ManagementClient
@@ -43,7 +46,8 @@ PLAN_REQUIRED = [*ROW_KEYS, "risk"]
 _RESULT_COLUMNS = [*ROW_KEYS, "status", "metadata_added", "conflicts"]
 
 
-def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.DataFrame:
+def plan_links(candidates: pd.DataFrame | Any,
+               result: Audit | SparkAudit | None = None) -> pd.DataFrame | Any:
     """A link plan: one row per secondary (every user of a group but its ``primary_id``).
 
     Columns: primary_id, secondary_id, provider and user_id (the secondary's main identity, what
@@ -51,7 +55,8 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
     to True on a row, after checking that person, to let ``apply_plan`` link an unsafe row; a row
     of any tier but ``exact`` is never safe).
     ``result`` gives each secondary's main identity; without it the user id is split at its
-    first ``|`` (Auth0's ``provider|id``).
+    first ``|`` (Auth0's ``provider|id``). Spark candidates (of a ``SparkAudit``) give a Spark
+    DataFrame plan, made on Spark, that ``apply_plan`` reads in chunks.
 
     Examples
     --------
@@ -59,6 +64,8 @@ def plan_links(candidates: pd.DataFrame, result: Audit | None = None) -> pd.Data
     >>> plan = plan_links(candidates[candidates["risk"] == "safe"], result)
     >>> plan[["primary_id", "secondary_id", "risk"]]
     """
+    if is_spark_frame(candidates):
+        return spark_plan_links(candidates, None if result is None else result.identities)
     main: dict[str, tuple[str, str, str]] = {}
     if result is not None:
         ids = result.identities[result.identities["is_primary"]]
@@ -198,6 +205,9 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
     """
     from tqdm.auto import tqdm
 
+    if is_spark_frame(plan):
+        return _apply_spark_plan(client, plan, dry_run=dry_run, journal=journal, allow_unsafe=allow_unsafe,
+                                 progress=progress)
     _check_plan(plan)
     if not dry_run:
         if journal is None:
@@ -216,6 +226,25 @@ def apply_plan(client: ManagementClient, plan: pd.DataFrame, *, dry_run: bool = 
         previous = state.get((step.primary_id, step.secondary_id), {})
         out.append(_apply_row(client, step, previous, log, allowances, dry_run=dry_run))
     return pd.DataFrame(out, columns=_RESULT_COLUMNS)
+
+
+def _apply_spark_plan(client: ManagementClient, plan: Any, *, dry_run: bool,
+                      journal: str | os.PathLike[str] | None, allow_unsafe: Collection[str],
+                      progress: bool) -> pd.DataFrame:
+    """A Spark plan, ``CHUNK`` rows at a time through one journal; its unsafe rows are counted on
+    Spark first, so an ``UnsafeLink`` still comes before any request."""
+    missing = [c for c in PLAN_REQUIRED if c not in plan.columns]
+    if missing:
+        raise ValueError(f"the plan has no {', '.join(missing)} column(s); a plan needs "
+                         f"{', '.join(PLAN_REQUIRED)} (plan_links() makes one)")
+    count, unsafe = unsafe_rows(plan, allow_unsafe)
+    if count and not dry_run:
+        listed = "; ".join(f"{sid} ({why})" for sid, why in unsafe)
+        raise UnsafeLink(f"{count} plan row(s) are unsafe and not allowed row by row: {listed}"
+                         + (" ..." if count > 5 else ""))
+    done = [apply_plan(client, chunk, dry_run=dry_run, journal=journal, allow_unsafe=allow_unsafe,
+                       progress=progress) for chunk in plan_chunks(plan, CHUNK)]
+    return pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=_RESULT_COLUMNS)
 
 
 def _apply_row(client: ManagementClient, row: _Row, previous: Mapping[str, Any], log: Journal | None,

@@ -89,8 +89,11 @@ def model_settings() -> Any:
         return cl.CustomComparison(output_column_name=column, comparison_levels=[
             cll.NullLevel(column),
             cll.ExactMatchLevel(column),
-            cll.CustomLevel(f'"{digits}_l" = "{digits}_r"', label_for_charts="same number"),
-            cll.CustomLevel(f'"{digits}_l" <> "{digits}_r"', label_for_charts="other number"),
+            # written in DuckDB's SQL, transpiled for another backend (Spark reads "x" as text)
+            cll.CustomLevel(f'"{digits}_l" = "{digits}_r"', label_for_charts="same number",
+                            base_dialect_str="duckdb"),
+            cll.CustomLevel(f'"{digits}_l" <> "{digits}_r"', label_for_charts="other number",
+                            base_dialect_str="duckdb"),
             *(cll.JaroWinklerLevel(column, t) for t in thresholds),
             cll.ElseLevel(),
         ])

@@ -21,8 +21,10 @@ __all__ = [
     "PLUS_TAG_PROVIDERS",
     "SAME_DOMAINS",
     "alias_members_sql",
+    "canonical_phone",
     "phone_members_sql",
     "register_phones",
+    "shown_phone",
 ]
 
 # Gmail ignores dots in the local part ("Dots don't matter in Gmail addresses",
@@ -88,7 +90,7 @@ _ZERO_OPENS_A_GROUP = re.compile(r"[ .\-(/]0")
 _SEPARATORS = re.compile(r"[^0-9]")
 
 
-def _canonical(raw: str, region: str | None) -> str | None:
+def canonical_phone(raw: str, region: str | None) -> str | None:
     """``raw`` in E.164, not validated: by the rule of ``_INTERNATIONAL`` where it applies (most
     numbers, and 30 times faster than phonenumbers' parse), else by phonenumbers, which reads a
     number without ``+`` in ``region``; None when it reads no number."""
@@ -100,6 +102,14 @@ def _canonical(raw: str, region: str | None) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def shown_phone(e164: str) -> str | None:
+    """An E.164 number in international form (``+44 7911 123456``), or None when it is no valid
+    number (an invalid one matches nothing)."""
+    parsed = phonenumbers.parse(e164)
+    return (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+            if phonenumbers.is_valid_number(parsed) else None)
 
 
 def register_phones(connection: duckdb.DuckDBPyConnection, phones: pa.ChunkedArray | pa.Array,
@@ -114,17 +124,12 @@ def register_phones(connection: duckdb.DuckDBPyConnection, phones: pa.ChunkedArr
     counts = pc.value_counts(distinct.drop_null())
     raw = counts.field("values").to_pylist()
     users = counts.field("counts").to_pylist()
-    numbers = [_canonical(p.strip(), region) for p in raw]
+    numbers = [canonical_phone(p.strip(), region) for p in raw]
     holders: dict[str, int] = {}
     for number, count in zip(numbers, users, strict=True):
         if number is not None:
             holders[number] = holders.get(number, 0) + count
-    shared: dict[str, str | None] = {}
-    for number, count in holders.items():
-        if count > 1:
-            parsed = phonenumbers.parse(number)
-            shared[number] = (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-                              if phonenumbers.is_valid_number(parsed) else None)
+    shared = {number: shown_phone(number) for number, count in holders.items() if count > 1}
     checked = [n if n is None or n not in shared or shared[n] else None for n in numbers]
     table = pa.table({"raw": pa.array(raw, pa.string()), "e164": pa.array(checked, pa.string()),
                       "shown": pa.array([shared.get(n) if n else None for n in checked], pa.string())})
