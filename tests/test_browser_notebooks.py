@@ -195,7 +195,7 @@ def readable_at_every_width(page, table, prefix: str, name: str, values: list[st
 
 
 def shots_01(page, prefix: str) -> None:
-    shoot(page, login_prompt(page, "alan@example.com"), f"{prefix}-login-prompt.png")
+    shoot(page, login_prompt(page, "ada@example.com"), f"{prefix}-login-prompt.png")
 
 
 def shots_02(page, prefix: str) -> None:
@@ -249,10 +249,18 @@ def shots_05(page, prefix: str) -> None:
     shoot(page, table, f"{prefix}-audit-table.png")
 
 
+def shots_06(page, prefix: str) -> None:
+    report = page.locator(".jp-OutputArea-output", has_text="Device Code grant").first
+    report.wait_for(timeout=30_000)
+    assert "✗" in report.text_content() and "Grant Types" in report.text_content()
+    shoot(page, report, f"{prefix}-doctor.png")
+    shoot(page, login_prompt(page, "ada@example.com"), f"{prefix}-login-prompt.png")
+
+
 KEY_OUTPUTS: dict[str, Callable[[object, str], None]] = {
     "01-log-in.ipynb": shots_01, "02-link-and-unlink.ipynb": shots_02,
     "03-safe-linking.ipynb": shots_03, "04-audit-a-tenant.ipynb": shots_04,
-    "05-beyond-one-email.ipynb": shots_05,
+    "05-beyond-one-email.ipynb": shots_05, "06-your-own-tenant.ipynb": shots_06,
 }
 
 

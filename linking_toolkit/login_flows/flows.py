@@ -94,8 +94,10 @@ def show_link(text: str, url: str | None = None) -> None:
 
 
 def note(text: str) -> None:
-    """One line for the person about their login (why nothing is cached, why they log in again)."""
-    print(text, file=sys.stderr)
+    """One line for the person about their login (why nothing is cached, why they log in again):
+    in a notebook a plain line of the cell's output (JupyterLab shows stderr in red, and this is
+    news, not an error); elsewhere on stderr, so a script's own output stays clean."""
+    print(text, file=sys.stdout if in_kernel() else sys.stderr)
 
 
 def choose_cache(tenant: Tenant, cache: TokenCache | None, purpose: Purpose = "login") -> TokenCache:
