@@ -34,7 +34,8 @@ def test_the_cell_approves_a_login_nobody_approved(sandbox: Sandbox, client_tena
     assert pending.result(timeout=30).profile["email"] == "alan@example.com"
 
 
-def test_after_a_login_by_hand_the_cell_does_nothing_and_says_so(sandbox: Sandbox, client_tenant: Tenant) -> None:
+def test_after_a_login_by_hand_the_cell_does_nothing_and_says_so(sandbox: Sandbox,
+                                                                 client_tenant: Tenant) -> None:
     pending = start_login(client_tenant, show=quiet)
     assert pending.user_code
     sandbox.approve_device(pending.user_code, connection=GOOGLE, email="alan@example.com")  # the person

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -226,10 +227,10 @@ def approve_login(base_url: str, pending: Pending, *, connection: str, email: st
         approve_device(base_url, pending.user_code, connection=connection, email=email, password=password,
                        verify=verify)
     except LoginPageError:
-        try:  # a person approved it between the prompt and this cell: the poll brings it in
+        # A person approved it between the prompt and this cell: the poll brings it in. Anything
+        # else (a timeout, the login failing) leaves the page's own refusal as the error to show.
+        with contextlib.suppress(Exception):
             pending.result(timeout=wait)
-        except Exception:  # noqa: BLE001 - not that: the page's own refusal is the error to show
-            pass
         if pending.status != "done":
             raise
         return _say("You logged in yourself: nothing for this cell to do.")

@@ -44,7 +44,6 @@ from .keys import SigningKeys
 from .seed import DemoTenant, SyntheticTenant, reopen_demo_tenant, seed_demo_tenant, seed_synthetic_users
 from .store import Store
 
-
 if TYPE_CHECKING:
     from .driver import Pending
 
