@@ -75,18 +75,66 @@ _KEY_FIELDS = ("issuer", "client_id", "purpose", "connection", "user_id")
 
 
 class CacheWarning(UserWarning):
-    """The token cache could not be read or written; the login goes on without it."""
+    """The token cache could not be read or written; the login goes on without it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from linking_toolkit.cache import CacheWarning
+    >>> warnings.simplefilter('error', CacheWarning)      # doctest: +SKIP
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from linking_toolkit.cache import CacheWarning
+    >>> issubclass(CacheWarning, UserWarning)
+    True
+    >>> warnings.simplefilter("error", CacheWarning)      # doctest: +SKIP
+    """
 
 
 def default_path() -> Path:
-    """``$LINKING_TOOLKIT_CACHE``, else ``tokens.json`` in the user's config directory."""
+    """``$LINKING_TOOLKIT_CACHE``, else ``tokens.json`` in the user's config directory.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.default_path()                            # doctest: +SKIP
+    PosixPath('/home/ada/.config/linking_toolkit/tokens.json')
+
+    Examples
+    --------
+    >>> import os
+    >>> from linking_toolkit.cache import default_path
+    >>> os.environ["LINKING_TOOLKIT_CACHE"] = "/tmp/tokens.json"   # doctest: +SKIP
+    >>> default_path()                                             # doctest: +SKIP
+    PosixPath('/tmp/tokens.json')
+    """
     given = os.environ.get(CACHE_ENV)
     return Path(given) if given else Path(platformdirs.user_config_dir("linking_toolkit")) / "tokens.json"
 
 
 @dataclass(frozen=True)
 class CachedLogin:
-    """One cached login: whose, for which tenant and purpose, and its refresh token (never shown)."""
+    """One cached login: whose, for which tenant and purpose, and its refresh token (never shown).
+
+    Examples
+    --------
+    >>> from linking_toolkit.cache import CachedLogin
+    >>> kept = CachedLogin(issuer='https://example.eu.auth0.com/', client_id='abc', purpose='login',
+    ...                    connection=None, user_id='auth0|1', stored_at='2024-05-01T10:00:00Z',
+    ...                    refresh_token='v1.secret')
+    >>> kept.user_id, 'v1.secret' in repr(kept)
+    ('auth0|1', False)
+
+    Examples
+    --------
+    >>> from linking_toolkit.cache import CachedLogin
+    >>> entry = CachedLogin("https://example.eu.auth0.com/", "abc123", "login", None, "auth0|ada",
+    ...                     "2026-01-01T00:00:00+00:00", refresh_token="v1.secret")
+    >>> "v1.secret" in repr(entry)                          # the refresh token is never shown
+    False
+    """
 
     issuer: str
     client_id: str
@@ -101,7 +149,24 @@ class CachedLogin:
 
 
 class TokenCache:
-    """What a login does with the cache; this base class does nothing (it is :data:`NOOP`)."""
+    """What a login does with the cache; this base class does nothing (it is :data:`NOOP`).
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.NOOP
+    <TokenCache NOOP: logins are neither read nor kept>
+    >>> cache.NOOP.reads, cache.NOOP.writes
+    (False, False)
+
+    Examples
+    --------
+    >>> from linking_toolkit.cache import NOOP
+    >>> NOOP
+    <TokenCache NOOP: logins are neither read nor kept>
+    >>> NOOP.forget()
+    0
+    """
 
     reads = False  # a login first tries a cached refresh token
     writes = False  # a login asks for offline_access and keeps the refresh token
@@ -138,6 +203,20 @@ class FileCache(TokenCache):
     """Keeps logins in a 0600 JSON file, never reads them: this is :data:`REAUTH`.
 
     ``path`` defaults to :func:`default_path`, looked up at each use.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.REAUTH.reads, cache.REAUTH.writes
+    (False, True)
+    >>> cache.REAUTH.at('/tmp/tokens.json')
+    <TokenCache REAUTH: logins are kept in /tmp/tokens.json, never read>
+
+    Examples
+    --------
+    >>> from linking_toolkit.cache import FileCache
+    >>> FileCache("/tmp/tokens.json")
+    <TokenCache REAUTH: logins are kept in /tmp/tokens.json, never read>
     """
 
     writes = True
@@ -254,7 +333,21 @@ class FileCache(TokenCache):
 
 
 class ReadWriteCache(FileCache):
-    """Uses a cached login when there is one and keeps every new one: this is :data:`READ_WRITE`."""
+    """Uses a cached login when there is one and keeps every new one: this is :data:`READ_WRITE`.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.READ_WRITE.reads, cache.READ_WRITE.writes
+    (True, True)
+    >>> primary = login(tenant, cache=cache.READ_WRITE.at('/tmp/tokens.json'))   # doctest: +SKIP
+
+    Examples
+    --------
+    >>> from linking_toolkit.cache import READ_WRITE
+    >>> READ_WRITE.at("/tmp/tokens.json")
+    <TokenCache READ_WRITE: logins are read from and kept in /tmp/tokens.json>
+    """
 
     reads = True
 
@@ -312,6 +405,19 @@ def default_cache(tenant: Tenant) -> tuple[TokenCache, str | None]:
     :data:`NOOP` on JupyterHub or Colab, with a line saying why; :data:`NOOP` for a sandbox running
     in this process, whose tokens end with it (a cached one could never be used again), with a line
     saying so.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache, connect
+    >>> cache.default_cache(connect())                   # doctest: +SKIP
+    (<TokenCache NOOP: logins are neither read nor kept>, 'Not caching this login: this sandbox runs ...')
+
+    Examples
+    --------
+    >>> from linking_toolkit.cache import default_cache
+    >>> strategy, line = default_cache(tenant)              # doctest: +SKIP
+    >>> strategy is READ_WRITE, line                        # on a personal machine
+    (True, None)
     """
     if tenant.sandbox is not None and not getattr(tenant.sandbox, "kept", False):
         return NOOP, ("Not caching this login: this sandbox runs inside the kernel and its logins end "

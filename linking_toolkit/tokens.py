@@ -70,7 +70,20 @@ def _split(token: str) -> jws.CompactSignature:
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, NOT verified: only for deciding what to look up, never to trust."""
+    """The payload of a JWT, NOT verified: only for deciding what to look up, never to trust.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tokens import unverified_claims
+    >>> unverified_claims('eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhdXRoMHwxIn0.c2lnbmF0dXJl')
+    {'sub': 'auth0|1'}
+
+    Examples
+    --------
+    >>> from linking_toolkit.tokens import unverified_claims
+    >>> unverified_claims("eyJhbGciOiAiUlMyNTYifQ.eyJzdWIiOiAiYXV0aDB8YWRhIn0.sig")   # the signature is not checked
+    {'sub': 'auth0|ada'}
+    """
     try:
         payload = json.loads(_split(token).payload)
     except ValueError:
@@ -176,7 +189,18 @@ def _check_lifetime(claims: Mapping[str, Any], *, leeway: int, moment: float) ->
 
 
 class SessionClient(Protocol):
-    """What a session needs of its own Management API client (made in ``linking_toolkit.management``)."""
+    """What a session needs of its own Management API client (made in ``linking_toolkit.management``).
+
+    Examples
+    --------
+    >>> primary = login(tenant)                          # doctest: +SKIP
+    >>> primary.close()                                  # doctest: +SKIP
+
+    Examples
+    --------
+    >>> session = login(tenant)                           # doctest: +SKIP
+    >>> session.identities                                # read through the session's own client
+    """
 
     @property
     def closed(self) -> bool: ...
