@@ -84,13 +84,6 @@ def write_audit(result: Audit, candidates: pd.DataFrame, out: Path, fmt: str = "
     The frames hold every user's email and name, as the journal does: each file is created 0600 (a
     new ``out`` directory 0700), never through a symlink; a CSV cell a spreadsheet would run as a
     formula carries Auth0's guard, a leading ``'`` (Parquet keeps the real value).
-
-    Examples
-    --------
-    >>> from pathlib import Path
-    >>> from linking_toolkit.__main__ import write_audit
-    >>> result = audit_tenant(admin)                                        # doctest: +SKIP
-    >>> summary = write_audit(result, link_candidates(result), Path("audit-out"))
     """
     private_dir(out)
     for name, frame in (("users", result.users), ("identities", result.identities),
@@ -228,12 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(['doctor'])                                  # doctest: +SKIP
     ...
     Ready.
-    0
-
-    Examples
-    --------
-    >>> from linking_toolkit.__main__ import main
-    >>> main(["audit", "--out", "audit-out"])         # doctest: +SKIP
     0
     """
     args = _parser().parse_args(argv)

@@ -90,15 +90,6 @@ def identities_of(profile: Mapping[str, Any]) -> list[Identity]:
     ...     {'provider': 'google-oauth2', 'user_id': '42', 'connection': 'google-oauth2', 'isSocial': True}]}
     >>> [identity.full_id for identity in identities_of(profile)]
     ['auth0|1', 'google-oauth2|42']
-
-    Examples
-    --------
-    >>> from linking_toolkit.identities import identities_of
-    >>> profile = {"user_id": "auth0|ada", "identities": [
-    ...     {"provider": "auth0", "user_id": "ada", "connection": "Username-Password-Authentication"},
-    ...     {"provider": "google-oauth2", "user_id": "1234", "connection": "google-oauth2", "isSocial": True}]}
-    >>> [identity.full_id for identity in identities_of(profile)]
-    ['auth0|ada', 'google-oauth2|1234']
     """
     return [Identity.from_api(i) for i in profile.get("identities") or []]
 
@@ -113,15 +104,6 @@ def is_primary(profile: Mapping[str, Any], identity: Mapping[str, Any] | Identit
     >>> profile = {'user_id': 'auth0|1', 'identities': [{'provider': 'auth0', 'user_id': '1'},
     ...                                                 {'provider': 'google-oauth2', 'user_id': '42'}]}
     >>> is_primary(profile, profile['identities'][0]), is_primary(profile, profile['identities'][1])
-    (True, False)
-
-    Examples
-    --------
-    >>> from linking_toolkit.identities import is_primary
-    >>> profile = {"user_id": "auth0|ada", "identities": [
-    ...     {"provider": "auth0", "user_id": "ada", "connection": "Username-Password-Authentication"},
-    ...     {"provider": "google-oauth2", "user_id": "1234", "connection": "google-oauth2", "isSocial": True}]}
-    >>> is_primary(profile, profile["identities"][0]), is_primary(profile, profile["identities"][1])
     (True, False)
     """
     if isinstance(identity, Identity):
@@ -142,15 +124,6 @@ def holds_identity(profile: Mapping[str, Any], provider: str, user_id: str) -> b
     ...                                                 {'provider': 'google-oauth2', 'user_id': '42'}]}
     >>> holds_identity(profile, 'google-oauth2', '42'), holds_identity(profile, 'facebook', '42')
     (True, False)
-
-    Examples
-    --------
-    >>> from linking_toolkit.identities import holds_identity
-    >>> profile = {"user_id": "auth0|ada", "identities": [
-    ...     {"provider": "auth0", "user_id": "ada", "connection": "Username-Password-Authentication"},
-    ...     {"provider": "google-oauth2", "user_id": "1234", "connection": "google-oauth2", "isSocial": True}]}
-    >>> holds_identity(profile, "google-oauth2", "1234"), holds_identity(profile, "github", "1234")
-    (True, False)
     """
     return any(i.get("provider") == provider and str(i.get("user_id")) == user_id
                for i in profile.get("identities") or ())
@@ -170,15 +143,6 @@ def primary_identity(profile: Mapping[str, Any]) -> Identity | None:
     'auth0|1'
     >>> print(primary_identity({'user_id': 'auth0|1', 'identities': []}))
     None
-
-    Examples
-    --------
-    >>> from linking_toolkit.identities import primary_identity
-    >>> profile = {"user_id": "auth0|ada", "identities": [
-    ...     {"provider": "auth0", "user_id": "ada", "connection": "Username-Password-Authentication"},
-    ...     {"provider": "google-oauth2", "user_id": "1234", "connection": "google-oauth2", "isSocial": True}]}
-    >>> primary_identity(profile).full_id
-    'auth0|ada'
     """
     for identity in identities_of(profile):
         if is_primary(profile, identity):

@@ -47,11 +47,6 @@ class Closeable(Protocol):
     >>> tenant = connect()                                # doctest: +SKIP
     >>> tenant.register_client(admin)                   # doctest: +SKIP
     >>> tenant.close()                                  # doctest: +SKIP
-
-    Examples
-    --------
-    >>> tenant.register_client(admin)          # doctest: +SKIP
-    >>> tenant.close()                          # closes admin's connection pool too
     """
 
     def close(self) -> None: ...
@@ -257,14 +252,6 @@ def trust(ca_file: str | None) -> ssl.SSLContext | bool:
     >>> trust(None)
     True
     >>> trust('sandbox-ca.pem')                           # doctest: +SKIP
-    <ssl.SSLContext object at 0x...>
-
-    Examples
-    --------
-    >>> from linking_toolkit.tenant import trust
-    >>> trust(None)                             # the system's CAs
-    True
-    >>> trust("sandbox-ca.pem")                 # doctest: +SKIP
     <ssl.SSLContext object at 0x...>
     """
     if ca_file is None:
