@@ -84,7 +84,7 @@ def bad_body(message: str) -> NoReturn:
     --------
     >>> from linking_toolkit.sandbox.management_api.errors import ApiError, bad_body
     >>> try:
-    ...     bad_body('Payload validation error: \'Missing required property: connection\'.')
+    ...     bad_body("Payload validation error: 'Missing required property: connection'.")
     ... except ApiError as error:
     ...     print(error.status, error.error_code)
     400 invalid_body
@@ -99,7 +99,7 @@ def bad_query(message: str) -> NoReturn:
     --------
     >>> from linking_toolkit.sandbox.management_api.errors import ApiError, bad_query
     >>> try:
-    ...     bad_query('Query validation error: \'page\' must be an integer.')
+    ...     bad_query("Query validation error: 'page' must be an integer.")
     ... except ApiError as error:
     ...     print(error.status, error.error_code)
     400 invalid_query_string

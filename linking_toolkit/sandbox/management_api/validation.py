@@ -43,8 +43,8 @@ def check_connection_id(connection_id: str) -> None:
     >>> try:
     ...     check_connection_id('github')
     ... except ApiError as error:
-    ...     print(error.status, error.message[:60])
-    400 Payload validation error: 'String does not match pattern ^con_
+    ...     print(error.status, error.error_code)
+    400 invalid_body
     """
     if not CONNECTION_ID.fullmatch(connection_id):
         bad_body("Payload validation error: 'String does not match pattern ^con_[A-Za-z0-9]{16}$'"
