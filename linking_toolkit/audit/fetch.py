@@ -54,7 +54,16 @@ PARTITION_TARGET = 800
 class IncompleteAudit(Auth0Error):
     """The partitioned search could not reach every user exactly once: the tenant changed while it
     was read (run the audit again), or more users share one ``created_at`` millisecond than a
-    search can reach (an export job is the only way then)."""
+    search can reach (an export job is the only way then).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.fetch import IncompleteAudit
+    >>> from linking_toolkit.errors import Auth0Error
+    >>> issubclass(IncompleteAudit, Auth0Error)
+    True
+    >>> result = audit_tenant(admin)                    # doctest: +SKIP
+    """
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -64,7 +73,18 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def export_format(path: str | os.PathLike[str]) -> str:
-    """``"json"`` (NDJSON lines) or ``"csv"``: what a users-export file holds, from its first byte."""
+    """``"json"`` (NDJSON lines) or ``"csv"``: what a users-export file holds, from its first byte.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from linking_toolkit.audit.fetch import export_format
+    >>> path = Path(tempfile.mkdtemp()) / "users.json"
+    >>> _ = path.write_text('{"user_id": "auth0|1"}\\n')
+    >>> export_format(path)
+    'json'
+    """
     with _open(Path(path)) as stream:
         start = stream.read(64).lstrip()
     return "json" if start[:1] in (b"{", b"") else "csv"
