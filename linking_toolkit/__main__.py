@@ -84,6 +84,13 @@ def write_audit(result: Audit, candidates: pd.DataFrame, out: Path, fmt: str = "
     The frames hold every user's email and name, as the journal does: each file is created 0600 (a
     new ``out`` directory 0700), never through a symlink; a CSV cell a spreadsheet would run as a
     formula carries Auth0's guard, a leading ``'`` (Parquet keeps the real value).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from linking_toolkit.__main__ import write_audit
+    >>> result = audit_tenant(admin)                                        # doctest: +SKIP
+    >>> summary = write_audit(result, link_candidates(result), Path("audit-out"))
     """
     private_dir(out)
     for name, frame in (("users", result.users), ("identities", result.identities),
@@ -213,7 +220,16 @@ def _tiers(text: str) -> str | list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status."""
+    """Console entry point; returns the exit status.
+
+    Examples
+    --------
+    >>> from linking_toolkit.__main__ import main
+    >>> main(['doctor'])                                  # doctest: +SKIP
+    ...
+    Ready.
+    0
+    """
     args = _parser().parse_args(argv)
     if args.command == "audit":
         if args.sandbox_users < 0:

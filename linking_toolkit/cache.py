@@ -76,18 +76,42 @@ _KEY_FIELDS = ("issuer", "client_id", "purpose", "connection", "user_id")
 
 
 class CacheWarning(UserWarning):
-    """The token cache could not be read or written; the login goes on without it."""
+    """The token cache could not be read or written; the login goes on without it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from linking_toolkit.cache import CacheWarning
+    >>> warnings.simplefilter('error', CacheWarning)      # doctest: +SKIP
+    """
 
 
 def default_path() -> Path:
-    """``$LINKING_TOOLKIT_CACHE``, else ``tokens.json`` in the user's config directory."""
+    """``$LINKING_TOOLKIT_CACHE``, else ``tokens.json`` in the user's config directory.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.default_path()                            # doctest: +SKIP
+    PosixPath('/home/ada/.config/linking_toolkit/tokens.json')
+    """
     given = os.environ.get(CACHE_ENV)
     return Path(given) if given else Path(platformdirs.user_config_dir("linking_toolkit")) / "tokens.json"
 
 
 @dataclass(frozen=True)
 class CachedLogin:
-    """One cached login: whose, for which tenant and purpose, and its refresh token (never shown)."""
+    """One cached login: whose, for which tenant and purpose, and its refresh token (never shown).
+
+    Examples
+    --------
+    >>> from linking_toolkit.cache import CachedLogin
+    >>> kept = CachedLogin(issuer='https://example.eu.auth0.com/', client_id='abc', purpose='login',
+    ...                    connection=None, user_id='auth0|1', stored_at='2024-05-01T10:00:00Z',
+    ...                    refresh_token='v1.secret')
+    >>> kept.user_id, 'v1.secret' in repr(kept)
+    ('auth0|1', False)
+    """
 
     issuer: str
     client_id: str
@@ -102,7 +126,16 @@ class CachedLogin:
 
 
 class TokenCache:
-    """What a login does with the cache; this base class does nothing (it is :data:`NOOP`)."""
+    """What a login does with the cache; this base class does nothing (it is :data:`NOOP`).
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.NOOP
+    <TokenCache NOOP: logins are neither read nor kept>
+    >>> cache.NOOP.reads, cache.NOOP.writes
+    (False, False)
+    """
 
     reads = False  # a login first tries a cached refresh token
     writes = False  # a login asks for offline_access and keeps the refresh token
@@ -139,6 +172,14 @@ class FileCache(TokenCache):
     """Keeps logins in a 0600 JSON file, never reads them: this is :data:`REAUTH`.
 
     ``path`` defaults to :func:`default_path`, looked up at each use.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.REAUTH.reads, cache.REAUTH.writes
+    (False, True)
+    >>> cache.REAUTH.at('/tmp/tokens.json')
+    <TokenCache REAUTH: logins are kept in /tmp/tokens.json, never read>
     """
 
     writes = True
@@ -255,7 +296,15 @@ class FileCache(TokenCache):
 
 
 class ReadWriteCache(FileCache):
-    """Uses a cached login when there is one and keeps every new one: this is :data:`READ_WRITE`."""
+    """Uses a cached login when there is one and keeps every new one: this is :data:`READ_WRITE`.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> cache.READ_WRITE.reads, cache.READ_WRITE.writes
+    (True, True)
+    >>> primary = login(tenant, cache=cache.READ_WRITE.at('/tmp/tokens.json'))   # doctest: +SKIP
+    """
 
     reads = True
 
@@ -316,6 +365,12 @@ def default_cache(tenant: Tenant) -> tuple[TokenCache, str | None]:
     :data:`NOOP` on JupyterHub or Colab, with a line saying why; :data:`NOOP` for a sandbox running
     in this process, whose tokens end with it (a cached one could never be used again), with a line
     saying so at its first login.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache, connect
+    >>> cache.default_cache(connect())                   # doctest: +SKIP
+    (<TokenCache NOOP: logins are neither read nor kept>, 'Not caching this login: this sandbox runs ...')
     """
     if tenant.sandbox is not None and not getattr(tenant.sandbox, "kept", False):
         if tenant in _TOLD_IN_KERNEL:  # said once for this tenant: not at every login of a notebook

@@ -79,13 +79,33 @@ class Identity:
 
 
 def identities_of(profile: Mapping[str, Any]) -> list[Identity]:
-    """The profile's identities as :class:`Identity` values, main identity first."""
+    """The profile's identities as :class:`Identity` values, main identity first.
+
+    Examples
+    --------
+    >>> from linking_toolkit.identities import identities_of
+    >>> profile = {'user_id': 'auth0|1', 'identities': [
+    ...     {'provider': 'auth0', 'user_id': '1', 'connection': 'Username-Password-Authentication',
+    ...      'isSocial': False},
+    ...     {'provider': 'google-oauth2', 'user_id': '42', 'connection': 'google-oauth2', 'isSocial': True}]}
+    >>> [identity.full_id for identity in identities_of(profile)]
+    ['auth0|1', 'google-oauth2|42']
+    """
     return [Identity.from_api(i) for i in profile.get("identities") or []]
 
 
 def is_primary(profile: Mapping[str, Any], identity: Mapping[str, Any] | Identity) -> bool:
     """Whether ``identity`` is the profile's main identity (its ``provider|user_id`` is the
-    profile's ``user_id``), which can never be unlinked."""
+    profile's ``user_id``), which can never be unlinked.
+
+    Examples
+    --------
+    >>> from linking_toolkit.identities import is_primary
+    >>> profile = {'user_id': 'auth0|1', 'identities': [{'provider': 'auth0', 'user_id': '1'},
+    ...                                                 {'provider': 'google-oauth2', 'user_id': '42'}]}
+    >>> is_primary(profile, profile['identities'][0]), is_primary(profile, profile['identities'][1])
+    (True, False)
+    """
     if isinstance(identity, Identity):
         full = identity.full_id
     else:
@@ -95,12 +115,35 @@ def is_primary(profile: Mapping[str, Any], identity: Mapping[str, Any] | Identit
 
 def holds_identity(profile: Mapping[str, Any], provider: str, user_id: str) -> bool:
     """Whether the profile holds the identity ``provider``/``user_id`` (linked or its own): how a
-    link or an unlink is known to have happened, from the tenant's answer alone."""
+    link or an unlink is known to have happened, from the tenant's answer alone.
+
+    Examples
+    --------
+    >>> from linking_toolkit.identities import holds_identity
+    >>> profile = {'user_id': 'auth0|1', 'identities': [{'provider': 'auth0', 'user_id': '1'},
+    ...                                                 {'provider': 'google-oauth2', 'user_id': '42'}]}
+    >>> holds_identity(profile, 'google-oauth2', '42'), holds_identity(profile, 'facebook', '42')
+    (True, False)
+    """
     return any(i.get("provider") == provider and str(i.get("user_id")) == user_id
                for i in profile.get("identities") or ())
 
 
 def primary_identity(profile: Mapping[str, Any]) -> Identity | None:
+    """The profile's main identity (the one whose ``provider|user_id`` is the profile's ``user_id``), or None.
+
+    Examples
+    --------
+    >>> from linking_toolkit.identities import primary_identity
+    >>> profile = {'user_id': 'auth0|1', 'identities': [
+    ...     {'provider': 'google-oauth2', 'user_id': '42', 'connection': 'google-oauth2', 'isSocial': True},
+    ...     {'provider': 'auth0', 'user_id': '1', 'connection': 'Username-Password-Authentication',
+    ...      'isSocial': False}]}
+    >>> primary_identity(profile).full_id
+    'auth0|1'
+    >>> print(primary_identity({'user_id': 'auth0|1', 'identities': []}))
+    None
+    """
     for identity in identities_of(profile):
         if is_primary(profile, identity):
             return identity

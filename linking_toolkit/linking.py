@@ -29,7 +29,17 @@ def check_link(primary: Session, secondary: Session, *, max_login_age: float = M
 
     ``max_login_age`` (seconds) bounds how long ago the secondary's person logged in (its ID token's
     ``auth_time``): Auth0's guidance is that both accounts authenticate at the time of the link, so a
-    session kept from earlier, a cached one say, is not proof that the person holds it now."""
+    session kept from earlier, a cached one say, is not proof that the person holds it now.
+
+    Examples
+    --------
+    >>> from linking_toolkit.linking import check_link
+    >>> check_link(primary, secondary)                 # doctest: +SKIP
+    >>> check_link(primary, primary)                   # doctest: +SKIP
+    Traceback (most recent call last):
+        ...
+    linking_toolkit.errors.UnsafeLink: the secondary session is the primary account itself, ...
+    """
     if secondary is primary or secondary.user_id == primary.user_id:
         raise UnsafeLink("the secondary session is the primary account itself, the account you are "
                          "already logged in to: choose the other one when you log in with "
@@ -57,7 +67,17 @@ def check_link(primary: Session, secondary: Session, *, max_login_age: float = M
 
 def check_unlink(primary: Session, identity: Identity) -> None:
     """Raise if ``identity`` is ``primary``'s main identity (Auth0 would answer "Main identity
-    cannot be removed.")."""
+    cannot be removed.").
+
+    Examples
+    --------
+    >>> from linking_toolkit.linking import check_unlink
+    >>> check_unlink(primary, primary.identities[1])     # doctest: +SKIP
+    >>> check_unlink(primary, primary.identities[0])     # doctest: +SKIP
+    Traceback (most recent call last):
+        ...
+    linking_toolkit.errors.LinkRefused: the main identity cannot be unlinked; unlink the other identities ...
+    """
     if identity.full_id == primary.user_id or is_primary(primary.profile, identity):
         raise LinkRefused("the main identity cannot be unlinked; unlink the other identities instead")
 

@@ -48,7 +48,18 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 def proxied_link(url: str, base: str | None) -> str:
     """``url`` through the proxy of the notebook server at ``base``: ``{base}proxy/{port}{path}``,
-    for a loopback ``http`` URL with a port; any other URL, or no ``base``, is returned as it is."""
+    for a loopback ``http`` URL with a port; any other URL, or no ``base``, is returned as it is.
+
+    Examples
+    --------
+    >>> from linking_toolkit.proxy_links import proxied_link
+    >>> proxied_link('http://127.0.0.1:53817/authorize?state=x', 'https://hub.example.org/user/ada/')
+    'https://hub.example.org/user/ada/proxy/53817/authorize?state=x'
+    >>> proxied_link('http://127.0.0.1:53817/authorize', None)
+    'http://127.0.0.1:53817/authorize'
+    >>> proxied_link('https://example.eu.auth0.com/authorize', '/user/ada/')
+    'https://example.eu.auth0.com/authorize'
+    """
     parts = urlsplit(url)
     if base is None or parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or not parts.port:
         return url
@@ -59,7 +70,16 @@ def proxied_link(url: str, base: str | None) -> str:
 
 def proxy_base(environ: Mapping[str, str] | None = None) -> str | None:
     """The notebook server's base as the browser sees it (ending in ``/``), or None where links
-    should stay on loopback. See the module's docstring for where it comes from."""
+    should stay on loopback. See the module's docstring for where it comes from.
+
+    Examples
+    --------
+    >>> from linking_toolkit.proxy_links import proxy_base
+    >>> proxy_base({'JUPYTERHUB_SERVICE_PREFIX': '/user/ada/', 'JUPYTERHUB_PUBLIC_URL': 'https://hub.example.org'})
+    'https://hub.example.org/user/ada/'
+    >>> print(proxy_base({'LINKING_TOOLKIT_PROXY_BASE': 'off'}))
+    None
+    """
     env = os.environ if environ is None else environ
     explicit = env.get(PROXY_BASE_ENV, "").strip()
     if explicit:
@@ -100,5 +120,12 @@ def _parent_server_base() -> str | None:
 
 def browser_link(url: str) -> str:
     """The link to show a person for ``url``: through the notebook server's proxy where there is
-    one (:func:`proxy_base`), else ``url`` itself."""
+    one (:func:`proxy_base`), else ``url`` itself.
+
+    Examples
+    --------
+    >>> from linking_toolkit.proxy_links import browser_link
+    >>> browser_link('http://127.0.0.1:53817/activate?user_code=ABCD-EFGH')   # doctest: +SKIP
+    'https://hub.example.org/user/ada/proxy/53817/activate?user_code=ABCD-EFGH'
+    """
     return proxied_link(url, proxy_base())

@@ -39,7 +39,15 @@ _ENDPOINT_NAMES = ("authorization_endpoint", "token_endpoint", "device_authoriza
 
 
 class Closeable(Protocol):
-    """Anything holding a connection pool that :meth:`Tenant.close` should close."""
+    """Anything holding a connection pool that :meth:`Tenant.close` should close.
+
+    Examples
+    --------
+    >>> from linking_toolkit import connect
+    >>> tenant = connect()                                # doctest: +SKIP
+    >>> tenant.register_client(admin)                   # doctest: +SKIP
+    >>> tenant.close()                                  # doctest: +SKIP
+    """
 
     def close(self) -> None: ...
 
@@ -236,7 +244,16 @@ class Tenant:
 
 
 def trust(ca_file: str | None) -> ssl.SSLContext | bool:
-    """httpx's ``verify`` for a tenant: the system's CAs (``True``), and ``ca_file`` when given."""
+    """httpx's ``verify`` for a tenant: the system's CAs (``True``), and ``ca_file`` when given.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant import trust
+    >>> trust(None)
+    True
+    >>> trust('sandbox-ca.pem')                           # doctest: +SKIP
+    <ssl.SSLContext object at 0x...>
+    """
     if ca_file is None:
         return True
     context = ssl.create_default_context()

@@ -70,7 +70,14 @@ def _split(token: str) -> jws.CompactSignature:
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, NOT verified: only for deciding what to look up, never to trust."""
+    """The payload of a JWT, NOT verified: only for deciding what to look up, never to trust.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tokens import unverified_claims
+    >>> unverified_claims('eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhdXRoMHwxIn0.c2lnbmF0dXJl')
+    {'sub': 'auth0|1'}
+    """
     try:
         payload = json.loads(_split(token).payload)
     except ValueError:
@@ -176,7 +183,13 @@ def _check_lifetime(claims: Mapping[str, Any], *, leeway: int, moment: float) ->
 
 
 class SessionClient(Protocol):
-    """What a session needs of its own Management API client (made in ``linking_toolkit.management``)."""
+    """What a session needs of its own Management API client (made in ``linking_toolkit.management``).
+
+    Examples
+    --------
+    >>> primary = login(tenant)                          # doctest: +SKIP
+    >>> primary.close()                                  # doctest: +SKIP
+    """
 
     @property
     def closed(self) -> bool: ...

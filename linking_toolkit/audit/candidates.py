@@ -141,7 +141,18 @@ def link_candidates(result: Audit | SparkAudit, *, rank: Sequence[tuple[str, boo
 def check_candidate_options(tiers: Sequence[str] | str, default_region: str | None,
                             threshold: float = DEFAULT_THRESHOLD) -> list[str]:
     """The tiers asked for, in ``TIERS`` order; a one-line ValueError for a tier, region or
-    threshold ``link_candidates`` cannot use."""
+    threshold ``link_candidates`` cannot use.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.candidates import check_candidate_options
+    >>> check_candidate_options("all", None)
+    ['exact', 'alias', 'phone', 'probable']
+    >>> check_candidate_options(["nope"], None)
+    Traceback (most recent call last):
+        ...
+    ValueError: tiers are some of exact, alias, phone, probable (or "all"), not ['nope']
+    """
     if not (isinstance(threshold, float | int) and 0.0 < threshold < 1.0):
         raise ValueError(f"threshold is a match probability between 0 and 1, not {threshold!r}")
     if default_region is not None and default_region not in phonenumbers.SUPPORTED_REGIONS:
@@ -188,7 +199,22 @@ _CANDIDATE_COLUMNS = {"email", "user_id", "connection", "provider", "email_verif
 
 def risk_now(primary: Mapping[str, Any], secondary: Mapping[str, Any]) -> str | None:
     """Why linking these two users as they are now is unsafe, or None: the rules of
-    ``link_candidates`` on two live profiles (``GET /users/{id}``)."""
+    ``link_candidates`` on two live profiles (``GET /users/{id}``).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.candidates import risk_now
+    >>> primary = {"user_id": "auth0|1", "email": "ada@example.org", "email_verified": True,
+    ...            "identities": [{"provider": "auth0", "user_id": "1",
+    ...                            "connection": "Username-Password-Authentication"}]}
+    >>> secondary = {"user_id": "google-oauth2|2", "email": "ada@example.org", "email_verified": False,
+    ...              "identities": [{"provider": "google-oauth2", "user_id": "2",
+    ...                              "connection": "google-oauth2"}]}
+    >>> risk_now(primary, secondary)
+    'unverified email now'
+    >>> print(risk_now(primary, {**secondary, "email_verified": True}))
+    None
+    """
     if primary.get("email_verified") is not True or secondary.get("email_verified") is not True:
         return "unverified email now"
     if normalise_email(primary.get("email")) != normalise_email(secondary.get("email")):

@@ -23,7 +23,15 @@ _MEMBER_SCHEMA = pa.schema([("tier", pa.string()), ("key", pa.string()), ("match
 @dataclass
 class Clusters:
     """``members`` (tier, key, match_probability, evidence, user_id: one row per user of a group)
-    and ``weights`` (by group key: the weakest pair's match weight per comparison and the prior)."""
+    and ``weights`` (by group key: the weakest pair's match weight per comparison and the prior).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.clusters import cluster_pairs
+    >>> clusters = cluster_pairs(pairs)                 # doctest: +SKIP
+    >>> clusters.members.column_names
+    ['tier', 'key', 'match_probability', 'evidence', 'user_id']
+    """
 
     members: pa.Table
     weights: dict[str, dict[str, float]]
@@ -31,7 +39,15 @@ class Clusters:
 
 def pair_evidence(pair: dict[str, Any], similarity: dict[str, float | None]) -> str:
     """A scored pair in words: ``"given name 0.97, family name 1.00, email local part 0.91, same
-    domain"``; a comparison one side lacks is left out."""
+    domain"``; a comparison one side lacks is left out.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.clusters import pair_evidence
+    >>> pair = {"given_l": "Ada", "given_r": "Ada", "domain_l": "example.org", "domain_r": "example.org"}
+    >>> pair_evidence(pair, {"given": 1.0, "domain": None})
+    'given name 1.00, same domain'
+    """
     words = []
     for column, label in COMPARISONS.items():
         left, right = pair.get(f"{column}_l"), pair.get(f"{column}_r")
@@ -57,7 +73,15 @@ def _find(parent: dict[str, str], node: str) -> str:
 
 
 def cluster_pairs(pairs: pa.Table) -> Clusters:
-    """Groups of ``pairs`` (splink's predictions with ``sim_<column>`` similarities added)."""
+    """Groups of ``pairs`` (splink's predictions with ``sim_<column>`` similarities added).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.clusters import cluster_pairs
+    >>> from linking_toolkit.audit.probable import probable_pairs
+    >>> clusters = cluster_pairs(probable_pairs(engine.connection))      # doctest: +SKIP
+    >>> clusters.members.num_rows                       # one row per user of a group
+    """
     rows = pairs.to_pylist()
     parent: dict[str, str] = {}
     for row in rows:

@@ -64,7 +64,16 @@ def _identities(columns: list[str], kind: str) -> str:
 
 def csv_select(columns: list[str], types: Mapping[str, str]) -> str:
     """The select list that turns a CSV export's text columns (``columns``, as its header names
-    them) into the audit's ``raw`` columns of ``types``; a field the export lacks is NULL."""
+    them) into the audit's ``raw`` columns of ``types``; a field the export lacks is NULL.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.csv_export import csv_select
+    >>> print(csv_select(["email"], {"email": "VARCHAR"}))            # Auth0's formula guard taken off
+    nullif(if(starts_with("email", chr(39)), "email"[2:], "email"), '') as email
+    >>> print(csv_select(["email"], {"name": "VARCHAR"}))              # a field the export lacks
+    null::VARCHAR as name
+    """
     parts = []
     for name, kind in types.items():
         if name == "identities":
@@ -82,7 +91,7 @@ def guard_cell(value: Any) -> Any:
     Examples
     --------
     >>> guard_cell('=HYPERLINK("http://x")')
-    '\'=HYPERLINK("http://x")'
+    '\\'=HYPERLINK("http://x")'
     >>> guard_cell("ana@example.org"), guard_cell(3)
     ('ana@example.org', 3)
     """

@@ -55,7 +55,16 @@ PARTITION_TARGET = 800
 class IncompleteAudit(Auth0Error):
     """The partitioned search could not reach every user exactly once: the tenant changed while it
     was read (run the audit again), or more users share one ``created_at`` millisecond than a
-    search can reach (an export job is the only way then)."""
+    search can reach (an export job is the only way then).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.fetch import IncompleteAudit
+    >>> from linking_toolkit.errors import Auth0Error
+    >>> issubclass(IncompleteAudit, Auth0Error)
+    True
+    >>> result = audit_tenant(admin)                    # doctest: +SKIP
+    """
 
 
 def _first_bad_line(path: Path) -> str:

@@ -45,7 +45,16 @@ AUDIT_FIELDS = ["user_id", "email", "email_verified", "name", "created_at", "las
 
 def audit_fields(phone_paths: Sequence[str] = ()) -> list[str]:
     """What the audit asks a tenant for: ``AUDIT_FIELDS``, and ``user_metadata`` when a phone is
-    read from it (``phone_paths``, checked here, before any request)."""
+    read from it (``phone_paths``, checked here, before any request).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.frames import audit_fields
+    >>> audit_fields()[:4]
+    ['user_id', 'email', 'email_verified', 'name']
+    >>> audit_fields(["user_metadata.phone"])[-1]
+    'user_metadata'
+    """
     return [*AUDIT_FIELDS, "user_metadata"] if check_phone_paths(phone_paths) else list(AUDIT_FIELDS)
 
 
@@ -161,7 +170,22 @@ def audit_records(records: Iterable[Mapping[str, Any]], *, source: str = "record
                   issuer: str | None = None, phone_paths: Sequence[str] = ()) -> Audit:
     """An ``Audit`` from user records (``GET /users`` pages or export lines), through the same
     engine and SQL as an export file. ``phone_paths`` (``["user_metadata.phone"]``) name where the
-    tenant keeps a phone besides ``phone_number``."""
+    tenant keeps a phone besides ``phone_number``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.frames import audit_records
+    >>> result = audit_records([
+    ...     {"user_id": "auth0|1", "email": "ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "auth0", "user_id": "1",
+    ...                      "connection": "Username-Password-Authentication"}]},
+    ...     {"user_id": "google-oauth2|2", "email": "Ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "google-oauth2", "user_id": "2", "connection": "google-oauth2"}]}])
+    >>> result
+    <Audit tenant users=2 identities=2 source=records>
+    >>> result.users["email"].tolist()                  # normalised for comparison
+    ['ada@example.org', 'ada@example.org']
+    """
     with Engine(phone_paths=phone_paths) as engine:
         engine.use_records(records)
         users, identities = engine.frames()

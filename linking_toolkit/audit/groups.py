@@ -54,7 +54,14 @@ def _quoted(text: str) -> str:
 
 
 def exact_members_sql(users: str = "users") -> str:
-    """The ``exact`` tier's members: users whose normalised email another user shares."""
+    """The ``exact`` tier's members: users whose normalised email another user shares.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.groups import exact_members_sql
+    >>> "from people" in exact_members_sql("people")
+    True
+    """
     return f"""
     select 'exact' as tier, email as key, 1.0::double as match_probability,
            'same email ' || email as evidence, user_id
@@ -78,6 +85,11 @@ def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, user
     missing values last; groups come in tier order, then by the primary's email; ``risk`` is the
     first reason of ``RISKS`` that applies (a tier other than ``exact`` is always ``review: ...``),
     ``reasons`` all of them.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.groups import candidates_sql
+    >>> table = engine.arrow(candidates_sql())           # doctest: +SKIP
     """
     members = members or f"({exact_members_sql(users)})"
     order = ", ".join(f'u."{_identifier(column)}" {"asc" if ascending else "desc"} nulls last'

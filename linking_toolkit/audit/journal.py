@@ -41,6 +41,14 @@ def unfinished(record: Mapping[str, Any]) -> bool:
 
     A "failed" written before refusals were told apart from a tenant in trouble (no ``refused``
     flag) counts as unfinished: it may have been either.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.journal import unfinished
+    >>> unfinished({"event": "started"}), unfinished({"event": "done"})
+    (True, False)
+    >>> unfinished({"event": "failed", "refused": True})   # the tenant refused: nothing is unknown
+    False
     """
     event = record.get("event")
     return event in UNFINISHED or (event == "failed" and "refused" not in record)
@@ -56,6 +64,17 @@ class Journal:
     (the tenant refused the link, ``refused``; what this run merged was taken back), "stopped" (the
     outcome is unknown: the tenant in trouble or a deadline passed), "already linked" (someone else
     linked it: ``undo`` leaves it) and "undone".
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from linking_toolkit.audit.journal import Journal
+    >>> path = os.path.join(tempfile.mkdtemp(), "journal.jsonl")
+    >>> journal = Journal(path)
+    >>> journal.write({"event": "started", "primary_id": "auth0|1", "secondary_id": "google-oauth2|2",
+    ...                "provider": "google-oauth2", "user_id": "2"})
+    >>> [record["event"] for record in journal.read()], oct(os.stat(path).st_mode & 0o777)
+    (['started'], '0o600')
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

@@ -22,7 +22,14 @@ MERGE_MARK = "linking_toolkit_merge:"
 
 
 def merge_mark(before: Mapping[str, Any] | None, written: Mapping[str, Any]) -> dict[str, Any]:
-    """The mark a merge leaves on the primary: what it wrote and what those keys held before."""
+    """The mark a merge leaves on the primary: what it wrote and what those keys held before.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.merge import merge_mark
+    >>> merge_mark({"plan": "pro"}, {"plan": "team", "nickname": "ada"})
+    {'written': {'plan': 'team', 'nickname': 'ada'}, 'before': {'plan': 'pro'}}
+    """
     prior = dict(before or {})
     return {"written": dict(written), "before": {k: prior[k] for k in written if k in prior}}
 

@@ -53,7 +53,14 @@ COMPARISONS = {"given": "given name", "family": "family name", "local": "email l
 
 
 def records_sql(users: str = "users", phones: str = "phones") -> str:
-    """One splink record per user (see the module's docstring)."""
+    """One splink record per user (see the module's docstring).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.probable import records_sql
+    >>> "from users" in records_sql()
+    True
+    """
     def clean(expr: str) -> str:
         return f"nullif(lower(strip_accents(trim({expr}))), '')"
 
@@ -77,7 +84,14 @@ def records_sql(users: str = "users", phones: str = "phones") -> str:
 
 
 def model_settings() -> Any:
-    """The model's splink settings (a ``SettingsCreator``), for any of splink's backends."""
+    """The model's splink settings (a ``SettingsCreator``), for any of splink's backends.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.probable import model_settings
+    >>> type(model_settings()).__name__
+    'SettingsCreator'
+    """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
@@ -136,7 +150,14 @@ def _quiet_splink() -> Iterator[None]:
 
 def train_model(linker: Any, *, seed: int = 1) -> None:
     """Train ``linker`` (a splink ``Linker`` with :func:`model_settings`, on any backend) on its own
-    records: the prior, u from random pairs (``seed``), m by EM (see the module's docstring)."""
+    records: the prior, u from random pairs (``seed``), m by EM (see the module's docstring).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.probable import model_settings, train_model
+    >>> linker = splink.Linker(records, model_settings(), db_api)   # doctest: +SKIP
+    >>> train_model(linker, seed=1)
+    """
     from splink import block_on
     from splink.internals.exceptions import EMTrainingException
 
@@ -156,7 +177,15 @@ def probable_pairs(connection: duckdb.DuckDBPyConnection, *, threshold: float = 
     """Scored pairs above ``threshold``: unique_id_l, unique_id_r, match_probability, match_weight,
     the records' values (``given_l``, ``given_r``, ...) and each comparison's match weight
     (``mw_given``, ...), from a model trained on ``users`` itself; ``trained`` is called with
-    ``"probable: training"`` once the model is trained."""
+    ``"probable: training"`` once the model is trained.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.probable import probable_pairs
+    >>> pairs = probable_pairs(engine.connection, threshold=0.99)   # doctest: +SKIP
+    >>> pairs.column_names[:3]
+    ['unique_id_l', 'unique_id_r', 'match_probability']
+    """
     from splink import DuckDBAPI, Linker
 
     with _quiet_splink():

@@ -32,22 +32,82 @@ __all__ = [
 
 
 def connections_summary(result: Audit) -> Styler:
-    """Identities per connection (main and linked) as a styled table with bars."""
+    """Identities per connection (main and linked) as a styled table with bars.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.frames import audit_records
+    >>> result = audit_records([
+    ...     {"user_id": "auth0|1", "email": "ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "auth0", "user_id": "1",
+    ...                      "connection": "Username-Password-Authentication"}]},
+    ...     {"user_id": "google-oauth2|2", "email": "Ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "google-oauth2", "user_id": "2", "connection": "google-oauth2"}]}])
+    >>> from linking_toolkit.audit.report import connections_summary
+    >>> connections_summary(result).data.loc["google-oauth2"].to_dict()
+    {'main': 1, 'linked': 0, 'identities': 1}
+    """
     return _bars(result.identities_per_connection(), "Identities per connection")
 
 
 def identity_count_summary(result: Audit) -> Styler:
-    """Users by number of identities (1, 2, 3+) as a styled table with bars."""
+    """Users by number of identities (1, 2, 3+) as a styled table with bars.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.frames import audit_records
+    >>> result = audit_records([
+    ...     {"user_id": "auth0|1", "email": "ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "auth0", "user_id": "1",
+    ...                      "connection": "Username-Password-Authentication"}]},
+    ...     {"user_id": "google-oauth2|2", "email": "Ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "google-oauth2", "user_id": "2", "connection": "google-oauth2"}]}])
+    >>> from linking_toolkit.audit.report import identity_count_summary
+    >>> identity_count_summary(result).data["users"].to_dict()
+    {'1': 2, '2': 0, '3+': 0}
+    """
     return _bars(result.users_by_identity_count(), "Users by number of identities")
 
 
 def candidates_by_risk(candidates: pd.DataFrame) -> Styler:
-    """Candidate groups and the users in them, per risk, as a styled table with bars."""
+    """Candidate groups and the users in them, per risk, as a styled table with bars.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.frames import audit_records
+    >>> result = audit_records([
+    ...     {"user_id": "auth0|1", "email": "ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "auth0", "user_id": "1",
+    ...                      "connection": "Username-Password-Authentication"}]},
+    ...     {"user_id": "google-oauth2|2", "email": "Ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "google-oauth2", "user_id": "2", "connection": "google-oauth2"}]}])
+    >>> from linking_toolkit.audit import link_candidates
+    >>> candidates = link_candidates(result)
+    >>> from linking_toolkit.audit.report import candidates_by_risk
+    >>> candidates_by_risk(candidates).data.loc["safe"].tolist()     # groups, users
+    [1, 2]
+    """
     return _bars(_risk_table(candidates), "Link candidates by risk")
 
 
 def candidates_by_tier(candidates: pd.DataFrame) -> Styler:
-    """Candidate groups and the users in them, per tier, as a styled table with bars."""
+    """Candidate groups and the users in them, per tier, as a styled table with bars.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.frames import audit_records
+    >>> result = audit_records([
+    ...     {"user_id": "auth0|1", "email": "ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "auth0", "user_id": "1",
+    ...                      "connection": "Username-Password-Authentication"}]},
+    ...     {"user_id": "google-oauth2|2", "email": "Ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "google-oauth2", "user_id": "2", "connection": "google-oauth2"}]}])
+    >>> from linking_toolkit.audit import link_candidates
+    >>> candidates = link_candidates(result)
+    >>> from linking_toolkit.audit.report import candidates_by_tier
+    >>> candidates_by_tier(candidates).data["groups"].to_dict()
+    {'exact': 1, 'alias': 0, 'phone': 0, 'probable': 0}
+    """
     table = candidates.groupby("tier", observed=False).agg(groups=("email", "size"), users=("users", "sum"))
     return _bars(table, "Link candidates by tier")
 
@@ -130,6 +190,23 @@ def plot_evidence(group: pd.Series | Mapping[str, Any]) -> Figure:
     (how likely two users of this tenant are one person before any comparison) to the total, whose
     match probability is the title's: a bar to the right is evidence for one person, to the left
     against. A rule tier's group has one bar: the rule that holds, at probability 1.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.frames import audit_records
+    >>> result = audit_records([
+    ...     {"user_id": "auth0|1", "email": "ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "auth0", "user_id": "1",
+    ...                      "connection": "Username-Password-Authentication"}]},
+    ...     {"user_id": "google-oauth2|2", "email": "Ada@example.org", "email_verified": True,
+    ...      "identities": [{"provider": "google-oauth2", "user_id": "2", "connection": "google-oauth2"}]}])
+    >>> from linking_toolkit.audit import link_candidates
+    >>> candidates = link_candidates(result)
+    >>> from linking_toolkit.audit.report import plot_evidence
+    >>> figure = plot_evidence(candidates.loc[0])
+    >>> print(figure.axes[0].get_title())
+    exact group of 2 users, match probability 1.000
+    same email ada@example.org
     """
     import matplotlib.pyplot as plt
 

@@ -50,7 +50,14 @@ def _sql_list(values: Iterable[str]) -> str:
 
 
 def alias_members_sql(users: str = "users") -> str:
-    """Users whose normalised emails differ but name one mailbox by its provider's rules."""
+    """Users whose normalised emails differ but name one mailbox by its provider's rules.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.rules import alias_members_sql
+    >>> "from people" in alias_members_sql("people")
+    True
+    """
     same = " ".join(f"when '{a}' then '{b}'" for a, b in SAME_DOMAINS.items())
     return f"""
     with parts as (
@@ -119,7 +126,17 @@ def register_phones(connection: duckdb.DuckDBPyConnection, phones: pa.ChunkedArr
     Every number is put in E.164; only those that two users or more share (the only ones a tier can
     group on) are then checked valid by phonenumbers (an invalid one matches nothing) and written
     in international form (``shown``, for the evidence). A million users hold some 200 000 distinct
-    phones: validating each would cost 20 seconds, validating the shared ones costs nothing."""
+    phones: validating each would cost 20 seconds, validating the shared ones costs nothing.
+
+    Examples
+    --------
+    >>> import duckdb, pyarrow as pa
+    >>> from linking_toolkit.audit.rules import register_phones
+    >>> connection = duckdb.connect()
+    >>> register_phones(connection, pa.array(["+44 20 7946 0958", "020 7946 0958", "+1 202 555 0143"]), "GB")
+    >>> connection.sql("select e164, shown from phones order by raw").fetchall()   # only shared ones shown
+    [('+12025550143', None), ('+442079460958', '+44 20 7946 0958'), ('+442079460958', '+44 20 7946 0958')]
+    """
     distinct = pa.chunked_array([phones]) if isinstance(phones, pa.Array) else phones
     counts = pc.value_counts(distinct.drop_null())
     raw = counts.field("values").to_pylist()
@@ -144,7 +161,13 @@ def _first_name_sql(alias: str) -> str:
 
 def phone_members_sql(users: str = "users", phones: str = "phones") -> str:
     """Users with the same phone in E.164 and the same given name: a family sharing one phone
-    (different given names) is not one person, so it is not a group."""
+    (different given names) is not one person, so it is not a group.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.rules import phone_members_sql
+    >>> table = engine.arrow(phone_members_sql())        # doctest: +SKIP
+    """
     return f"""
     with numbered as (
         select u.user_id, coalesce(u.email, u.user_id) as email, p.e164, p.shown,

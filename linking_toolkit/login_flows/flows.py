@@ -59,7 +59,14 @@ def _check_purpose(purpose: str) -> Purpose:
 
 
 def in_kernel() -> bool:
-    """Whether this runs in a Jupyter kernel (which can show HTML and widgets), not a terminal."""
+    """Whether this runs in a Jupyter kernel (which can show HTML and widgets), not a terminal.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.flows import in_kernel
+    >>> in_kernel()                                     # in a terminal or a script
+    False
+    """
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython is a dependency of ipywidgets
@@ -81,7 +88,14 @@ def _in_widget_callback() -> bool:
 
 def show_link(text: str, url: str | None = None) -> None:
     """Show a login prompt: a clickable link in a notebook, a line of text elsewhere. A sandbox's
-    loopback link goes through the notebook server's proxy where there is one (on a hub)."""
+    loopback link goes through the notebook server's proxy where there is one (on a hub).
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.flows import show_link
+    >>> url = "https://example.eu.auth0.com/activate?user_code=BCDF-GHJK"
+    >>> show_link("Open this link to log in:", url)     # a line on stderr; in a notebook, a link
+    """
     url = browser_link(url) if url else url
     if in_kernel() and url:
         from IPython.display import HTML, display
@@ -96,7 +110,13 @@ def show_link(text: str, url: str | None = None) -> None:
 def note(text: str) -> None:
     """One line for the person about their login (why nothing is cached, why they log in again):
     in a notebook a plain line of the cell's output (JupyterLab shows stderr in red, and this is
-    news, not an error); elsewhere on stderr, so a script's own output stays clean."""
+    news, not an error); elsewhere on stderr, so a script's own output stays clean.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.flows import note
+    >>> note("Not caching this login: the home folder is shared.")   # one line on stderr
+    """
     print(text, file=sys.stdout if in_kernel() else sys.stderr)
 
 
@@ -106,6 +126,12 @@ def choose_cache(tenant: Tenant, cache: TokenCache | None, purpose: Purpose = "l
 
     A login for linking caches nothing unless asked to (``cache=READ_WRITE``): a link must follow
     a login to both accounts made now, by the person at the keyboard, never one kept from earlier.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.flows import choose_cache
+    >>> choose_cache(tenant, None, purpose="linking")   # doctest: +SKIP
+    <TokenCache NOOP: logins are neither read nor kept>
     """
     if cache is not None:
         return cache
@@ -121,7 +147,15 @@ def session_from_cache(tenant: Tenant, purpose: Purpose, connection: str | None,
                        cache: TokenCache) -> Session | None:
     """A verified session from the login ``cache`` holds for this tenant, purpose and connection
     (the most recently stored one), with no prompt; None when it holds none, or when the tenant no
-    longer honours it (revoked, expired, reused): then it is dropped and one line says why."""
+    longer honours it (revoked, expired, reused): then it is dropped and one line says why.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache
+    >>> from linking_toolkit.login_flows.flows import session_from_cache
+    >>> session = session_from_cache(tenant, "login", None, cache.READ_WRITE)   # doctest: +SKIP
+    >>> session is None                                 # True when nothing usable is cached
+    """
     if not cache.reads:
         return None
     # Locked from reading to storing the rotated token: two kernels never spend one refresh token.
@@ -202,6 +236,13 @@ def begin_login(
     in a notebook): the device poller and the loopback server run in a background thread, so the
     caller returns immediately. ``show(text, url)`` is how the link is shown. With a login in
     ``cache`` (see :func:`login`) the returned login is already done, and nothing is shown.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows import begin_login
+    >>> pending = begin_login(tenant)                  # doctest: +SKIP
+    >>> pending.user_code, pending.verification_uri_complete
+    >>> session = pending.result(timeout=300)           # once the person has approved the code
     """
     purpose = _check_purpose(purpose)
     if method not in ("device", "browser", "paste"):

@@ -67,7 +67,16 @@ _LOGIN_ERRORS: dict[str, type[LoginError]] = {
 
 
 def login_error(error: str, message: str, status_code: int | None = None) -> LoginError:
-    """The exception for an OAuth ``error`` code (``access_denied``, ``expired_token``, ...)."""
+    """The exception for an OAuth ``error`` code (``access_denied``, ``expired_token``, ...).
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.grants import login_error
+    >>> login_error("access_denied", "User did not authorize the request")
+    AccessDenied('User did not authorize the request')
+    >>> login_error("expired_token", "The device code has expired", 400)
+    LoginExpired('The device code has expired', status_code=400)
+    """
     return _LOGIN_ERRORS.get(error, LoginError)(with_fix_hint(message, error), status_code=status_code,
                                                 error=error)
 
@@ -94,7 +103,15 @@ def _post_form(tenant: Tenant, endpoint: str, data: dict[str, str], expect: str)
 
 
 def token_request(tenant: Tenant, data: dict[str, str]) -> dict[str, Any]:
-    """POST to the token endpoint: the tokens, or the tenant's refusal as a LoginError."""
+    """POST to the token endpoint: the tokens, or the tenant's refusal as a LoginError.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.grants import token_request
+    >>> tokens = token_request(tenant, {"grant_type": "refresh_token",    # doctest: +SKIP
+    ...                                 "client_id": tenant.client_id, "refresh_token": refresh_token})
+    >>> tokens["expires_in"]               # a refused grant raises a LoginError instead
+    """
     return _post_form(tenant, "token_endpoint", data, "access_token")
 
 
@@ -105,6 +122,13 @@ def session_from_tokens(tenant: Tenant, tokens: dict[str, Any], purpose: Purpose
 
     ``user_id`` is whom the tokens must be for (a refresh of a cached login); ``cache`` keeps the
     refresh token, if the tenant answered one, once the session is verified.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.grants import session_from_tokens, token_request
+    >>> tokens = token_request(tenant, {"grant_type": "refresh_token",    # doctest: +SKIP
+    ...                                 "client_id": tenant.client_id, "refresh_token": refresh_token})
+    >>> session = session_from_tokens(tenant, tokens, "login", nonce=None)
     """
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
@@ -145,7 +169,14 @@ def check_connection(session: Session, connection: str) -> None:
     one than ``connection``, the one asked for. The device flow cannot ask Auth0 for a connection
     (``/oauth/device/code`` takes none), so its page offers every account: the login itself must
     be checked, or the wrong account passes as the one to link and only ``link()`` fails, later and
-    for another reason."""
+    for another reason.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.grants import check_connection
+    >>> check_connection(secondary, "google-oauth2")     # doctest: +SKIP
+    >>> # returns if the person logged in with google-oauth2; else a LoginError names both
+    """
     identities = [i for i in session.profile.get("identities") or [] if isinstance(i, dict)]
     if any(i.get("connection") == connection for i in identities):
         return
@@ -164,6 +195,16 @@ class DeviceAuthorization:
 
     ``device_code`` is the secret the poller sends (sensitive: never shown); the person sees
     ``verification_uri_complete`` (or ``verification_uri``) and checks ``user_code`` there.
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.grants import DeviceAuthorization
+    >>> answer = DeviceAuthorization("a-device-code", "BCDF-GHJK", "https://example.eu.auth0.com/activate",
+    ...                              "https://example.eu.auth0.com/activate?user_code=BCDF-GHJK", 900, 5.0)
+    >>> "a-device-code" in repr(answer)                 # the poller's secret is never shown
+    False
+    >>> answer.user_code
+    'BCDF-GHJK'
     """
 
     device_code: str = field(repr=False)
@@ -214,7 +255,18 @@ def _openable(uri: str) -> bool:
 @dataclass(frozen=True)
 class AuthorizationRequest:
     """An authorization code request with PKCE (S256): the URL to open and the secrets to check
-    the redirect against (``state``, ``nonce``, ``code_verifier``: sensitive, never shown)."""
+    the redirect against (``state``, ``nonce``, ``code_verifier``: sensitive, never shown).
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.grants import AuthorizationRequest
+    >>> request = AuthorizationRequest("https://example.eu.auth0.com/authorize?client_id=abc",
+    ...                                "http://127.0.0.1:8765/callback", "a-state", "a-nonce", "a-verifier")
+    >>> request
+    AuthorizationRequest(url='https://example.eu.auth0.com/authorize?client_id=abc', redirect_uri=...)
+    >>> "a-verifier" in repr(request)                    # the secrets are never shown
+    False
+    """
 
     url: str
     redirect_uri: str

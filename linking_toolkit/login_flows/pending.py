@@ -73,7 +73,18 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
 
 
 class LoopbackServer(http.server.HTTPServer):
-    """A server on a free port of 127.0.0.1 that receives one redirect (``received``)."""
+    """A server on a free port of 127.0.0.1 that receives one redirect (``received``).
+
+    Examples
+    --------
+    >>> from linking_toolkit.login_flows.pending import LoopbackServer
+    >>> server = LoopbackServer()
+    >>> server.redirect_uri
+    'http://127.0.0.1:.../callback'
+    >>> print(server.received)                          # no redirect yet
+    None
+    >>> server.server_close()
+    """
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _RedirectHandler)
@@ -94,6 +105,12 @@ class PendingLogin:
     ``device_authorization`` for a device login, ``authorization_request`` for browser and paste
     (and a ``loopback`` server for browser), or ``cached_session`` for a login the token cache
     gave at once (``from_cache``). ``cache`` keeps the login's refresh token once it is verified.
+
+    Examples
+    --------
+    >>> pending = begin_login(tenant, method="paste")       # doctest: +SKIP
+    >>> pending.authorize_url                               # open it, log in, copy the address bar
+    >>> session = pending.complete("http://127.0.0.1/callback?code=...&state=...")
     """
 
     def __init__(

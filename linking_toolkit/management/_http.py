@@ -120,7 +120,16 @@ class Deadline:
 
 @dataclass
 class ManagementStats:
-    """What a client did: requests sent, retries, 429s received and time spent waiting for the bucket."""
+    """What a client did: requests sent, retries, 429s received and time spent waiting for the bucket.
+
+    Examples
+    --------
+    >>> from linking_toolkit.management import ManagementStats
+    >>> ManagementStats()
+    ManagementStats(requests=0, retries=0, rate_limited=0, waited_seconds=0.0)
+    >>> admin.stats.rate_limited                 # doctest: +SKIP
+    0
+    """
 
     requests: int = 0
     retries: int = 0

@@ -21,7 +21,15 @@ __all__ = ["ApplicationSettings"]
 
 class ApplicationSettings:
     """The methods of :class:`~linking_toolkit.management.ManagementClient` on the tenant's
-    applications (clients), client grants, APIs (resource servers) and connections."""
+    applications (clients), client grants, APIs (resource servers) and connections.
+
+    Examples
+    --------
+    >>> with ManagementClient.from_client_credentials(tenant) as admin:      # doctest: +SKIP
+    ...     native = admin.get_client(tenant.client_id)
+    ...     grants = admin.client_grants(client_id=tenant.m2m_client_id)
+    ...     names = [connection["name"] for connection in admin.connections()]
+    """
 
     _api: ManagementHTTP
 

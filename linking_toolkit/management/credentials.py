@@ -25,6 +25,13 @@ class ClientCredentials:
 
     Calling it returns a valid access token for the Management API; a new one is fetched when
     the current one is within ``renew_before`` seconds of expiry (or after ``invalidate()``).
+
+    Examples
+    --------
+    >>> from linking_toolkit.management import ClientCredentials
+    >>> token_source = ClientCredentials(tenant, client_id, client_secret)   # doctest: +SKIP
+    >>> admin = ManagementClient(tenant, token_source)
+    >>> token_source.invalidate()                # the next request fetches a new token
     """
 
     def __init__(

@@ -18,7 +18,22 @@ __all__ = ["SignedUrlFilter", "hidden_from_logs"]
 
 class SignedUrlFilter(logging.Filter):
     """Keeps the query (the signature) of the export links being downloaded out of httpx2's
-    "HTTP Request: GET <url>" lines: a pre-signed URL is a bearer secret; every other line is kept."""
+    "HTTP Request: GET <url>" lines: a pre-signed URL is a bearer secret; every other line is kept.
+
+    Examples
+    --------
+    >>> import logging
+    >>> from linking_toolkit.management.signed_urls import SignedUrlFilter
+    >>> hide = SignedUrlFilter()
+    >>> url = "https://tenant.example/export.csv.gz?X-Amz-Signature=abc"
+    >>> record = logging.LogRecord("httpx2", logging.INFO, "", 0, 'HTTP Request: %s %s "%s"',
+    ...                            ("GET", url, "HTTP/1.1 200 OK"), None)
+    >>> with hide.hidden(url):
+    ...     hide.filter(record)
+    True
+    >>> record.getMessage()
+    'HTTP Request: GET https://tenant.example/export.csv.gz?<signature hidden> "HTTP/1.1 200 OK"'
+    """
 
     def __init__(self) -> None:
         super().__init__()

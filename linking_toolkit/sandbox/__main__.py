@@ -66,7 +66,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status."""
+    """Console entry point; returns the exit status.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.__main__ import main
+    >>> main(["--seed", "1", "--users", "1000"])         # doctest: +SKIP
+    """
     args = _parser().parse_args(argv)
     try:
         parse_rate_limit(args.rate_limit)
@@ -121,7 +127,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_record(path: str, record: dict[str, object]) -> None:
     """Write ``record`` as JSON to ``path``, 0600 in one call and whole at once (a reader polling
-    for it never sees half of it), never through a symbolic link: it holds the client secret."""
+    for it never sees half of it), never through a symbolic link: it holds the client secret.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from linking_toolkit.sandbox.__main__ import write_record
+    >>> path = os.path.join(tempfile.mkdtemp(), "sandbox.json")
+    >>> write_record(path, {"base_url": "http://127.0.0.1:8080"})
+    >>> oct(os.stat(path).st_mode & 0o777), json.load(open(path))
+    ('0o600', {'base_url': 'http://127.0.0.1:8080'})
+    """
     temporary = f"{path}.{os.getpid()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as file:

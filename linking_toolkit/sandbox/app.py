@@ -18,7 +18,15 @@ MAX_BODY_BYTES = 1 << 20
 
 
 def create_app(tenant: TenantContext) -> Flask:
-    """A Flask app serving one tenant. Two apps never share state."""
+    """A Flask app serving one tenant. Two apps never share state.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.app import create_app
+    >>> app = create_app(tenant)                          # doctest: +SKIP
+    >>> app.test_client().get("/.well-known/openid-configuration").status_code
+    200
+    """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False

@@ -26,14 +26,34 @@ BLOCKED_DESCRIPTION = "Your account has been blocked after multiple consecutive 
 
 
 def login_key(connection: str, email: str, address: str | None) -> tuple[str, str, str]:
-    """Who is being guessed at, and from where: Auth0 counts per user and IP address."""
+    """Who is being guessed at, and from where: Auth0 counts per user and IP address.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.attempts import login_key
+    >>> login_key('Username-Password-Authentication', 'Ada@Example.com', '127.0.0.1')
+    ('Username-Password-Authentication', 'ada@example.com', '127.0.0.1')
+    """
     return connection, email.strip().lower(), address or ""
 
 
 @dataclass
 class FailedAttempts:
     """Consecutive failures by key (``(what, who, address)``); ``blocked(key)`` once ``threshold``
-    of them have come within ``block_seconds`` of each other, until that much time has passed."""
+    of them have come within ``block_seconds`` of each other, until that much time has passed.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.attempts import FailedAttempts
+    >>> attempts = FailedAttempts(threshold=2, block_seconds=60)
+    >>> key = ('password', 'ada@example.com', '127.0.0.1')
+    >>> attempts.failed(key); attempts.blocked(key)
+    False
+    >>> attempts.failed(key); attempts.blocked(key)
+    True
+    >>> attempts.succeeded(key); attempts.blocked(key)
+    False
+    """
 
     threshold: int = BRUTE_FORCE_THRESHOLD
     block_seconds: float = BLOCK_SECONDS

@@ -48,7 +48,18 @@ def _split(value: object, what: str) -> tuple[str, str, str, str, str, int | Non
 
 
 def check_url(value: object, what: str = "URL") -> str:
-    """``value`` if it is an allowed callback or logout URL, else a one-line ValueError."""
+    """``value`` if it is an allowed callback or logout URL, else a one-line ValueError.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.browser_apps import check_url
+    >>> check_url("http://127.0.0.1:3000/callback")
+    'http://127.0.0.1:3000/callback'
+    >>> check_url("javascript:alert(1)")
+    Traceback (most recent call last):
+        ...
+    ValueError: URL 'javascript:alert(1)' must be an absolute http or https URL
+    """
     *_, fragment, _port = _split(value, what)
     if fragment or "#" in str(value):
         raise ValueError(f"{what} {value!r} must not have a fragment")
@@ -56,7 +67,18 @@ def check_url(value: object, what: str = "URL") -> str:
 
 
 def check_origin(value: object, what: str = "web origin") -> str:
-    """``value``, lower-cased, if it is ``scheme://host[:port]``, else a one-line ValueError."""
+    """``value``, lower-cased, if it is ``scheme://host[:port]``, else a one-line ValueError.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.browser_apps import check_origin
+    >>> check_origin("HTTP://LocalHost:3000")
+    'http://localhost:3000'
+    >>> check_origin("http://localhost:3000/path")
+    Traceback (most recent call last):
+        ...
+    ValueError: web origin 'http://localhost:3000/path' must be scheme://host[:port], with no path
+    """
     _scheme, _host, path, query, fragment, _port = _split(value, what)
     if path or query or fragment or "?" in str(value) or "#" in str(value):
         raise ValueError(f"{what} {value!r} must be scheme://host[:port], with no path")
@@ -64,7 +86,16 @@ def check_origin(value: object, what: str = "web origin") -> str:
 
 
 def check_url_list(values: object, what: str, *, origins: bool = False) -> tuple[str, ...]:
-    """A list of URLs (or origins); one string is a list of one."""
+    """A list of URLs (or origins); one string is a list of one.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.browser_apps import check_url_list
+    >>> check_url_list("http://127.0.0.1:3000/callback", "callback URL")
+    ('http://127.0.0.1:3000/callback',)
+    >>> check_url_list(["http://LOCALHOST:3000"], "web origin", origins=True)
+    ('http://localhost:3000',)
+    """
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, Iterable):
@@ -74,7 +105,16 @@ def check_url_list(values: object, what: str, *, origins: bool = False) -> tuple
 
 
 def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` of a URL (lower case, default port left out), or None."""
+    """``scheme://host[:port]`` of a URL (lower case, default port left out), or None.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.browser_apps import origin_of
+    >>> origin_of("HTTPS://Example.org:443/path?x=1"), origin_of("http://127.0.0.1:8080/a")
+    ('https://example.org', 'http://127.0.0.1:8080')
+    >>> print(origin_of("not a url"))
+    None
+    """
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -88,7 +128,16 @@ def origin_of(url: str) -> str | None:
 
 
 def same_url(registered: str, given: str) -> bool:
-    """Whether ``given`` is the registered URL (scheme and host case-insensitive, ``""`` path = ``/``)."""
+    """Whether ``given`` is the registered URL (scheme and host case-insensitive, ``""`` path = ``/``).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.browser_apps import same_url
+    >>> same_url("http://localhost:3000", "HTTP://LOCALHOST:3000/")
+    True
+    >>> same_url("http://localhost:3000/a", "http://localhost:3000/b")
+    False
+    """
     try:
         a, b = urlsplit(registered), urlsplit(given)
         ports = a.port, b.port

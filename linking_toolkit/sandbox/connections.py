@@ -13,5 +13,12 @@ CONNECTIONS = (DATABASE, *SOCIAL)
 
 
 def provider_of(connection: str) -> str:
-    """The provider (and strategy) of a connection: ``auth0`` for the database one."""
+    """The provider (and strategy) of a connection: ``auth0`` for the database one.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.connections import provider_of
+    >>> provider_of('Username-Password-Authentication'), provider_of('google-oauth2')
+    ('auth0', 'google-oauth2')
+    """
     return "auth0" if connection == DATABASE else connection

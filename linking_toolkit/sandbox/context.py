@@ -52,7 +52,18 @@ RATE_LIMIT_PRESETS: dict[str, tuple[int, float]] = {
 
 
 def parse_rate_limit(spec: str | tuple[int, float] | None) -> tuple[int, float] | None:
-    """``"free"``, ``"enterprise"``, ``"BURST/RATE"`` (e.g. ``"10/5"``) or ``None`` (off)."""
+    """``"free"``, ``"enterprise"``, ``"BURST/RATE"`` (e.g. ``"10/5"``) or ``None`` (off).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import parse_rate_limit
+    >>> parse_rate_limit("free"), parse_rate_limit("10/5"), parse_rate_limit(None)
+    ((2, 2.0), (10, 5.0), None)
+    >>> parse_rate_limit("fast")
+    Traceback (most recent call last):
+        ...
+    ValueError: rate limit must be one of ['enterprise', 'free'] or BURST/RATE, not 'fast'
+    """
     if spec is None or spec == "" or spec == "off":
         return None
     if isinstance(spec, tuple):
@@ -79,6 +90,15 @@ class RateLimiter:
     ``take()`` answers whether the request may go, and the values of Auth0's headers:
     ``x-ratelimit-limit`` (bucket size), ``x-ratelimit-remaining`` and ``x-ratelimit-reset``
     (UNIX seconds when the next token is added).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import RateLimiter
+    >>> bucket = RateLimiter(2, 1.0, clock=lambda: 1000.0)          # a clock that stands still
+    >>> [bucket.take()[0] for _ in range(3)]
+    [True, True, False]
+    >>> bucket.take()[1]
+    {'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1001'}
     """
 
     def __init__(self, burst: int, rate: float, clock: Any = time.time) -> None:
@@ -113,6 +133,15 @@ def check_device_options(device_code_seconds: int, device_poll_interval: int) ->
 
     A device code may be issued already expired (``device_code_seconds`` <= 0 shows a client what
     ``expired_token`` looks like), but polling needs an interval of at least one second.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import check_device_options
+    >>> check_device_options(0, 5)                        # a code issued already expired: allowed
+    >>> check_device_options(900, 0)
+    Traceback (most recent call last):
+        ...
+    ValueError: device_poll_interval must be an int >= 1, not 0
     """
     if isinstance(device_code_seconds, bool) or not isinstance(device_code_seconds, int):
         raise ValueError(f"device_code_seconds must be an int, not {device_code_seconds!r}")
@@ -122,7 +151,17 @@ def check_device_options(device_code_seconds: int, device_poll_interval: int) ->
 
 
 def check_export_link_seconds(export_link_seconds: int) -> None:
-    """ValueError, in one line, unless the export links' lifetime is an int of at least 1 s."""
+    """ValueError, in one line, unless the export links' lifetime is an int of at least 1 s.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import check_export_link_seconds
+    >>> check_export_link_seconds(60)
+    >>> check_export_link_seconds(0)
+    Traceback (most recent call last):
+        ...
+    ValueError: export_link_seconds must be an int >= 1, not 0
+    """
     if (isinstance(export_link_seconds, bool) or not isinstance(export_link_seconds, int)
             or export_link_seconds < 1):
         raise ValueError(f"export_link_seconds must be an int >= 1, not {export_link_seconds!r}")
@@ -134,6 +173,13 @@ class LoginTransaction:
 
     ``csrf`` goes in every form's hidden field and in a cookie: a form posted from another site
     carries neither, so it cannot finish someone else's login.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import LoginTransaction
+    >>> login = LoginTransaction("tx1", "device", {"client_id": "abc123"})
+    >>> login.kind, login.done, len(login.csrf) > 20
+    ('device', False, True)
     """
 
     id: str
@@ -151,6 +197,13 @@ class SsoSession:
     It names the identity that logged in (``provider``, ``identity_id``) and its ``connection``, not
     the user: once that identity is linked into another user, the session is that user's, as on
     Auth0. ``auth_time`` is when the person typed their password (or chose their account).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import SsoSession
+    >>> session = SsoSession("auth0", "ada", "Username-Password-Authentication", 1767225600, 1767312000.0)
+    >>> session.provider, session.identity_id, session.auth_time
+    ('auth0', 'ada', 1767225600)
     """
 
     provider: str
@@ -161,7 +214,14 @@ class SsoSession:
 
 
 class ExportState:
-    """A tenant's export directory, running export threads and their stop signal."""
+    """A tenant's export directory, running export threads and their stop signal.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import ExportState
+    >>> sorted(vars(ExportState()))
+    ['directory', 'lock', 'remove', 'stop', 'threads']
+    """
 
     def __init__(self) -> None:
         self.directory = tempfile.mkdtemp(prefix="linking-sandbox-exports-")
@@ -180,6 +240,12 @@ class TenantContext:
     defaults unless the ``Sandbox`` was given others), ``export_link_seconds`` an export download
     link's; ``exports`` is the export jobs' state, made
     by the first job; ``logins`` holds the logins in progress, by id, under ``logins_lock``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import tenant_of
+    >>> tenant = tenant_of(app)                           # doctest: +SKIP
+    >>> tenant.base_url, tenant.device_code_seconds
     """
 
     store: Store
@@ -247,16 +313,40 @@ class TenantContext:
 
 
 def install_tenant(app: Flask, tenant: TenantContext) -> None:
-    """Make ``tenant`` the one the app's handlers serve (``create_app`` calls it)."""
+    """Make ``tenant`` the one the app's handlers serve (``create_app`` calls it).
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> from linking_toolkit.sandbox.context import install_tenant, tenant_of
+    >>> app = Flask("example")
+    >>> install_tenant(app, tenant)                       # doctest: +SKIP
+    >>> tenant_of(app) is tenant
+    True
+    """
     app.extensions[TENANT_EXTENSION] = tenant
 
 
 def tenant_of(app: Flask) -> TenantContext:
-    """The tenant an app serves."""
+    """The tenant an app serves.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import tenant_of
+    >>> tenant_of(app).base_url                           # doctest: +SKIP
+    """
     tenant: TenantContext = app.extensions[TENANT_EXTENSION]
     return tenant
 
 
 def current_tenant() -> TenantContext:
-    """The tenant of the request being handled."""
+    """The tenant of the request being handled.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.context import current_tenant
+    >>> @app.get("/whoami")                               # doctest: +SKIP
+    ... def whoami():
+    ...     return {"issuer": current_tenant().base_url + "/"}
+    """
     return tenant_of(current_app)

@@ -29,7 +29,18 @@ __all__ = ["LoginPageError", "Pending", "approve_browser", "approve_device", "ap
 
 
 class LoginPageError(RuntimeError):
-    """A sandbox page did not offer what a person would need (or showed an error)."""
+    """A sandbox page did not offer what a person would need (or showed an error).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.driver import LoginPageError
+    >>> issubclass(LoginPageError, RuntimeError)
+    True
+    >>> sandbox.approve_device("NOPE-NOPE", connection="Username-Password-Authentication",   # doctest: +SKIP
+    ...                        email="ada@example.com")
+    Traceback (most recent call last):
+    LoginPageError: That code is invalid or has expired. Check your device and try again.
+    """
 
 
 @dataclass
@@ -157,7 +168,15 @@ def approve_browser(authorize_url: str, *, connection: str, email: str, password
     redirect URL the sandbox sends the browser to (it carries ``code`` and ``state``, or
     ``error=access_denied``). The redirect itself is not followed: the caller is the app.
     Without ``password`` a database login chooses the demo person ``email`` from the list.
-    ``verify`` is what httpx checks the sandbox's certificate with (a ``tls`` sandbox's CA)."""
+    ``verify`` is what httpx checks the sandbox's certificate with (a ``tls`` sandbox's CA).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.driver import approve_browser
+    >>> redirect = approve_browser(pending.authorize_url, connection="google-oauth2",   # doctest: +SKIP
+    ...                            email="ada@example.com")
+    >>> session = pending.complete(redirect)
+    """
     base_url = authorize_url.split("/authorize", 1)[0]
     with httpx2.Client(timeout=timeout, follow_redirects=False, verify=verify) as client:
         page = _follow(client, client.get(authorize_url), base_url)
@@ -177,7 +196,15 @@ def approve_device(base_url: str, user_code: str, *, connection: str, email: str
                    verify: ssl.SSLContext | bool = True) -> None:
     """Enter ``user_code`` at ``{base_url}/activate``, confirm it (or cancel, with ``deny``) and
     log in as ``email`` on ``connection``, so the device's next poll gets its tokens (without
-    ``password``, a database login chooses the demo person from the login page's list)."""
+    ``password``, a database login chooses the demo person from the login page's list).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.driver import approve_device
+    >>> approve_device(sandbox.base_url, pending.user_code,               # doctest: +SKIP
+    ...                connection="Username-Password-Authentication", email="ada@example.com")
+    >>> session = pending.result(timeout=30)
+    """
     base_url = base_url.rstrip("/")
     with httpx2.Client(timeout=timeout, follow_redirects=False, verify=verify) as client:
         url = f"{base_url}/activate"

@@ -62,7 +62,13 @@ def _exports(ctx: TenantContext) -> ExportState:
 
 
 def stop_exports(ctx: TenantContext) -> None:
-    """Stop running exports and delete the tenant's export files. Call before the store closes."""
+    """Stop running exports and delete the tenant's export files. Call before the store closes.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import stop_exports
+    >>> stop_exports(ctx)                                 # doctest: +SKIP
+    """
     state = ctx.exports
     if state is None:
         return
@@ -73,7 +79,14 @@ def stop_exports(ctx: TenantContext) -> None:
 
 
 def start_export(ctx: TenantContext, job: dict[str, Any], connection: str | None) -> threading.Thread:
-    """Run ``job`` in a daemon thread; progress goes to the jobs table as it runs."""
+    """Run ``job`` in a daemon thread; progress goes to the jobs table as it runs.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import start_export
+    >>> thread = start_export(ctx, job, connection=None)   # doctest: +SKIP
+    >>> thread.join()
+    """
     state = _exports(ctx)
     path = os.path.join(state.directory, f"{job['id']}.{job['format']}.gz")
     thread = threading.Thread(target=_run_export, args=(ctx.store, job, connection, path, state.stop),
@@ -85,7 +98,13 @@ def start_export(ctx: TenantContext, job: dict[str, Any], connection: str | None
 
 
 def download_path(ctx: TenantContext, job: dict[str, Any]) -> str | None:
-    """The file of a completed job, if it is still there."""
+    """The file of a completed job, if it is still there.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import download_path
+    >>> download_path(ctx, job)                           # doctest: +SKIP
+    """
     if job["status"] != "completed" or not job["file_path"]:
         return None
     if ctx.exports is None or not os.path.isfile(job["file_path"]):
@@ -173,7 +192,14 @@ def _write_records(store: Store, job: dict[str, Any], connection: str | None, ou
 
 
 class RecordWriter:
-    """A file format: its header, where its chunks of lines come from, and how they are written."""
+    """A file format: its header, where its chunks of lines come from, and how they are written.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import NdjsonAll, RecordWriter
+    >>> issubclass(NdjsonAll, RecordWriter), NdjsonAll().header()
+    (True, b'')
+    """
 
     def header(self) -> bytes:
         return b""
@@ -186,7 +212,14 @@ class RecordWriter:
 
 
 class NdjsonAll(RecordWriter):
-    """Records exactly as SQLite built them: one JSON object a line."""
+    """Records exactly as SQLite built them: one JSON object a line.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import NdjsonAll
+    >>> NdjsonAll().write(['{"user_id": "auth0|1"}'])
+    b'{"user_id": "auth0|1"}\\n'
+    """
 
     def write(self, records: list[str]) -> bytes:
         return ("\n".join(records) + "\n").encode()
@@ -194,7 +227,14 @@ class NdjsonAll(RecordWriter):
 
 class NdjsonColumns(NdjsonAll):
     """Only the asked top-level attributes, each under its ``export_as`` name, built by SQLite
-    straight from the columns (``Store.export_column_chunks``): what an audit asks for, fastest."""
+    straight from the columns (``Store.export_column_chunks``): what an audit asks for, fastest.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import record_writer
+    >>> type(record_writer({"format": "json", "fields": [{"name": "email"}]})).__name__
+    'NdjsonColumns'
+    """
 
     def __init__(self, prefixes: list[str], names: list[str]) -> None:
         self.members = list(zip(prefixes, names, strict=True))
@@ -205,7 +245,14 @@ class NdjsonColumns(NdjsonAll):
 
 class NdjsonFieldsInSql(NdjsonAll):
     """Only the asked fields, each under its ``export_as`` name, picked by SQLite from the record
-    (``Store.export_picked_chunks``): left out when absent or null, values copied verbatim."""
+    (``Store.export_picked_chunks``): left out when absent or null, values copied verbatim.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import record_writer
+    >>> type(record_writer({"format": "json", "fields": [{"name": "user_metadata.plan"}]})).__name__
+    'NdjsonFieldsInSql'
+    """
 
     def __init__(self, prefixes: list[str], paths: list[str]) -> None:
         self.members = list(zip(prefixes, paths, strict=True))
@@ -215,7 +262,15 @@ class NdjsonFieldsInSql(NdjsonAll):
 
 
 class NdjsonFieldsInPython(RecordWriter):
-    """The asked fields picked in Python: for names SQLite's JSON paths cannot address exactly."""
+    """The asked fields picked in Python: for names SQLite's JSON paths cannot address exactly.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import NdjsonFieldsInPython
+    >>> writer = NdjsonFieldsInPython([{"name": "user_metadata.a-b", "export_as": "ab"}])
+    >>> writer.write(['{"user_id": "auth0|1", "user_metadata": {"a-b": 1}}'])
+    b'{"ab":1}\\n'
+    """
 
     def __init__(self, fields: list[dict[str, str]]) -> None:
         self.fields = [(_field_getter(f["name"]), f.get("export_as") or f["name"]) for f in fields]
@@ -231,7 +286,14 @@ class NdjsonFieldsInPython(RecordWriter):
 
 class CsvWriter(RecordWriter):
     """Auth0's CSV export: a header of aliases, one row a user (the dashboard's fields by default),
-    strings escaped as Auth0 does against formula injection (see ``_csv_cell``)."""
+    strings escaped as Auth0 does against formula injection (see ``_csv_cell``).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import CsvWriter
+    >>> CsvWriter([{"name": "email", "export_as": "Email"}, {"name": "user_id"}]).header()
+    b'Email,user_id\\n'
+    """
 
     def __init__(self, fields: list[dict[str, str]] | None) -> None:
         chosen = fields or [{"name": n} for n in DEFAULT_CSV_FIELDS]
@@ -255,7 +317,14 @@ class CsvWriter(RecordWriter):
 def record_writer(job: dict[str, Any]) -> RecordWriter:
     """The writer of a job's ``format`` and ``fields``: SQLite builds top-level attributes straight
     from the columns, picks nested fields when it can read them exactly as ``_field_getter`` does,
-    and Python does the rest."""
+    and Python does the rest.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.jobs import record_writer
+    >>> type(record_writer({"format": "csv"})).__name__, type(record_writer({"format": "json"})).__name__
+    ('CsvWriter', 'NdjsonAll')
+    """
     fields = job.get("fields")
     if job["format"] == "csv":
         return CsvWriter(fields)

@@ -55,13 +55,31 @@ _STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def sandbox_home() -> Path:
-    """``$LINKING_TOOLKIT_SANDBOX_HOME``, else ``sandboxes`` in the user's data directory."""
+    """``$LINKING_TOOLKIT_SANDBOX_HOME``, else ``sandboxes`` in the user's data directory.
+
+    Examples
+    --------
+    >>> import os
+    >>> from linking_toolkit.sandbox.kept import sandbox_home
+    >>> os.environ["LINKING_TOOLKIT_SANDBOX_HOME"] = "/tmp/sandboxes"     # doctest: +SKIP
+    >>> sandbox_home()
+    PosixPath('/tmp/sandboxes')
+    """
     given = os.environ.get(HOME_ENV)
     return Path(given) if given else Path(platformdirs.user_data_dir("linking_toolkit")) / "sandboxes"
 
 
 def notebook_key(session_name: str | None = None) -> str:
-    """A folder name for the notebook this kernel runs (``JPY_SESSION_NAME``), or ``default``."""
+    """A folder name for the notebook this kernel runs (``JPY_SESSION_NAME``), or ``default``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.kept import notebook_key
+    >>> notebook_key("notebooks/02-link-and-unlink.ipynb"), notebook_key("My Notebook.ipynb")
+    ('02-link-and-unlink', 'My-Notebook')
+    >>> notebook_key(None)
+    'default'
+    """
     name = session_name if session_name is not None else os.environ.get("JPY_SESSION_NAME", "")
     stem = Path(name).stem if name else ""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-") or "default"
@@ -70,7 +88,15 @@ def notebook_key(session_name: str | None = None) -> str:
 class KeptSandbox:
     """A sandbox server in another process, as :class:`~linking_toolkit.sandbox.Sandbox` shows
     itself to a client: its URLs, clients, connections and demo people, and the two ``approve_*``
-    helpers that finish a login on its pages. ``stop()`` ends the process (the data stays)."""
+    helpers that finish a login on its pages. ``stop()`` ends the process (the data stays).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.kept import kept_sandbox
+    >>> kept = kept_sandbox(seed=1)                       # doctest: +SKIP
+    >>> kept.answers(), kept.base_url
+    >>> kept.stop()                                       # the data stays for the next start
+    """
 
     kept = True
 
@@ -190,6 +216,12 @@ def kept_sandbox(*, seed: int | None = 1, users: int = 0, key: str | None = None
     ``exit_with`` is the pid whose end ends the server (default: this process's parent, the
     Jupyter Server that starts kernels). Raises RuntimeError, with the server's last log lines,
     if it does not start within a minute.
+
+    Examples
+    --------
+    >>> from linking_toolkit import connect
+    >>> from linking_toolkit.sandbox.kept import kept_sandbox
+    >>> tenant = connect(sandbox=kept_sandbox(seed=1, key="02-link-and-unlink"))   # doctest: +SKIP
     """
     folder = _private_folder((home or sandbox_home()) / (key or notebook_key()))
     with _locked(folder):

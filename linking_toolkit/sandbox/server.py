@@ -59,7 +59,14 @@ class _QuietHandler(WSGIRequestHandler):
 
 def base_url_for(host: str, port: int, *, tls: bool = False) -> str:
     """``http://host:port`` (``https`` with ``tls``); an IPv6 literal goes in brackets, or the port
-    would read as part of it."""
+    would read as part of it.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.server import base_url_for
+    >>> base_url_for("127.0.0.1", 8080), base_url_for("::1", 8080, tls=True)
+    ('http://127.0.0.1:8080', 'https://[::1]:8080')
+    """
     scheme = "https" if tls else "http"
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
@@ -70,6 +77,14 @@ class LocalCA:
     The CA's key never leaves memory; its certificate (public) is written to ``ca_file`` so that
     other processes (an SDK, a browser, ``SSL_CERT_FILE``) can trust the sandbox, and is removed
     when the sandbox is collected or the interpreter exits.
+
+    Examples
+    --------
+    >>> import os
+    >>> from linking_toolkit.sandbox.server import LocalCA
+    >>> ca = LocalCA("127.0.0.1")
+    >>> os.path.isfile(ca.ca_file), type(ca.client_context()).__name__
+    (True, 'SSLContext')
     """
 
     def __init__(self, host: str) -> None:

@@ -75,7 +75,14 @@ def _admin(tenant: Tenant, admin: ManagementClient | None) -> ManagementClient |
 
 def check_tenant(tenant: Tenant, *, admin: ManagementClient | None = None,
                  spa_client_id: str | None = None) -> tuple[list[Finding], Reading]:
-    """The findings and what they were read from (for :func:`fix_tenant`)."""
+    """The findings and what they were read from (for :func:`fix_tenant`).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings import check_tenant, findings_frame
+    >>> findings, reading = check_tenant(tenant)            # doctest: +SKIP
+    >>> findings_frame(findings).attrs["ready"]            # True when every row is ✓ or -
+    """
     client = _admin(tenant, admin)
     with nullcontext() if admin is not None or client is None else client:
         reading = read_settings(tenant, client, spa_client_id)
@@ -107,6 +114,12 @@ def fix_tenant(tenant: Tenant, undo_file: str | os.PathLike[str] | None = None, 
     ``create:client_grants``, ``update:resource_servers``) on the toolkit's own apps only, after the
     undo file (0600, never overwritten) records each field before and after. Rows Auth0 gives no
     fix for here (the application type, a connection to enable) stay ✗: change them by hand.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings import fix_tenant
+    >>> fix_tenant(tenant)                                  # doctest: +SKIP
+    >>> fix_tenant(tenant, "doctor-undo.json", dry_run=False)   # make them, after the undo file
     """
     findings, reading = check_tenant(tenant, admin=admin, spa_client_id=spa_client_id)
     changes = plan_changes(findings, reading)
@@ -124,7 +137,13 @@ def fix_tenant(tenant: Tenant, undo_file: str | os.PathLike[str] | None = None, 
 
 def undo_fix(tenant: Tenant, undo_file: str | os.PathLike[str], *, admin: ManagementClient | None = None,
              spa_client_id: str | None = None) -> pd.DataFrame:
-    """Put back every field ``undo_file`` records, where it still holds what the fix made it."""
+    """Put back every field ``undo_file`` records, where it still holds what the fix made it.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings import undo_fix
+    >>> undo_fix(tenant, "doctor-undo.json")                # doctest: +SKIP
+    """
     changes = read_undo_file(undo_file, tenant)
     client = _admin(tenant, admin)
     if client is None:

@@ -51,7 +51,15 @@ _MGMT_API = "Applications > APIs > Auth0 Management API"
 class Fix:
     """How ``--fix`` makes a row right: one field of one of the toolkit's own objects, changed by
     ``change(value_now)``. ``id`` is the client id, the client grant's id (``""``: none yet, one is
-    created for ``client_id`` and ``audience``) or the API's id."""
+    created for ``client_id`` and ``audience``) or the API's id.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.checks import Fix
+    >>> fix = Fix("client", "abc123", "grant_types", lambda now: [*(now or []), "refresh_token"])
+    >>> fix.change(["authorization_code"])
+    ['authorization_code', 'refresh_token']
+    """
 
     kind: Kind
     id: str
@@ -63,7 +71,15 @@ class Fix:
 
 @dataclass(frozen=True)
 class Finding:
-    """One setting: ``ok`` is ``"✓"``, ``"✗"``, ``"?"`` (cannot check) or ``"-"`` (not asked for)."""
+    """One setting: ``ok`` is ``"✓"``, ``"✗"``, ``"?"`` (cannot check) or ``"-"`` (not asked for).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.checks import Finding
+    >>> row = Finding("device login", "Device Code grant", "✗", "off", "on", "Applications > ...")
+    >>> row.ok, row.fix is None
+    ('✗', True)
+    """
 
     feature: str
     setting: str
@@ -76,7 +92,20 @@ class Finding:
 
 @dataclass
 class Reading:
-    """What was read of the tenant; for each object, the scope that was missing when it could not be."""
+    """What was read of the tenant; for each object, the scope that was missing when it could not be.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant import Tenant
+    >>> tenant = Tenant(domain="example.eu.auth0.com", issuer="https://example.eu.auth0.com/",
+    ...                 base_url="https://example.eu.auth0.com",
+    ...                 management_audience="https://example.eu.auth0.com/api/v2/", client_id="abc123")
+    >>> from linking_toolkit.tenant_settings.checks import Reading
+    >>> reading = Reading(tenant, native={"client_id": "abc123", "app_type": "native",
+    ...                                   "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]})
+    >>> print(reading.m2m)                                  # not read: no machine-to-machine app
+    None
+    """
 
     tenant: Tenant
     native: dict[str, Any] | None = None
@@ -113,7 +142,14 @@ def _read(reading: Reading, key: str, scope: str, call: Callable[[], Any]) -> An
 
 def read_settings(tenant: Tenant, admin: ManagementClient | None,
                   spa_client_id: str | None = None) -> Reading:
-    """Everything the checks look at, each read on its own (one refused read spoils only its rows)."""
+    """Everything the checks look at, each read on its own (one refused read spoils only its rows).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.checks import diagnose, read_settings
+    >>> reading = read_settings(tenant, admin)              # doctest: +SKIP
+    >>> findings = diagnose(reading)
+    """
     reading = Reading(tenant, spa_client_id=spa_client_id)
     if admin is None:
         why = "cannot check: needs the machine-to-machine app's credentials (AUTH0_CLIENT_SECRET)"
@@ -287,13 +323,45 @@ def _spa_rows(r: Reading) -> list[Finding]:
 
 
 def diagnose(reading: Reading) -> list[Finding]:
-    """Every setting the toolkit's features need, grouped by feature, in :data:`FEATURES` order."""
+    """Every setting the toolkit's features need, grouped by feature, in :data:`FEATURES` order.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant import Tenant
+    >>> tenant = Tenant(domain="example.eu.auth0.com", issuer="https://example.eu.auth0.com/",
+    ...                 base_url="https://example.eu.auth0.com",
+    ...                 management_audience="https://example.eu.auth0.com/api/v2/", client_id="abc123")
+    >>> from linking_toolkit.tenant_settings.checks import Reading, diagnose
+    >>> reading = Reading(tenant, native={"client_id": "abc123", "app_type": "native",
+    ...                                   "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]})
+    >>> [(row.setting, row.ok) for row in diagnose(reading)][:3]
+    [('application type', '✓'), ('Device Code grant', '✓'), ('connection (any)', '?')]
+    """
     rows = _native_rows(reading) + _m2m_rows(reading) + _api_rows(reading) + _spa_rows(reading)
     return sorted(rows, key=lambda f: FEATURES.index(f.feature))
 
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:
-    """The findings as the table ``doctor`` shows (its ``attrs["ready"]``: every row ✓ or -)."""
+    """The findings as the table ``doctor`` shows (its ``attrs["ready"]``: every row ✓ or -).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant import Tenant
+    >>> tenant = Tenant(domain="example.eu.auth0.com", issuer="https://example.eu.auth0.com/",
+    ...                 base_url="https://example.eu.auth0.com",
+    ...                 management_audience="https://example.eu.auth0.com/api/v2/", client_id="abc123")
+    >>> from linking_toolkit.tenant_settings.checks import Reading, diagnose, findings_frame
+    >>> reading = Reading(tenant, native={"client_id": "abc123", "app_type": "native",
+    ...                                   "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]})
+    >>> frame = findings_frame(diagnose(reading))
+    >>> frame[["feature", "setting", "ok"]].head(3)
+            feature            setting ok
+    0  device login   application type  ✓
+    1  device login  Device Code grant  ✓
+    2  device login   connection (any)  ?
+    >>> frame.attrs["ready"]
+    False
+    """
     frame = pd.DataFrame([(f.feature, f.setting, f.ok, f.now, f.must, f.where) for f in findings],
                          columns=FRAME_COLUMNS)
     frame.attrs["ready"] = all(f.ok in ("✓", "-") for f in findings)

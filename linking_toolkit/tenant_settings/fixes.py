@@ -35,13 +35,29 @@ _UNDO_FORMAT = "linking_toolkit.tenant_settings/1"
 
 class FixRefused(Auth0Error):
     """The toolkit refused to change a setting that is not one of its own (or an undo file of another
-    tenant), before any request."""
+    tenant), before any request.
+
+    Examples
+    --------
+    >>> from linking_toolkit.errors import Auth0Error
+    >>> from linking_toolkit.tenant_settings.fixes import FixRefused
+    >>> issubclass(FixRefused, Auth0Error)                   # raised before any request
+    True
+    """
 
 
 @dataclass
 class Change:
     """One field of one object: its value ``before`` the fix and ``after`` it. A grant that did not
-    exist has ``before`` None and ``id`` "" until it is created (then its new id)."""
+    exist has ``before`` None and ``id`` "" until it is created (then its new id).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.fixes import Change
+    >>> change = Change("client", "abc123", "grant_types", ["device_code"], ["device_code", "refresh_token"])
+    >>> change.before, change.after, change.result
+    (['device_code'], ['device_code', 'refresh_token'], 'planned')
+    """
 
     kind: Kind
     id: str
@@ -54,7 +70,18 @@ class Change:
 
 
 def own_objects(tenant: Tenant, spa_client_id: str | None = None) -> set[tuple[str, str]]:
-    """``(kind, id)`` of what ``--fix`` may change: the toolkit's apps (grants are checked by owner)."""
+    """``(kind, id)`` of what ``--fix`` may change: the toolkit's apps (grants are checked by owner).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant import Tenant
+    >>> from linking_toolkit.tenant_settings.fixes import own_objects
+    >>> tenant = Tenant(domain="example.eu.auth0.com", issuer="https://example.eu.auth0.com/",
+    ...                 base_url="https://example.eu.auth0.com",
+    ...                 management_audience="https://example.eu.auth0.com/api/v2/", client_id="abc123")
+    >>> own_objects(tenant, spa_client_id="spa456") == {("client", "abc123"), ("client", "spa456")}
+    True
+    """
     own = {("client", tenant.client_id)}
     if tenant.m2m_client_id:
         own.add(("client", tenant.m2m_client_id))
@@ -90,7 +117,21 @@ def _api_ids(admin: ManagementClient, tenant: Tenant) -> set[str]:
 
 def plan_changes(findings: list[Finding], reading: Reading) -> list[Change]:
     """The changes the ✗ rows call for, those on one field merged into one (three grant types: one
-    ``grant_types`` change)."""
+    ``grant_types`` change).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant import Tenant
+    >>> tenant = Tenant(domain="example.eu.auth0.com", issuer="https://example.eu.auth0.com/",
+    ...                 base_url="https://example.eu.auth0.com",
+    ...                 management_audience="https://example.eu.auth0.com/api/v2/", client_id="abc123")
+    >>> from linking_toolkit.tenant_settings.checks import Reading, diagnose
+    >>> from linking_toolkit.tenant_settings.fixes import plan_changes
+    >>> reading = Reading(tenant, native={"client_id": "abc123", "app_type": "native",
+    ...                                   "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]})
+    >>> [change.field for change in plan_changes(diagnose(reading), reading)]   # grant types merged in one
+    ['grant_types', 'callbacks', 'refresh_token']
+    """
     changes: dict[tuple[str, str, str], Change] = {}
     for finding in findings:
         fix = finding.fix
@@ -106,6 +147,15 @@ def plan_changes(findings: list[Finding], reading: Reading) -> list[Change]:
 
 
 def changes_frame(changes: list[Change]) -> pd.DataFrame:
+    """The changes as the table ``doctor --fix`` shows: each value as JSON, a new grant named by its app.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.fixes import Change, changes_frame
+    >>> changes_frame([Change("client", "abc123", "callbacks", None, ["http://127.0.0.1/callback"])])
+       object      id      field before                          after   result
+    0  client  abc123  callbacks   null  ["http://127.0.0.1/callback"]  planned
+    """
     return pd.DataFrame([(c.kind, c.id or f"(new, for {c.client_id})", c.field, json.dumps(c.before),
                           json.dumps(c.after), c.result) for c in changes], columns=CHANGE_COLUMNS)
 
@@ -180,7 +230,15 @@ def _save(path: Path, tenant: Tenant, changes: list[Change], made_at: str) -> No
 def apply_changes(admin: ManagementClient, tenant: Tenant, changes: list[Change],
                   undo_file: str | os.PathLike[str], own: set[tuple[str, str]]) -> list[Change]:
     """Make ``changes``, each only if its field still holds ``before``; the undo file is written first
-    (an existing one is never overwritten: it may be the only record of an earlier fix)."""
+    (an existing one is never overwritten: it may be the only record of an earlier fix).
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.fixes import apply_changes, own_objects
+    >>> own = own_objects(tenant)                                       # doctest: +SKIP
+    >>> done = apply_changes(admin, tenant, changes, "doctor-undo.json", own)
+    >>> [change.result for change in done]
+    """
     path = Path(undo_file)
     if path.exists() or path.is_symlink():
         raise FixRefused(f"{path} exists already: name a new undo file (it may be an earlier fix's record)")
@@ -201,7 +259,13 @@ def apply_changes(admin: ManagementClient, tenant: Tenant, changes: list[Change]
 
 
 def read_undo_file(path: str | os.PathLike[str], tenant: Tenant) -> list[Change]:
-    """The changes an undo file records; a file of another tenant, or not one of ours, is refused."""
+    """The changes an undo file records; a file of another tenant, or not one of ours, is refused.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.fixes import changes_frame, read_undo_file
+    >>> changes_frame(read_undo_file("doctor-undo.json", tenant))      # doctest: +SKIP
+    """
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -218,7 +282,14 @@ def read_undo_file(path: str | os.PathLike[str], tenant: Tenant) -> list[Change]
 
 def undo_changes(admin: ManagementClient, tenant: Tenant, changes: list[Change],
                  own: set[tuple[str, str]]) -> list[Change]:
-    """Put each field back to ``before``, last change first, where it still holds ``after``."""
+    """Put each field back to ``before``, last change first, where it still holds ``after``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.tenant_settings.fixes import own_objects, read_undo_file, undo_changes
+    >>> changes = read_undo_file("doctor-undo.json", tenant)           # doctest: +SKIP
+    >>> undone = undo_changes(admin, tenant, changes, own_objects(tenant))
+    """
     for change in changes:
         if change.kind != "client_grant" or change.id:
             _check_own(admin, tenant, change, own)

@@ -75,7 +75,15 @@ AUTH0_ERROR_STATUS = {
 
 
 class OAuthError(OAuth2Error):
-    """An error with Auth0's code, message and status (authlib's classes carry RFC wording)."""
+    """An error with Auth0's code, message and status (authlib's classes carry RFC wording).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> error = authserver.OAuthError('invalid_request', 'Missing required parameter: grant_type', 400)
+    >>> error.error, error.status_code
+    ('invalid_request', 400)
+    """
 
     def __init__(self, error: str, description: str, status_code: int = 400) -> None:
         super().__init__(description=printable(description), status_code=status_code)
@@ -84,13 +92,29 @@ class OAuthError(OAuth2Error):
 
 def printable(text: str) -> str:
     """RFC 6749 §5.2 allows only printable ASCII but quote and backslash in an error description,
-    and authlib enforces it; echoed input (an audience, say) may hold anything."""
+    and authlib enforces it; echoed input (an audience, say) may hold anything.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> authserver.printable('audience "café" is unknown')
+    'audience ?caf?? is unknown'
+    """
     return "".join(c if (" " <= c <= "~" and c not in '"\\') else "?" for c in text)
 
 
 def auth0_wording(error: OAuth2Error) -> None:
     """authlib's refusals in Auth0's words (and status): a grant type the client does not have, a
-    redirect URI that is not one of its Allowed Callback URLs."""
+    redirect URI that is not one of its Allowed Callback URLs.
+
+    Examples
+    --------
+    >>> import httpx2
+    >>> body = {'grant_type': 'implicit', 'client_id': sandbox.client_id}  # doctest: +SKIP
+    >>> answer = httpx2.post(f'{sandbox.base_url}/oauth/token', json=body)  # doctest: +SKIP
+    >>> answer.json()    # doctest: +SKIP
+    {'error': 'unsupported_grant_type', 'error_description': 'unsupported grant type'}
+    """
     if (error.description or "").endswith("is not supported by client."):
         error.description = CALLBACK_MISMATCH
     match = _AUTHLIB_NOT_ALLOWED.fullmatch(error.description or "")
@@ -101,7 +125,18 @@ def auth0_wording(error: OAuth2Error) -> None:
 
 
 def token_error(error: str, description: str, status: int | None = None) -> Response:
-    """Auth0's Authentication API error body."""
+    """Auth0's Authentication API error body.
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.authentication_api.authserver import token_error
+    >>> with app.app_context():
+    ...     answer = token_error('invalid_grant', 'Wrong email or password.', 403)
+    >>> answer.status_code, answer.get_json()
+    (403, {'error': 'invalid_grant', 'error_description': 'Wrong email or password.'})
+    """
     response = jsonify({"error": error, "error_description": description})
     response.status_code = status or AUTH0_ERROR_STATUS.get(error, 400)
     response.headers["Cache-Control"] = "no-store"
@@ -111,7 +146,16 @@ def token_error(error: str, description: str, status: int | None = None) -> Resp
 # -- clients -----------------------------------------------------------------------------------------
 
 def loopback_match(registered: str, given: str) -> bool:
-    """RFC 8252 §7.3: a loopback redirect matches whatever port the app listens on."""
+    """RFC 8252 §7.3: a loopback redirect matches whatever port the app listens on.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> authserver.loopback_match('http://127.0.0.1/callback', 'http://127.0.0.1:53817/callback')
+    True
+    >>> authserver.loopback_match('http://127.0.0.1/callback', 'http://127.0.0.1:53817/other')
+    False
+    """
     try:
         a, b = urlsplit(registered), urlsplit(given)
         b.port  # noqa: B018 - raises ValueError on a malformed port
@@ -128,7 +172,19 @@ def loopback_match(registered: str, given: str) -> bool:
 
 class SandboxClient(ClientMixin):
     """A client row of the store, seen through authlib's client model. ``web_origins`` and
-    ``logout_urls`` are a single-page app's Allowed Web Origins and Allowed Logout URLs."""
+    ``logout_urls`` are a single-page app's Allowed Web Origins and Allowed Logout URLs.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> with sandbox._server.app.test_request_context():    # doctest: +SKIP
+    ...     client = authserver.query_client(sandbox.client_id)
+    >>> client.get_client_id() == sandbox.client_id, client.check_grant_type('password')    # doctest: +SKIP
+    (True, False)
+    """
 
     def __init__(self, row: dict[str, Any], native_scopes: str, *, web_origins: tuple[str, ...] = (),
                  logout_urls: tuple[str, ...] = ()) -> None:
@@ -180,6 +236,18 @@ class SandboxClient(ClientMixin):
 
 
 def query_client(client_id: str) -> SandboxClient | None:
+    """The client of the current request's tenant with that id, as authlib asks for it (None for none).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> with sandbox._server.app.test_request_context():    # doctest: +SKIP
+    ...     print(authserver.query_client(sandbox.client_id).row['name'], authserver.query_client('nobody'))
+    Notebook (native) None
+    """
     tenant = current_tenant()
     row = tenant.store.client(client_id) if isinstance(client_id, str) else None
     if row is None:
@@ -223,7 +291,17 @@ class _BodyRequest(OAuth2Request):
 
 
 def request_body() -> MultiDict:
-    """Form fields or a flat JSON object's fields; raises OAuthError on anything else."""
+    """Form fields or a flat JSON object's fields; raises OAuthError on anything else.
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.authentication_api.authserver import request_body
+    >>> with app.test_request_context('/oauth/token', method='POST', json={'grant_type': 'password'}):
+    ...     request_body().to_dict()
+    {'grant_type': 'password'}
+    """
     if request.mimetype == "application/json":
         try:
             data = json.loads(request.get_data(as_text=True) or "{}")
@@ -245,7 +323,20 @@ def request_body() -> MultiDict:
 # -- token response ------------------------------------------------------------------------------
 
 def known_audience(tenant: TenantContext, audience: str | None) -> str | None:
-    """The API a user token is for: the Management API or (no audience) userinfo only."""
+    """The API a user token is for: the Management API or (no audience) userinfo only.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> authserver.known_audience(tenant,  # doctest: +SKIP
+    ...                           sandbox.management_audience) == sandbox.management_audience
+    True
+    >>> print(authserver.known_audience(tenant, None))    # doctest: +SKIP
+    None
+    """
     if not audience or audience == tenant.userinfo_url or audience in tenant.management_audiences:
         return audience or None
     raise OAuthError("access_denied", f"Service not found: {audience}", 403)
@@ -266,7 +357,22 @@ def build_token_response(
 ) -> dict[str, Any]:
     """Auth0's token response for a user: access token, ID token when ``openid``, refresh token
     when ``offline_access`` was granted to a client allowed to refresh, for an API (if any) that
-    allows offline access."""
+    allows offline access.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> with sandbox._server.app.test_request_context():    # doctest: +SKIP
+    ...     client = authserver.query_client(sandbox.client_id)
+    ...     answer = authserver.build_token_response(tenant, client=client,
+    ...                                              user=authserver.active_user(tenant, ada),
+    ...                                              scope='openid email', audience=None)
+    >>> sorted(answer)    # doctest: +SKIP
+    ['access_token', 'expires_in', 'id_token', 'scope', 'token_type']
+    """
     now = int(time.time())
     auth_time = auth_time or now
     api = tenant.management_audience if audience in tenant.management_audiences else audience
@@ -290,7 +396,17 @@ def build_token_response(
 
 
 def active_user(tenant: TenantContext, user_id: str) -> dict[str, Any]:
-    """The user who may get tokens now: a deleted user has none, a blocked one is refused."""
+    """The user who may get tokens now: a deleted user has none, a blocked one is refused.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> authserver.active_user(tenant, ada)['email']    # doctest: +SKIP
+    'ada@example.com'
+    """
     user = tenant.store.user_row(user_id)
     if user is None:
         raise OAuthError("invalid_grant", "The user no longer exists.", 403)
@@ -300,7 +416,17 @@ def active_user(tenant: TenantContext, user_id: str) -> dict[str, Any]:
 
 
 class SandboxAuthorizationServer(AuthorizationServer):
-    """authlib's server reading JSON bodies too, and answering errors in Auth0's shape."""
+    """authlib's server reading JSON bodies too, and answering errors in Auth0's shape.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api.authserver import oauth_server    # doctest: +SKIP
+    >>> type(oauth_server(sandbox._server.app)).__name__    # doctest: +SKIP
+    'SandboxAuthorizationServer'
+    """
 
     def create_oauth2_request(self, req: Any) -> OAuth2Request:
         if isinstance(req, OAuth2Request):
@@ -324,6 +450,17 @@ class SandboxAuthorizationServer(AuthorizationServer):
 
 def oauth_server(app: Flask) -> SandboxAuthorizationServer:
     """The app's authorization server, made with its grants by ``grants.install_oauth_server``
-    when the app was created (one per app, so two sandboxes never share one)."""
+    when the app was created (one per app, so two sandboxes never share one).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import authserver
+    >>> server = authserver.oauth_server(sandbox._server.app)    # doctest: +SKIP
+    >>> server is authserver.oauth_server(sandbox._server.app)    # doctest: +SKIP
+    True
+    """
     server: SandboxAuthorizationServer = app.extensions[SERVER_EXTENSION]
     return server

@@ -35,7 +35,16 @@ def _is_cors_path(path: str) -> bool:
 
 def install_cors(app: Flask, tenant: TenantContext) -> None:
     """CORS on ``app`` for ``tenant``'s web origins (``create_app`` calls it before the blueprints,
-    so its preflight answer comes first)."""
+    so its preflight answer comes first).
+
+    Examples
+    --------
+    >>> import httpx2
+    >>> answer = httpx2.options(f'{sandbox.base_url}/oauth/token', headers={    # doctest: +SKIP
+    ...     'Origin': 'http://localhost:3000', 'Access-Control-Request-Method': 'POST'})
+    >>> answer.headers['access-control-allow-origin']    # doctest: +SKIP
+    'http://localhost:3000'
+    """
     origins = list(tenant.spa_web_origins)
     options = {"origins": origins, "expose_headers": EXPOSED_HEADERS,
                "allow_headers": ALLOWED_HEADERS, "max_age": PREFLIGHT_MAX_AGE,

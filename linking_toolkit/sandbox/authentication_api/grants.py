@@ -73,7 +73,21 @@ class _CodeRecord:
 
 
 class S256Only(CodeChallenge):
-    """PKCE as Auth0 runs it for public clients: a challenge is required, and only S256."""
+    """PKCE as Auth0 runs it for public clients: a challenge is required, and only S256.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> import httpx2    # doctest: +SKIP
+    >>> query = {'client_id': sandbox.client_id, 'response_type': 'code', 'redirect_uri': 'http://127.0.0.1/callback',
+    ...          'code_challenge': 'x' * 43, 'code_challenge_method': 'plain', 'state': 's'}  # doctest: +SKIP
+    >>> answer = httpx2.get(f'{sandbox.base_url}/authorize', params=query)    # doctest: +SKIP
+    >>> from urllib.parse import parse_qs, urlsplit    # doctest: +SKIP
+    >>> parse_qs(urlsplit(answer.headers['location']).query)['error_description']    # doctest: +SKIP
+    ['Unsupported code_challenge_method: use S256']
+    """
 
     SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
 
@@ -88,6 +102,13 @@ class S256Only(CodeChallenge):
 
 
 class CodeGrant(AuthorizationCodeGrant):
+    """The authorization code grant (with PKCE for public clients), as Auth0 runs it.
+
+    Examples
+    --------
+    >>> from linking_toolkit import connect, login
+    >>> primary = login(connect(sandbox=sandbox), method='browser')    # doctest: +SKIP
+    """
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_ENDPOINT_AUTH_METHODS
 
     def query_authorization_code(self, code: str, client: SandboxClient) -> _CodeRecord | None:
@@ -115,7 +136,15 @@ class CodeGrant(AuthorizationCodeGrant):
 
 
 class PasswordRealmGrant(BaseGrant, TokenEndpointMixin):
-    """Auth0's password-realm extension grant: ``realm`` names the database connection."""
+    """Auth0's password-realm extension grant: ``realm`` names the database connection.
+
+    Examples
+    --------
+    >>> from linking_toolkit import connect, login
+    >>> ada = sandbox.demo_users[0]                                  # doctest: +SKIP
+    >>> primary = login(connect(sandbox=sandbox), method='password', email=ada['email'],  # doctest: +SKIP
+    ...                 password=ada['password'])
+    """
 
     GRANT_TYPE = PASSWORD_REALM
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_ENDPOINT_AUTH_METHODS
@@ -160,7 +189,20 @@ class PasswordRealmGrant(BaseGrant, TokenEndpointMixin):
 
 
 class MachineGrant(ClientCredentialsGrant):
-    """Client credentials for an API the client was granted, with that grant's scopes."""
+    """Client credentials for an API the client was granted, with that grant's scopes.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> import httpx2    # doctest: +SKIP
+    >>> body = {'grant_type': 'client_credentials', 'client_id': sandbox.m2m_client_id,  # doctest: +SKIP
+    ...         'client_secret': sandbox.m2m_client_secret,
+    ...         'audience': sandbox.management_audience}
+    >>> sorted(httpx2.post(f'{sandbox.base_url}/oauth/token', json=body).json())    # doctest: +SKIP
+    ['access_token', 'expires_in', 'scope', 'token_type']
+    """
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
 
@@ -208,6 +250,12 @@ class RefreshGrant(RefreshTokenGrant):
     token presented again is refused and revokes its whole family, the newest token included, since
     the tenant cannot tell the thief's copy from the owner's. Refusals are Auth0's 403
     ``invalid_grant`` "Unknown or invalid refresh token.", whatever the reason.
+
+    Examples
+    --------
+    >>> from linking_toolkit import cache, connect, login
+    >>> primary = login(connect(sandbox=sandbox), cache=cache.READ_WRITE)    # doctest: +SKIP
+    >>> again = login(connect(sandbox=sandbox), cache=cache.READ_WRITE)      # doctest: +SKIP
     """
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = TOKEN_ENDPOINT_AUTH_METHODS
@@ -252,7 +300,13 @@ class _DeviceRecord:
 
 
 class DeviceGrant(DeviceCodeGrant):
-    """Device polling, each poll decided in one transaction (see ``oauth_state.poll_device_code``)."""
+    """Device polling, each poll decided in one transaction (see ``oauth_state.poll_device_code``).
+
+    Examples
+    --------
+    >>> from linking_toolkit import connect, login
+    >>> primary = login(connect(sandbox=sandbox), method='device')    # doctest: +SKIP
+    """
 
     def query_device_credential(self, device_code: str) -> _DeviceRecord:
         outcome, row = state.poll_device_code(current_tenant(), device_code)
@@ -286,7 +340,13 @@ def _no_save(token: Any, req: Any) -> None:
 
 
 def install_oauth_server(app: Flask) -> SandboxAuthorizationServer:
-    """Make the app's authorization server with the sandbox's grants (``create_app`` calls it)."""
+    """Make the app's authorization server with the sandbox's grants (``create_app`` calls it).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.app import create_app
+    >>> app = create_app(sandbox.context)    # doctest: +SKIP
+    """
     server = SandboxAuthorizationServer(query_client=query_client, save_token=_no_save)
     server.init_app(app)
     server.register_grant(CodeGrant, [S256Only(required=True)])

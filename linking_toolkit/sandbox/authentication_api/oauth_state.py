@@ -54,6 +54,21 @@ def _hash(token: str) -> str:
 
 def save_authorization_code(tenant: TenantContext, params: dict[str, Any], user_id: str,
                             auth_time: int) -> str:
+    """Store a new authorization code for ``user_id`` with the request's ``params``; returns the code.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> params = {'client_id': sandbox.client_id, 'scope': 'openid',  # doctest: +SKIP
+    ...           'redirect_uri': 'http://127.0.0.1/callback'}
+    >>> code = oauth_state.save_authorization_code(tenant, params, ada, auth_time=0)    # doctest: +SKIP
+    >>> oauth_state.consume_authorization_code(tenant, code,  # doctest: +SKIP
+    ...                                        sandbox.client_id)['user_id'] == ada
+    True
+    """
     code = secrets.token_urlsafe(32)
     tenant.store.insert_authorization_code(
         _hash(code), client_id=params["client_id"], redirect_uri=params["redirect_uri"],
@@ -66,7 +81,18 @@ def save_authorization_code(tenant: TenantContext, params: dict[str, Any], user_
 
 def consume_authorization_code(tenant: TenantContext, code: str, client_id: str) -> dict[str, Any] | None:
     """The code's row if it was issued to ``client_id`` and is unexpired; read once, even under a race.
-    A replayed code revokes every token its first use issued (``Store.take_authorization_code``)."""
+    A replayed code revokes every token its first use issued (``Store.take_authorization_code``).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> print(oauth_state.consume_authorization_code(tenant, 'no-such-code',  # doctest: +SKIP
+    ...       sandbox.client_id))
+    None
+    """
     now = int(time.time())
     row = tenant.store.take_authorization_code(_hash(code), now, now + ACCESS_TOKEN_SECONDS)
     if row is None or row["client_id"] != client_id or row["expires_at"] < time.time():
@@ -75,13 +101,30 @@ def consume_authorization_code(tenant: TenantContext, code: str, client_id: str)
 
 
 def grant_of(claims: dict[str, Any]) -> str | None:
-    """The grant an access token was issued under (its ``jti`` is ``<grant_id>.<random>``), if any."""
+    """The grant an access token was issued under (its ``jti`` is ``<grant_id>.<random>``), if any.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> oauth_state.grant_of({'jti': 'gr_abc.8f3k2'}), oauth_state.grant_of({'jti': 'random'})
+    ('gr_abc', None)
+    """
     jti = claims.get("jti")
     return jti.split(".", 1)[0] if isinstance(jti, str) and "." in jti else None
 
 
 def grant_revoked(tenant: TenantContext, claims: dict[str, Any]) -> bool:
-    """Whether an access token belongs to a grant revoked by a replayed code."""
+    """Whether an access token belongs to a grant revoked by a replayed code.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> oauth_state.grant_revoked(tenant, {'jti': 'gr_abc.8f3k2'})    # doctest: +SKIP
+    False
+    """
     grant = grant_of(claims)
     return grant is not None and tenant.store.grant_revoked(grant)
 
@@ -95,6 +138,20 @@ def _user_code() -> str:
 
 def new_device_code(tenant: TenantContext, *, client_id: str, scope: str,
                     audience: str | None) -> dict[str, Any]:
+    """A device code and its user code for ``client_id``, stored by the device code's hash:
+    the body of ``POST /oauth/device/code``.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> request = oauth_state.new_device_code(tenant, client_id=sandbox.client_id,  # doctest: +SKIP
+    ...                                       scope='openid', audience=None)
+    >>> sorted(request)    # doctest: +SKIP
+    ['device_code', 'expires_in', 'interval', 'user_code']
+    """
     lifetime, interval = tenant.device_code_seconds, tenant.device_poll_interval
     device_code = secrets.token_urlsafe(32)
     user_code = tenant.store.insert_device_code(
@@ -105,7 +162,20 @@ def new_device_code(tenant: TenantContext, *, client_id: str, scope: str,
 
 
 def device_code_by_user(tenant: TenantContext, user_code: str) -> dict[str, Any] | None:
-    """The pending, unexpired request for a user code typed by a person (case and dash forgiven)."""
+    """The pending, unexpired request for a user code typed by a person (case and dash forgiven).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> request = oauth_state.new_device_code(tenant, client_id=sandbox.client_id,  # doctest: +SKIP
+    ...                                       scope='openid', audience=None)
+    >>> oauth_state.device_code_by_user(tenant,  # doctest: +SKIP
+    ...                                 request['user_code'].lower())['client_id'] == sandbox.client_id
+    True
+    """
     cleaned = "".join(c for c in user_code.upper() if c.isalnum())
     if len(cleaned) != 8:
         return None
@@ -116,12 +186,38 @@ def device_code_by_user(tenant: TenantContext, user_code: str) -> dict[str, Any]
 
 
 def finish_device_code(tenant: TenantContext, user_code: str, user_id: str | None) -> bool:
-    """Approve (``user_id``) or deny (``None``) a pending request; False if it is no longer pending."""
+    """Approve (``user_id``) or deny (``None``) a pending request; False if it is no longer pending.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> request = oauth_state.new_device_code(tenant, client_id=sandbox.client_id,  # doctest: +SKIP
+    ...                                       scope='openid', audience=None)
+    >>> oauth_state.finish_device_code(tenant, request['user_code'], ada)    # doctest: +SKIP
+    True
+    >>> oauth_state.poll_device_code(tenant, request['device_code'])[0]    # doctest: +SKIP
+    'approved'
+    """
     return tenant.store.finish_device_code(user_code, user_id, int(time.time()))
 
 
 def poll_device_code(tenant: TenantContext, device_code: str) -> tuple[str, dict[str, Any] | None]:
-    """One poll, decided in one transaction (see ``Store.poll_device_code``)."""
+    """One poll, decided in one transaction (see ``Store.poll_device_code``).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> request = oauth_state.new_device_code(tenant, client_id=sandbox.client_id,  # doctest: +SKIP
+    ...                                       scope='openid', audience=None)
+    >>> oauth_state.poll_device_code(tenant, request['device_code'])[0]    # doctest: +SKIP
+    'pending'
+    """
     return tenant.store.poll_device_code(_hash(device_code), time.time())
 
 
@@ -134,7 +230,20 @@ def _new_refresh_token() -> str:
 def issue_refresh_token(tenant: TenantContext, *, client_id: str, user_id: str, scope: str,
                         audience: str | None, auth_time: int, family: str | None = None) -> str:
     """The first refresh token of a new family (``family``: the grant of the code it comes from):
-    every token rotated from it belongs to it."""
+    every token rotated from it belongs to it.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> token = oauth_state.issue_refresh_token(tenant, client_id=sandbox.client_id,  # doctest: +SKIP
+    ...                                         user_id=ada,
+    ...                                          scope='openid offline_access', audience=None, auth_time=0)
+    >>> oauth_state.check_refresh_token(tenant, token)[0]    # doctest: +SKIP
+    'valid'
+    """
     token = _new_refresh_token()
     tenant.store.insert_refresh_token(_hash(token), family=family or secrets.token_hex(16),
                                       client_id=client_id,
@@ -145,13 +254,37 @@ def issue_refresh_token(tenant: TenantContext, *, client_id: str, user_id: str, 
 
 def check_refresh_token(tenant: TenantContext, token: str) -> tuple[str, dict[str, Any] | None]:
     """``(outcome, row)``: ``valid``, or ``reused`` / ``expired`` (the family is revoked) or
-    ``unknown`` (see ``Store.use_refresh_token``)."""
+    ``unknown`` (see ``Store.use_refresh_token``).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> oauth_state.check_refresh_token(tenant, 'not-a-refresh-token')    # doctest: +SKIP
+    ('unknown', None)
+    """
     return tenant.store.use_refresh_token(_hash(token), int(time.time()))
 
 
 def rotate_refresh_token(tenant: TenantContext, token: str) -> tuple[str, str | None]:
     """Use ``token`` and return ``(outcome, its successor)``: the successor (same family) when the
-    outcome is ``valid``, else None (and a reused or expired token's family is revoked)."""
+    outcome is ``valid``, else None (and a reused or expired token's family is revoked).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> token = oauth_state.issue_refresh_token(tenant, client_id=sandbox.client_id,  # doctest: +SKIP
+    ...                                         user_id=ada,
+    ...                                          scope='openid offline_access', audience=None, auth_time=0)
+    >>> outcome, successor = oauth_state.rotate_refresh_token(tenant, token)    # doctest: +SKIP
+    >>> outcome, oauth_state.rotate_refresh_token(tenant, token)[0]    # doctest: +SKIP
+    ('valid', 'reused')
+    """
     successor = _new_refresh_token()
     outcome, _row = tenant.store.use_refresh_token(_hash(token), int(time.time()), _hash(successor))
     return outcome, successor if outcome == "valid" else None
@@ -160,6 +293,19 @@ def rotate_refresh_token(tenant: TenantContext, token: str) -> tuple[str, str | 
 # -- logins in progress ------------------------------------------------------------------------------
 
 def new_transaction(tenant: TenantContext, kind: str, params: dict[str, Any]) -> LoginTransaction:
+    """Start a login transaction of ``kind`` (``authorize`` or ``device``) for the checked ``params``.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> tx = oauth_state.new_transaction(tenant, 'authorize',  # doctest: +SKIP
+    ...                                  {'client_id': sandbox.client_id})
+    >>> tx.kind, tx.done    # doctest: +SKIP
+    ('authorize', False)
+    """
     tx = LoginTransaction(id=secrets.token_urlsafe(18), kind=kind, params=params)
     with tenant.logins_lock:
         now = time.time()
@@ -170,6 +316,22 @@ def new_transaction(tenant: TenantContext, kind: str, params: dict[str, Any]) ->
 
 
 def get_transaction(tenant: TenantContext, tx_id: str | None) -> LoginTransaction | None:
+    """The login transaction ``tx_id`` names, if it is known and not finished.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> tx = oauth_state.new_transaction(tenant, 'authorize',  # doctest: +SKIP
+    ...                                  {'client_id': sandbox.client_id})
+    >>> oauth_state.get_transaction(tenant, tx.id) is tx  # doctest: +SKIP
+    True
+    >>> print(oauth_state.get_transaction(tenant, None))  # doctest: +SKIP
+    None
+    (True, None)
+    """
     if not tx_id:
         return None
     with tenant.logins_lock:
@@ -180,7 +342,19 @@ def get_transaction(tenant: TenantContext, tx_id: str | None) -> LoginTransactio
 
 
 def close_transaction(tenant: TenantContext, tx: LoginTransaction) -> bool:
-    """Mark a transaction finished; False if it already was (a form posted twice)."""
+    """Mark a transaction finished; False if it already was (a form posted twice).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import oauth_state
+    >>> tx = oauth_state.new_transaction(tenant, 'authorize',  # doctest: +SKIP
+    ...                                  {'client_id': sandbox.client_id})
+    >>> oauth_state.close_transaction(tenant, tx), oauth_state.close_transaction(tenant, tx)  # doctest: +SKIP
+    (True, False)
+    """
     with tenant.logins_lock:
         if tx.done:
             return False

@@ -45,7 +45,20 @@ SAFE_PATH = re.compile(r"/[A-Za-z0-9._~%@:+,=!$()*/-]*\Z")
 
 def cookie_path() -> str:
     """The path the browser sees the sandbox under: ``X-Forwarded-Prefix`` when a proxy sent a
-    well-formed one, else ``/``. A wrong header only narrows the sender's own cookie."""
+    well-formed one, else ``/``. A wrong header only narrows the sender's own cookie.
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.authentication_api import sessions
+    >>> with app.test_request_context('/', headers={'X-Forwarded-Prefix': '/user/ada/proxy/53817'}):
+    ...     sessions.cookie_path()
+    '/user/ada/proxy/53817'
+    >>> with app.test_request_context('/'):
+    ...     sessions.cookie_path()
+    '/'
+    """
     prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
     return prefix if prefix and SAFE_PATH.match(prefix) else "/"
 
@@ -56,13 +69,36 @@ def _key(value: str) -> str:
 
 def session_cookie_name(tenant: TenantContext) -> str:
     """The cookie's name, one per tenant: cookies ignore ports, and two sandboxes on one host must
-    not overwrite each other's sessions."""
+    not overwrite each other's sessions.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import sessions
+    >>> sessions.session_cookie_name(tenant)    # doctest: +SKIP
+    'sbx_sso_33933819ceee'
+    """
     return "sbx_sso_" + hashlib.sha256(tenant.issuer.encode()).hexdigest()[:12]
 
 
 def start_session(tenant: TenantContext, *, provider: str, identity_id: str, connection: str,
                   auth_time: int | None = None) -> str:
-    """A new session for the identity that just logged in; returns the cookie's value."""
+    """A new session for the identity that just logged in; returns the cookie's value.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import sessions
+    >>> value = sessions.start_session(tenant, provider='auth0',  # doctest: +SKIP
+    ...                                identity_id=ada.split('|')[1],
+    ...                                connection='Username-Password-Authentication')
+    >>> len(value) > 20    # doctest: +SKIP
+    True
+    """
     value = secrets.token_urlsafe(32)
     session = SsoSession(provider=provider, identity_id=identity_id, connection=connection,
                          auth_time=auth_time or int(time.time()),
@@ -77,7 +113,22 @@ def start_session(tenant: TenantContext, *, provider: str, identity_id: str, con
 
 def find_session(tenant: TenantContext, cookies: dict[str, str]) -> tuple[SsoSession, str] | None:
     """The live session the request's cookie names and the user it is now (the identity's owner:
-    after a link, the primary), or None. Each use extends it, as Auth0's inactivity timeout."""
+    after a link, the primary), or None. Each use extends it, as Auth0's inactivity timeout.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import sessions
+    >>> value = sessions.start_session(tenant, provider='auth0',  # doctest: +SKIP
+    ...                                identity_id=ada.split('|')[1],
+    ...                                connection='Username-Password-Authentication')
+    >>> session, user_id = sessions.find_session(tenant,  # doctest: +SKIP
+    ...                                          {sessions.session_cookie_name(tenant): value})
+    >>> session.connection, user_id == ada    # doctest: +SKIP
+    ('Username-Password-Authentication', True)
+    """
     value = cookies.get(session_cookie_name(tenant))
     if not value:
         return None
@@ -96,7 +147,21 @@ def find_session(tenant: TenantContext, cookies: dict[str, str]) -> tuple[SsoSes
 
 
 def end_session(tenant: TenantContext, cookies: dict[str, str]) -> bool:
-    """Forget the session the request's cookie names; whether there was one."""
+    """Forget the session the request's cookie names; whether there was one.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import sessions
+    >>> value = sessions.start_session(tenant, provider='auth0',  # doctest: +SKIP
+    ...                                identity_id=ada.split('|')[1],
+    ...                                connection='Username-Password-Authentication')
+    >>> cookies = {sessions.session_cookie_name(tenant): value}    # doctest: +SKIP
+    >>> sessions.end_session(tenant, cookies), sessions.end_session(tenant, cookies)    # doctest: +SKIP
+    (True, False)
+    """
     value = cookies.get(session_cookie_name(tenant))
     if not value:
         return False
@@ -105,12 +170,42 @@ def end_session(tenant: TenantContext, cookies: dict[str, str]) -> bool:
 
 
 def set_session_cookie(response: Response, tenant: TenantContext, value: str, path: str) -> None:
+    """Set the tenant's session cookie on ``response``: HttpOnly, SameSite=Lax, at ``path``.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api import sessions
+    >>> from flask import Response
+    >>> answer = Response()
+    >>> sessions.set_session_cookie(answer, tenant, 'cookie-value', '/')    # doctest: +SKIP
+    >>> 'HttpOnly' in answer.headers['Set-Cookie']    # doctest: +SKIP
+    True
+    """
     secure = tenant.base_url.startswith("https://")
     response.set_cookie(session_cookie_name(tenant), value, max_age=SESSION_SECONDS, path=path,
                         httponly=True, secure=secure, samesite="None" if secure else "Lax")
 
 
 def clear_session_cookie(response: Response, tenant: TenantContext, path: str) -> None:
+    """Expire the tenant's session cookie on ``response`` (at ``path``).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.authentication_api import sessions
+    >>> from flask import Response
+    >>> answer = Response()
+    >>> sessions.clear_session_cookie(answer, tenant, '/')    # doctest: +SKIP
+    >>> answer.headers['Set-Cookie'].split(';')[1]    # doctest: +SKIP
+    ' Expires=Thu, 01 Jan 1970 00:00:00 GMT'
+    """
     secure = tenant.base_url.startswith("https://")
     response.delete_cookie(session_cookie_name(tenant), path=path, httponly=True, secure=secure,
                            samesite="None" if secure else "Lax")

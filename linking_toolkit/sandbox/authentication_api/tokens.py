@@ -42,7 +42,21 @@ def mint_access_token(
     grant: str | None = None,
 ) -> str:
     """A signed access token; ``grant`` (the grant it was issued under) prefixes its ``jti``, so a
-    replayed code can revoke it."""
+    replayed code can revoke it.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api.tokens import mint_access_token
+    >>> from linking_toolkit.tokens import unverified_claims
+    >>> token = mint_access_token(tenant, sub=ada, client_id=sandbox.client_id,  # doctest: +SKIP
+    ...                           scope='read:current_user',
+    ...                           audience=sandbox.management_audience)
+    >>> unverified_claims(token)['scope']    # doctest: +SKIP
+    'read:current_user'
+    """
     now = int(time.time()) if now is None else now
     scopes = scope.split()
     aud: str | list[str] = audience
@@ -64,7 +78,15 @@ def mint_access_token(
 
 
 def id_token_profile(user: sqlite3.Row | dict[str, Any], scope: str) -> dict[str, Any]:
-    """The profile claims an ID token carries for ``scope`` (OIDC's profile and email scopes)."""
+    """The profile claims an ID token carries for ``scope`` (OIDC's profile and email scopes).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.authentication_api.tokens import id_token_profile
+    >>> user = {'email': 'ada@example.com', 'email_verified': 1, 'name': 'Ada Lovelace', 'nickname': 'ada'}
+    >>> id_token_profile(user, 'openid email')
+    {'email': 'ada@example.com', 'email_verified': True}
+    """
     scopes = scope.split()
     claims: dict[str, Any] = {}
     if "profile" in scopes:
@@ -87,6 +109,23 @@ def mint_id_token(
     nonce: str | None = None,
     now: int | None = None,
 ) -> str:
+    """A signed ID token for ``user`` and ``client_id``: the profile claims of ``scope``,
+    ``auth_time`` and ``nonce``.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api.tokens import mint_id_token
+    >>> from linking_toolkit.tokens import unverified_claims
+    >>> token = mint_id_token(tenant, user=tenant.store.user_row(ada),  # doctest: +SKIP
+    ...                       client_id=sandbox.client_id,
+    ...                       scope='openid email', auth_time=0, nonce='n-1')
+    >>> claims = unverified_claims(token)    # doctest: +SKIP
+    >>> claims['email'], claims['nonce'], claims['aud'] == sandbox.client_id    # doctest: +SKIP
+    ('ada@example.com', 'n-1', True)
+    """
     now = int(time.time()) if now is None else now
     claims: dict[str, Any] = id_token_profile(user, scope)
     claims.update({

@@ -25,7 +25,19 @@ RESPONSE_MODES = ("query", "web_message")
 
 
 def web_message_page(origin: str, response: dict[str, Any]) -> Response:
-    """The page that posts ``{type: "authorization_response", response}`` to ``origin``."""
+    """The page that posts ``{type: "authorization_response", response}`` to ``origin``.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and
+    ``tenant = sandbox.context``:
+
+    >>> from linking_toolkit.sandbox.authentication_api.web_message import web_message_page
+    >>> with sandbox._server.app.test_request_context():    # doctest: +SKIP
+    ...     page = web_message_page('http://localhost:3000', {'code': 'c1', 'state': 's'})
+    >>> page.mimetype, 'authorization_response' in page.get_data(as_text=True)    # doctest: +SKIP
+    ('text/html', True)
+    """
     nonce = secrets.token_urlsafe(16)
     page = make_response(render_template("web_message.html", origin=origin, response=response,
                                          nonce=nonce))
@@ -38,7 +50,19 @@ def web_message_page(origin: str, response: dict[str, Any]) -> Response:
 
 def authorization_response(params: dict[str, Any], out: list[tuple[str, str]]) -> Response:
     """The answer to the app of an authorization request (``params``: its checked parameters):
-    ``out`` (``code`` or ``error``..., and ``state``) in the redirect URI's query or posted."""
+    ``out`` (``code`` or ``error``..., and ``state``) in the redirect URI's query or posted.
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.authentication_api.web_message import authorization_response
+    >>> with app.test_request_context():
+    ...     answer = authorization_response({'redirect_uri': 'http://127.0.0.1/cb'}, [('code',
+    ...                                     'c1'), ('state', 's')])
+    >>> answer.status_code, answer.headers['Location']
+    (302, 'http://127.0.0.1/cb?code=c1&state=s')
+    """
     if params.get("response_mode") == "web_message":
         origin = origin_of(params["redirect_uri"])
         assert origin is not None  # checked by /authorize against the Allowed Web Origins

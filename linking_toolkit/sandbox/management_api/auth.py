@@ -50,7 +50,16 @@ SCOPE_MESSAGES = {
 
 @dataclass(frozen=True)
 class Caller:
-    """The bearer of a verified Management API access token."""
+    """The bearer of a verified Management API access token.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.auth import Caller
+    >>> caller = Caller(sub='abc@clients', azp='abc', scopes=frozenset({'read:users'}),
+    ...                 issuer='http://127.0.0.1:5000/')
+    >>> caller.may('read:users'), caller.may('update:users')
+    (True, False)
+    """
 
     sub: str
     azp: str | None
@@ -62,7 +71,14 @@ class Caller:
 
 
 def token_header(token: str) -> dict[str, Any]:
-    """The JOSE header of a compact JWT, or ValueError."""
+    """The JOSE header of a compact JWT, or ValueError.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.auth import token_header
+    >>> token_header('eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln')
+    {'alg': 'RS256', 'kid': 'k1'}
+    """
     parts = token.split(".")
     if len(parts) != 3:
         raise ValueError("not a compact JWT")
@@ -76,7 +92,17 @@ def token_header(token: str) -> dict[str, Any]:
 def authenticate() -> Caller:
     """Check the bearer token as Auth0 does: an RS256 JWT signed by this tenant, not expired,
     from this issuer, for the Management API audience. An ID token (aud = a client id) fails the
-    audience check: Auth0 no longer accepts ID tokens as bearer."""
+    audience check: Auth0 no longer accepts ID tokens as bearer.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> answer = api.get('users', headers={'Authorization': 'Bearer not-a-jwt'})    # doctest: +SKIP
+    >>> answer.json()['statusCode']    # doctest: +SKIP
+    401
+    """
     ctx = current_tenant()
     header = request.headers.get("Authorization")
     if not header:
@@ -114,7 +140,16 @@ def authenticate() -> Caller:
 def authorized_caller(operation: str, *, any_user: tuple[str, ...], own_user: tuple[str, ...] = (),
               target: str | None = None) -> Caller:
     """The caller, if one of ``any_user`` scopes is held, or one of ``own_user`` and ``target``
-    is the caller's own ``sub``. 403 otherwise, with Auth0's messages."""
+    is the caller's own ``sub``. 403 otherwise, with Auth0's messages.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> api.delete(f'users/{ada}', headers={'Authorization': 'Bearer x'}).status_code    # doctest: +SKIP
+    401
+    """
     caller = authenticate()
     if any(caller.may(s) for s in any_user):
         return caller

@@ -22,7 +22,16 @@ management = Blueprint("management", __name__)
 
 class AnyPathConverter(PathConverter):
     """werkzeug's ``path`` converter, but matching every character: its ``.`` stops at a newline,
-    so an id holding ``%0A`` fell through to the catch-all's 404 instead of reaching its route."""
+    so an id holding ``%0A`` fell through to the catch-all's 404 instead of reaching its route.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> api.get('users/auth0%7Cno%0Aone').json()['message']    # doctest: +SKIP
+    'The user does not exist.'
+    """
 
     regex = "(?s:[^/].*?)"
 
@@ -36,7 +45,16 @@ def _register_converter(state: Any) -> None:
 def route(rule: str, **options: Any) -> Any:
     """A blueprint route that never answers werkzeug's HTML: no redirect merging ``//`` (and no
     trailing-slash redirect on the catch-all), no automatic OPTIONS page; those go to the JSON 404.
-    A ``<path:...>`` part matches any character, newlines included (see ``AnyPathConverter``)."""
+    A ``<path:...>`` part matches any character, newlines included (see ``AnyPathConverter``).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> api.get('no/such/route//').json()    # doctest: +SKIP
+    {'statusCode': 404, 'error': 'Not Found', 'message': 'Not Found'}
+    """
     rule = rule.replace("<path:", "<anypath:")
     return management.route(rule, merge_slashes=False, provide_automatic_options=False, **options)
 

@@ -39,7 +39,16 @@ READ_CLIENTS = ("read:clients", "read:client_keys", "read:client_credentials", "
 
 
 def client_document(row: dict[str, Any], caller: Caller, tenant_name: str) -> dict[str, Any]:
-    """A client as Auth0 answers it to ``caller``."""
+    """A client as Auth0 answers it to ``caller``.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> sorted(api.get(f'clients/{sandbox.client_id}').json())[:4]    # doctest: +SKIP
+    ['allowed_logout_urls', 'allowed_origins', 'app_type', 'callbacks']
+    """
     public = not row["client_secret"]
     doc: dict[str, Any] = {
         "client_id": row["client_id"], "tenant": tenant_name, "name": row["name"],
@@ -99,6 +108,18 @@ def client_routes(_rest: str) -> Response:
 
 
 def get_client(client_id: str) -> Response:
+    """``GET /clients/{id}``: the client as :func:`client_document` shows it to the caller; 404 for none.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> api.get(f'clients/{sandbox.client_id}').json()['name']    # doctest: +SKIP
+    'Notebook (native)'
+    >>> api.get('clients/nobody').status_code    # doctest: +SKIP
+    404
+    """
     caller = authorized_caller("get_client", any_user=READ_CLIENTS)
     include_fields = query_bool("include_fields", True)
     tenant = current_tenant()
@@ -110,7 +131,17 @@ def get_client(client_id: str) -> Response:
 
 
 def patch_client(client_id: str) -> Response:
-    """``PATCH /clients/{id}``: the settings given replace the stored ones; nothing changes on a 400."""
+    """``PATCH /clients/{id}``: the settings given replace the stored ones; nothing changes on a 400.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> answer = api.patch(f'clients/{sandbox.client_id}', json={'grant_types': 'none'})  # doctest: +SKIP
+    >>> answer.json()['errorCode']    # doctest: +SKIP
+    'invalid_body'
+    """
     caller = authorized_caller("patch_client", any_user=("update:clients", "update:client_keys"))
     body = read_body(PATCH_CLIENT_SCHEMA)
     changes: dict[str, Any] = {}

@@ -20,7 +20,15 @@ NOT_FOUND_USER = "The user does not exist."
 
 
 class ApiError(Exception):
-    """An answer in Auth0's error shape; raised anywhere in a handler, rendered by the blueprint."""
+    """An answer in Auth0's error shape; raised anywhere in a handler, rendered by the blueprint.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.errors import ApiError
+    >>> body = ApiError(404, 'The user does not exist.', 'inexistent_user').response().get_json()
+    >>> body['statusCode'], body['error'], body['errorCode']
+    (404, 'Not Found', 'inexistent_user')
+    """
 
     def __init__(self, status: int, message: str, error_code: str | None = None,
                  *, attributes: bool = False) -> None:
@@ -41,17 +49,59 @@ class ApiError(Exception):
 
 
 def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON answer with Auth0's compact body and ``charset=utf-8`` content type.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.errors import json_response
+    >>> answer = json_response({'user_id': 'auth0|1'}, 201)
+    >>> answer.status_code, answer.headers['Content-Type'], answer.get_data(as_text=True)
+    (201, 'application/json', '{"user_id":"auth0|1"}')
+    """
     return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json",
                     headers={"Content-Type": "application/json; charset=utf-8"})
 
 
 def unauthorized(message: str) -> NoReturn:
+    """Raise Auth0's 401 with ``message``, repeated under ``attributes.error`` as Auth0 does.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.errors import ApiError, unauthorized
+    >>> try:
+    ...     unauthorized('Invalid token')
+    ... except ApiError as error:
+    ...     print(error.response().get_json()['attributes'])
+    {'error': 'Invalid token'}
+    """
     raise ApiError(401, message, attributes=True)
 
 
 def bad_body(message: str) -> NoReturn:
+    """Raise Auth0's 400 ``invalid_body`` with ``message``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.errors import ApiError, bad_body
+    >>> try:
+    ...     bad_body("Payload validation error: 'Missing required property: connection'.")
+    ... except ApiError as error:
+    ...     print(error.status, error.error_code)
+    400 invalid_body
+    """
     raise ApiError(400, message, "invalid_body")
 
 
 def bad_query(message: str) -> NoReturn:
+    """Raise Auth0's 400 ``invalid_query_string`` with ``message``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.errors import ApiError, bad_query
+    >>> try:
+    ...     bad_query("Query validation error: 'page' must be an integer.")
+    ... except ApiError as error:
+    ...     print(error.status, error.error_code)
+    400 invalid_query_string
+    """
     raise ApiError(400, message, "invalid_query_string")

@@ -45,7 +45,17 @@ LINK_SCHEMA: dict[str, tuple[str, ...]] = {
 
 def link_identity(primary_id: str) -> Response:
     """``POST /users/{id}/identities``: ``link_with`` (a secondary ID token) or
-    ``provider``/``user_id``/``connection_id``. 201 with the primary's identities."""
+    ``provider``/``user_id``/``connection_id``. 201 with the primary's identities.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> body = {'provider': 'auth0', 'user_id': grace.split('|')[1]}    # doctest: +SKIP
+    >>> [i['provider'] for i in api.post(f'users/{ada}/identities', json=body).json()]    # doctest: +SKIP
+    ['auth0', 'auth0']
+    """
     caller = authorized_caller("identities", any_user=("update:users",),
                                own_user=("update:current_user_identities",), target=primary_id)
     body = read_body(LINK_SCHEMA)
@@ -159,7 +169,17 @@ def _secondary_from_token(link_with: str, caller: Caller) -> tuple[str, str]:
 
 
 def unlink_identity(primary_id: str, provider: str, short_id: str) -> Response:
-    """``DELETE /users/{id}/identities/{provider}/{user_id}``: 200 with the remaining identities."""
+    """``DELETE /users/{id}/identities/{provider}/{user_id}``: 200 with the remaining identities.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> answer = api.delete(f"users/{ada}/identities/auth0/{grace.split('|')[1]}")    # doctest: +SKIP
+    >>> [identity['provider'] for identity in answer.json()]    # doctest: +SKIP
+    ['auth0']
+    """
     authorized_caller("identities", any_user=("update:users",),
                       own_user=("update:current_user_identities",), target=primary_id)
     if provider not in PROVIDERS:

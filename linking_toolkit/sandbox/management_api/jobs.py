@@ -34,7 +34,17 @@ EXPORT_SCHEMA: dict[str, tuple[str, ...]] = {
 
 @route("/jobs/users-exports", methods=["POST"])
 def create_export() -> Response:
-    """``POST /jobs/users-exports``: a background job writing a gzipped file (NDJSON or CSV)."""
+    """``POST /jobs/users-exports``: a background job writing a gzipped file (NDJSON or CSV).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> job = api.post('jobs/users-exports', json={'format': 'json'}).json()    # doctest: +SKIP
+    >>> job['type'], job['status']    # doctest: +SKIP
+    ('users_export', 'pending')
+    """
     authorized_caller("post_export", any_user=("read:users",))
     if not current_tenant().export_jobs:
         refuse_export()
@@ -95,13 +105,32 @@ EXPORTS_NOT_IN_PLAN = "Please upgrade your subscription to enable bulk user expo
 
 
 def refuse_export() -> NoReturn:
-    """403 before anything is read or created, as a plan without export jobs answers."""
+    """403 before anything is read or created, as a plan without export jobs answers.
+
+    Examples
+    --------
+    With ``api`` on the Management API of a ``Sandbox(seed=1, export_jobs=False)``:
+
+    >>> answer = api.post('jobs/users-exports', json={'format': 'json'})    # doctest: +SKIP
+    >>> answer.status_code, answer.json()['message']                         # doctest: +SKIP
+    (403, 'Please upgrade your subscription to enable bulk user exports.')
+    """
     raise ApiError(403, EXPORTS_NOT_IN_PLAN, "operation_not_supported")
 
 
 @route("/jobs/<path:_rest>", methods=["GET"])
 def get_job(_rest: str) -> Response:
-    """``GET /jobs/{id}``: status, progress, and the download ``location`` once completed."""
+    """``GET /jobs/{id}``: status, progress, and the download ``location`` once completed.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> job = api.post('jobs/users-exports', json={'format': 'json'}).json()    # doctest: +SKIP
+    >>> api.get(f"jobs/{job['id']}").json()['type']    # doctest: +SKIP
+    'users_export'
+    """
     segments = path_segments()
     if len(segments) != 2 or not segments[1]:
         raise ApiError(404, "Not Found")
@@ -126,7 +155,20 @@ def get_job(_rest: str) -> Response:
 # -- the export download: outside /api/v2 and without a bearer, like Auth0's signed URL --------------
 
 def signed_location(ctx: TenantContext, job: dict[str, Any]) -> str:
-    """A download link for ``job``'s file, valid ``export_link_seconds`` from now."""
+    """A download link for ``job``'s file, valid ``export_link_seconds`` from now.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> import time    # doctest: +SKIP
+    >>> job = api.post('jobs/users-exports', json={'format': 'json'}).json()    # doctest: +SKIP
+    >>> while (done := api.get(f"jobs/{job['id']}").json())['status'] != 'completed':  # doctest: +SKIP
+    ...     time.sleep(0.1)
+    >>> done['location'].startswith(sandbox.base_url)    # doctest: +SKIP
+    True
+    """
     name = f"{job['id']}.{job['format']}.gz"
     expires = int((time.time() + ctx.export_link_seconds) * 1000)  # ms: a 1 s lifetime stays 1 s
     return f"{ctx.base_url}/exports/{name}?expires={expires}&signature={_signature(ctx, name, str(expires))}"
@@ -138,7 +180,16 @@ def _signature(ctx: TenantContext, name: str, expires: str) -> str:
 
 def download_export(name: str) -> Response:
     """Serve a completed export to a link signed here and not yet expired; any other link (a
-    wrong or expired signature, another job or format) is a 404 with no file, as before."""
+    wrong or expired signature, another job or format) is a 404 with no file, as before.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> api.get('jobs/users-exports/none.json.gz').status_code    # doctest: +SKIP
+    404
+    """
     ctx = current_tenant()
     expires = request.args.get("expires", "")
     signed = hmac.compare_digest(_signature(ctx, name, expires).encode(),

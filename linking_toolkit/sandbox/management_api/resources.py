@@ -39,6 +39,17 @@ ENABLED_CLIENTS_PER_PATCH = 50  # the document: "the limit per PATCH request is 
 
 
 def resource_server_document(server: dict[str, Any]) -> dict[str, Any]:
+    """A resource server (an API) as Auth0 answers it.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> servers = api.get('resource-servers').json()    # doctest: +SKIP
+    >>> [server['identifier'] == sandbox.management_audience for server in servers]    # doctest: +SKIP
+    [True]
+    """
     return {"id": server["id"], "name": server["name"], "is_system": server["is_system"],
             "identifier": server["identifier"], "scopes": server["scopes"], "signing_alg": "RS256",
             "allow_offline_access": server["allow_offline_access"],
@@ -126,7 +137,16 @@ def _server_changes(body: dict[str, Any]) -> dict[str, Any]:
 
 def connection_document(connection: dict[str, Any], *, enabled_clients: list[str] | None = None
                         ) -> dict[str, Any]:
-    """A connection as Auth0 lists it; with ``enabled_clients`` as ``GET /connections/{id}`` has it."""
+    """A connection as Auth0 lists it; with ``enabled_clients`` as ``GET /connections/{id}`` has it.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> sorted(api.get('connections').json()[0])    # doctest: +SKIP
+    ['display_name', 'id', 'is_domain_connection', 'name', 'realms', 'strategy']
+    """
     doc: dict[str, Any] = {"id": connection["id"], "name": connection["name"],
                            "display_name": connection["name"], "strategy": connection["strategy"],
                            "is_domain_connection": False}

@@ -27,7 +27,18 @@ SORTABLE = {"created_at", "updated_at", "last_login", "logins_count", "email", "
 
 @route("/users", methods=["GET"])
 def list_users() -> Response:
-    """``GET /users``: paging (the first 1000 results only), totals, sort, fields and ``q``."""
+    """``GET /users``: paging (the first 1000 results only), totals, sort, fields and ``q``.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> query = {'q': 'email:"ada@example.com"', 'search_engine': 'v3'}    # doctest: +SKIP
+    >>> found = api.get('users', params=query).json()    # doctest: +SKIP
+    >>> [user['email'] for user in found]    # doctest: +SKIP
+    ['ada@example.com', 'ada@example.com']
+    """
     authorized_caller("get_users", any_user=("read:users",))
     engine = request.args.get("search_engine")
     if engine == "v1":
@@ -78,7 +89,18 @@ CREATE_USER_SCHEMA: dict[str, tuple[str, ...]] = {
 
 @route("/users", methods=["POST"])
 def create_user() -> Response:
-    """``POST /users`` on a database connection (Auth0 creates no social users through the API)."""
+    """``POST /users`` on a database connection (Auth0 creates no social users through the API).
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> body = {'connection': 'Username-Password-Authentication', 'email': 'new@example.com',
+    ...         'password': 'a-Str0ng-password!'}    # doctest: +SKIP
+    >>> api.post('users', json=body).json()['email']    # doctest: +SKIP
+    'new@example.com'
+    """
     authorized_caller("post_users", any_user=("create:users",))
     body = read_body(CREATE_USER_SCHEMA)
     if "connection" not in body:
@@ -120,7 +142,17 @@ def create_user() -> Response:
 
 @route("/users-by-email", methods=["GET"])
 def users_by_email() -> Response:
-    """``GET /users-by-email``: immediately consistent; the OAS calls the match case-sensitive."""
+    """``GET /users-by-email``: immediately consistent; the OAS calls the match case-sensitive.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> found = api.get('users-by-email', params={'email': 'ada@example.com'}).json()    # doctest: +SKIP
+    >>> [(user['user_id'] == ada, user['identities'][0]['connection']) for user in found]    # doctest: +SKIP
+    [(True, 'Username-Password-Authentication'), (False, 'google-oauth2')]
+    """
     authorized_caller("users_by_email", any_user=("read:users",))
     email = request.args.get("email")
     if not email:
@@ -146,6 +178,18 @@ def user_routes(_rest: str) -> Response:
 
 
 def get_user(user_id: str) -> Response:
+    """``GET /users/{id}``: the user in Auth0's shape (``fields``/``include_fields`` apply); 404 for none.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> api.get(f'users/{ada}').json()['email']    # doctest: +SKIP
+    'ada@example.com'
+    >>> api.get('users/auth0|nobody').json()['message']    # doctest: +SKIP
+    'The user does not exist.'
+    """
     authorized_caller("get_user", any_user=("read:users", "read:user_idp_tokens"),
                       own_user=("read:current_user",), target=user_id)
     include_fields = query_bool("include_fields", True)
@@ -156,7 +200,16 @@ def get_user(user_id: str) -> Response:
 
 
 def delete_user(user_id: str) -> Response:
-    """204 whether or not the user existed, as the recordings show Auth0 doing."""
+    """204 whether or not the user existed, as the recordings show Auth0 doing.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> api.delete('users/auth0|nobody').status_code    # doctest: +SKIP
+    204
+    """
     authorized_caller("delete_user", any_user=("delete:users",), own_user=("delete:current_user",),
                       target=user_id)
     current_tenant().store.delete_user(user_id)
@@ -173,7 +226,17 @@ PATCH_SCHEMA: dict[str, tuple[str, ...]] = {
 
 
 def patch_user(user_id: str) -> Response:
-    """``PATCH /users/{id}``: root attributes replaced, metadata merged one level deep."""
+    """``PATCH /users/{id}``: root attributes replaced, metadata merged one level deep.
+
+    Examples
+    --------
+    With ``sandbox`` a running :class:`~linking_toolkit.sandbox.Sandbox` (``seed=1``) and ``api`` an
+    ``httpx2.Client`` on its ``management_audience`` holding the M2M app's access token:
+
+    >>> answer = api.patch(f'users/{ada}', json={'user_metadata': {'team': 'docs'}})    # doctest: +SKIP
+    >>> answer.json()['user_metadata']    # doctest: +SKIP
+    {'theme': 'light', 'team': 'docs'}
+    """
     caller = authorized_caller("patch_user", any_user=("update:users", "update:users_app_metadata"),
                                own_user=("update:current_user_metadata",), target=user_id)
     body = read_body(PATCH_SCHEMA)

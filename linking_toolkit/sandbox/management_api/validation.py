@@ -33,7 +33,19 @@ CONNECTION_ID = re.compile(r"^con_[A-Za-z0-9]{16}$")
 
 
 def check_connection_id(connection_id: str) -> None:
-    """A 400 unless ``connection_id`` has the shape of one (``con_`` and 16 letters or digits)."""
+    """A 400 unless ``connection_id`` has the shape of one (``con_`` and 16 letters or digits).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.errors import ApiError
+    >>> from linking_toolkit.sandbox.management_api.validation import check_connection_id
+    >>> check_connection_id('con_0123456789abcdef')
+    >>> try:
+    ...     check_connection_id('github')
+    ... except ApiError as error:
+    ...     print(error.status, error.error_code)
+    400 invalid_body
+    """
     if not CONNECTION_ID.fullmatch(connection_id):
         bad_body("Payload validation error: 'String does not match pattern ^con_[A-Za-z0-9]{16}$'"
                  " on property connection_id.")
@@ -41,7 +53,17 @@ def check_connection_id(connection_id: str) -> None:
 
 def path_segments() -> list[str]:
     """The segments after ``/api/v2/``, percent-decoded one by one from the raw URI, so that an
-    encoded ``/`` stays inside its segment. Invalid UTF-8 is a 400, not a 500."""
+    encoded ``/`` stays inside its segment. Invalid UTF-8 is a 400, not a 500.
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.management_api.validation import path_segments
+    >>> with app.test_request_context('/api/v2/users/auth0%7Cab%2Fc/identities'):
+    ...     path_segments()
+    ['users', 'auth0|ab/c', 'identities']
+    """
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
     if raw:
         path_bytes = urlsplit(raw).path.encode("latin-1", "replace")
@@ -60,7 +82,17 @@ def read_body(schema: dict[str, tuple[str, ...]], *, form_allowed: bool = True) 
     """The JSON (or form-encoded, as the OAS allows) body as a dict, checked against ``schema``
     (see :func:`check_body`); Auth0's errors otherwise. A form's values are strings: those the
     schema wants as integers, numbers or booleans are read as Auth0 reads them (``limit=5``,
-    ``blocked=true``); a value that does not read as its type stays a string and is refused."""
+    ``blocked=true``); a value that does not read as its type stays a string and is refused.
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.management_api.validation import read_body
+    >>> with app.test_request_context('/', method='PATCH', data={'blocked': 'true'}):
+    ...     read_body({'blocked': ('boolean',)})
+    {'blocked': True}
+    """
     _check_custom_domain_header()
     body, is_form = _parse_body(form_allowed)
     check_body(body, schema, form=is_form)
@@ -104,6 +136,14 @@ def _parse_body(form_allowed: bool) -> tuple[dict[str, Any], bool]:
 
 
 def json_type(value: Any) -> str:
+    """The JSON Schema type of a decoded JSON value, as Auth0's validation messages name it.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.validation import json_type
+    >>> [json_type(value) for value in (None, True, 1, 1.5, 'a', [], {})]
+    ['null', 'boolean', 'integer', 'number', 'string', 'array', 'object']
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -121,7 +161,19 @@ def json_type(value: Any) -> str:
 
 def check_body(body: dict[str, Any], schema: dict[str, tuple[str, ...]], *, form: bool = False) -> None:
     """Unknown properties and wrong types, with Auth0's payload validation messages. With
-    ``form``, a string is first read as the integer, number or boolean the schema asks for."""
+    ``form``, a string is first read as the integer, number or boolean the schema asks for.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.errors import ApiError
+    >>> from linking_toolkit.sandbox.management_api.validation import check_body
+    >>> check_body({'blocked': True}, {'blocked': ('boolean',)})
+    >>> try:
+    ...     check_body({'blocked': 'yes'}, {'blocked': ('boolean',)})
+    ... except ApiError as error:
+    ...     print(error.message)
+    Payload validation error: 'Expected type boolean but found type string' on property blocked.
+    """
     unknown = [k for k in body if k not in schema]
     if unknown:
         bad_body(f"Payload validation error: 'Additional properties not allowed: {','.join(unknown)}'.")
@@ -138,7 +190,16 @@ def check_body(body: dict[str, Any], schema: dict[str, tuple[str, ...]], *, form
 def coerce_form_value(value: str, allowed: tuple[str, ...]) -> Any:
     """A form value as the type the schema allows, when it is not a string and the text reads as
     one (``"5"`` for an integer, ``"true"``/``"false"`` for a boolean); unchanged otherwise, so
-    that :func:`check_body` refuses it with Auth0's message."""
+    that :func:`check_body` refuses it with Auth0's message.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.validation import coerce_form_value
+    >>> coerce_form_value('5', ('integer',)), coerce_form_value('true', ('boolean',))
+    (5, True)
+    >>> coerce_form_value('x', ('integer',))                # refused later by check_body
+    'x'
+    """
     if "string" in allowed:
         return value
     if ("integer" in allowed or "number" in allowed) and re.fullmatch(r"-?\d{1,15}", value):
@@ -153,7 +214,17 @@ def coerce_form_value(value: str, allowed: tuple[str, ...]) -> Any:
 def query_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     """An integer query parameter, ``default`` when absent. Present but empty is not an integer
     (the OAS's type), nor is anything but digits; a number of any size is read, then held to its
-    bounds with the validator's own messages."""
+    bounds with the validator's own messages.
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.management_api.validation import query_int
+    >>> with app.test_request_context('/?per_page=20'):
+    ...     query_int('per_page', 50, maximum=100), query_int('page', 0)
+    (20, 0)
+    """
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -172,7 +243,17 @@ def query_int(name: str, default: int, *, minimum: int = 0, maximum: int | None 
 
 def query_bool(name: str, default: bool) -> bool:
     """A boolean query parameter: ``true`` or ``false``, ``default`` when absent (empty is not
-    a boolean)."""
+    a boolean).
+
+    Examples
+    --------
+    >>> from flask import Flask
+    >>> app = Flask('example')
+    >>> from linking_toolkit.sandbox.management_api.validation import query_bool
+    >>> with app.test_request_context('/?include_totals=true'):
+    ...     query_bool('include_totals', False), query_bool('include_fields', True)
+    (True, True)
+    """
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -183,7 +264,15 @@ def query_bool(name: str, default: bool) -> bool:
 
 
 def project(doc: dict[str, Any], fields: str | None, include: bool) -> dict[str, Any]:
-    """Auth0's ``fields``/``include_fields``: keep (or drop) the named top-level attributes."""
+    """Auth0's ``fields``/``include_fields``: keep (or drop) the named top-level attributes.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.management_api.validation import project
+    >>> user = {'user_id': 'auth0|1', 'email': 'ada@example.com', 'name': 'Ada'}
+    >>> project(user, 'email,name', True), project(user, 'email,name', False)
+    ({'email': 'ada@example.com', 'name': 'Ada'}, {'user_id': 'auth0|1'})
+    """
     if not fields:
         return doc
     names = {f.strip() for f in fields.split(",") if f.strip()}

@@ -79,6 +79,18 @@ DEMO_PEOPLE: list[dict[str, Any]] = [
 
 @dataclass
 class DemoTenant:
+    """What ``seed_demo_tenant`` made: the clients' ids, the M2M secret and the demo users
+    (with their passwords).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> [user['email'] for user in demo.demo_users]
+    ['ada@example.com', 'grace@example.com', 'katherine@example.com', 'linus@example.com']
+    """
     native_client_id: str
     m2m_client_id: str
     m2m_client_secret: str
@@ -97,6 +109,17 @@ def seed_demo_tenant(store: Store, management_audience: str, seed: int | None = 
     its Allowed Callback URLs (and ``spa_logout_urls``, ``spa_web_origins`` its Allowed Logout URLs
     and Web Origins). Every connection is enabled for every client; the Management API is a
     resource server that allows offline access.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> [connection['name'] for connection in store.connections()]
+    ['Username-Password-Authentication', 'google-oauth2', 'facebook', 'github']
+    >>> demo.demo_users[0]['email'], demo.demo_users[0]['user_id']
+    ('ada@example.com', 'auth0|e228f219e9cb0eb53f16947c')
     """
     # Seeded ids and timestamps must repeat; secrets and keys come from `secrets`.
     rng = random.Random(seed if seed is not None else secrets.randbits(64))  # noqa: S311
@@ -135,7 +158,19 @@ def ensure_spa_client(store: Store, management_audience: str, callback_urls: tup
                       logout_urls: tuple[str, ...] = DEFAULT_SPA_LOGOUT_URLS,
                       web_origins: tuple[str, ...] = DEFAULT_SPA_WEB_ORIGINS) -> str:
     """The single-page app of a reopened tenant, with this run's Allowed Callback URLs, Logout URLs
-    and Web Origins (a file made before there was one gets it now). Returns its client id."""
+    and Web Origins (a file made before there was one gets it now). Returns its client id.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> from linking_toolkit.sandbox.seed.demo import ensure_spa_client
+    >>> spa = ensure_spa_client(store, 'https://127.0.0.1:5000/api/v2/', ('http://localhost:3000',))
+    >>> spa == demo.spa_client_id
+    True
+    """
     client_id = store.get_setting("spa_client_id")
     if not client_id:
         client_id = secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")[:32]
@@ -150,7 +185,19 @@ def ensure_spa_client(store: Store, management_audience: str, callback_urls: tup
 def ensure_configuration(store: Store, management_audience: str) -> None:
     """What a tenant made before the Management API served its configuration lacks, added once:
     the Management API as a resource server, every connection enabled for every client, and the
-    scopes ``doctor`` needs added to the M2M client's grant (a later change to it is kept)."""
+    scopes ``doctor`` needs added to the M2M client's grant (a later change to it is kept).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> from linking_toolkit.sandbox.seed.demo import ensure_configuration
+    >>> ensure_configuration(store, 'https://127.0.0.1:5000/api/v2/')    # a second time: nothing to add
+    >>> [server['identifier'] for server in store.resource_servers()]
+    ['https://127.0.0.1:5000/api/v2/']
+    """
     if store.get_setting("configuration_version") == "1":
         return
     m2m_id = store.get_setting("m2m_client_id") or ""
@@ -231,6 +278,17 @@ def reopen_demo_tenant(store: Store, management_audience: str,
 
     Passwords are stored only as hashes, so the demo users get new random passwords (the info
     line prints them); the M2M secret is read back from its client row.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> from linking_toolkit.sandbox.seed.demo import reopen_demo_tenant
+    >>> again = reopen_demo_tenant(store, 'https://127.0.0.1:5001/api/v2/')
+    >>> again.native_client_id == demo.native_client_id, [user['email'] for user in again.demo_users][:2]
+    (True, ['ada@example.com', 'grace@example.com'])
     """
     native_id = store.get_setting("native_client_id") or ""
     m2m_id = store.get_setting("m2m_client_id") or ""

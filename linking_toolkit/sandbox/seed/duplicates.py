@@ -109,7 +109,15 @@ _GIVEN_LOWER, _FAMILY_LOWER = tuple(g.lower() for g in GIVEN_NAMES), tuple(f.low
 
 
 def draw_kinds(rng: Any, count: int, exact_share: float) -> Any:
-    """Each of ``count`` people's kind; a negative's leader is followed by its namesake or kin."""
+    """Each of ``count`` people's kind; a negative's leader is followed by its namesake or kin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linking_toolkit.sandbox.seed.duplicates import draw_kinds
+    >>> len(draw_kinds(np.random.default_rng(7), 10, 0.5))
+    10
+    """
     shares = (exact_share, ALIAS_SHARE, PHONE_DUPLICATE_SHARE, PROBABLE_SHARE, COMMON_NAME_SHARE,
               SHARED_PHONE_SHARE)
     kinds = np.array((EXACT, ALIAS, PHONE, PROBABLE, COMMON_NAME, SHARED_PHONE, SINGLE), dtype=np.int8)
@@ -125,7 +133,17 @@ def draw_kinds(rng: Any, count: int, exact_share: float) -> Any:
 
 def draw_names(rng: Any, kind: Any) -> tuple[Any, Any]:
     """Per person, indexes into GIVEN_NAMES and FAMILY_NAMES (Zipf-like); namesakes take their
-    leader's names, kin their family name and another given name."""
+    leader's names, kin their family name and another given name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linking_toolkit.sandbox.seed.duplicates import draw_kinds, draw_names
+    >>> rng = np.random.default_rng(7)
+    >>> given, family = draw_names(rng, draw_kinds(rng, 10, 0.5))
+    >>> len(given), len(family)
+    (10, 10)
+    """
     count = len(kind)
     given = np.searchsorted(_GIVEN_CDF, rng.random(count) * _GIVEN_CDF[-1])
     family = np.searchsorted(_FAMILY_CDF, rng.random(count) * _FAMILY_CDF[-1])
@@ -139,7 +157,14 @@ def draw_names(rng: Any, kind: Any) -> tuple[Any, Any]:
 
 
 def phone_e164(person: int) -> str:
-    """The phone of person number ``person`` (distinct per person), in E.164."""
+    """The phone of person number ``person`` (distinct per person), in E.164.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.seed.duplicates import phone_e164
+    >>> phone_e164(0), phone_e164(1)
+    ('+447148611293', '+447148716022')
+    """
     return f"+44{PHONE_BASE + (person * PHONE_MULT + PHONE_ADD) % PHONE_SPAN}"
 
 
@@ -154,7 +179,16 @@ def _written(e164: str, how: int) -> str:
 
 @dataclass
 class AccountTexts:
-    """Per account, in person order: what the rows hold beyond flags and timestamps."""
+    """Per account, in person order: what the rows hold beyond flags and timestamps.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.synthetic import seed_synthetic_users
+    >>> truth = seed_synthetic_users(Store(':memory:'), 50, seed=7)  # account_texts() wrote their texts
+    >>> truth.users
+    50
+    """
 
     email: list[str]
     given: list[str | None]  # None: a database profile with no names (its name is its email)
@@ -167,7 +201,16 @@ class AccountTexts:
 def account_texts(rng: Any, kind: Any, n_acc: Any, conn: Any, case_variant: Any, given: Any, family: Any,
                   first_number: int) -> AccountTexts:
     """Emails, names, usernames and phones of every account; ``first_number`` numbers the first
-    person (people of earlier batches hold the numbers before)."""
+    person (people of earlier batches hold the numbers before).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.synthetic import seed_synthetic_users
+    >>> truth = seed_synthetic_users(Store(':memory:'), 50, seed=7)    # calls account_texts per batch
+    >>> truth.users, truth.people
+    (50, 43)
+    """
     people, accounts = len(kind), len(conn)
     out = AccountTexts([], [], [], [], [], [])
     is_db = conn == 0

@@ -77,6 +77,14 @@ class SyntheticTenant:
     people who are not one: ``"common_name"`` (same given and family name, same email domain) or
     ``"shared_phone"`` (same phone and family name, other given names). National phone numbers
     are written in ``phone_region``. A person is of one kind only.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.synthetic import seed_synthetic_users
+    >>> truth = seed_synthetic_users(Store(':memory:'), 200, seed=7)
+    >>> truth.users, truth.duplicate_people, len(truth.safe_groups), len(truth.unsafe_groups)
+    (200, 15, 12, 2)
     """
 
     seed: int | None
@@ -183,6 +191,15 @@ def seed_synthetic_users(store: Store, n: int, seed: int | None = None) -> Synth
     Rows are built column-wise with numpy and written with ``Store.insert_user_rows`` in one transaction:
     100 000 users take a few seconds, 1 000 000 are feasible. With ``seed`` the tenant is the same
     on every run. The ground truth is returned and stored (``SyntheticTenant.from_store``).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.synthetic import seed_synthetic_users
+    >>> store = Store(':memory:')
+    >>> truth = seed_synthetic_users(store, 100, seed=7)
+    >>> truth.users, store.count_users()
+    (100, 100)
     """
     rng = np.random.default_rng(seed)
     previous = SyntheticTenant.from_store(store)

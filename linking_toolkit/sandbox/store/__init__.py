@@ -37,4 +37,13 @@ __all__ = [
 
 
 class Store(LinkTables, OAuthTables, ExportTables, ConfigurationTables, TenantTables):
-    """A tenant's database. ``path`` is a file or ``":memory:"`` (private to this store)."""
+    """A tenant's database. ``path`` is a file or ``":memory:"`` (private to this store).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> store = Store(':memory:')
+    >>> store.count_users()
+    0
+    >>> store.close()
+    """

@@ -23,11 +23,39 @@ _SERVER_COLUMNS = ("name", "allow_offline_access", "skip_consent", "token_lifeti
 
 
 class ClientGrantExists(Exception):
-    """The client already has a grant for that API."""
+    """The client already has a grant for that API.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> from linking_toolkit.sandbox.store import ClientGrantExists
+    >>> grant = store.client_grants()[0]
+    >>> try:
+    ...     store.create_client_grant('cgr_x', client_id=grant['client_id'], audience=grant['audience'],
+    ...                               scope=['read:users'])
+    ... except ClientGrantExists as refused:
+    ...     print(type(refused).__name__)
+    ClientGrantExists
+    """
 
 
 def client_row(row: sqlite3.Row | None) -> dict[str, Any] | None:
-    """A clients row with its JSON columns read and its flags as booleans."""
+    """A clients row with its JSON columns read and its flags as booleans.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> from linking_toolkit.sandbox.store.configuration import client_row
+    >>> row = store.fetch_one('SELECT * FROM clients WHERE client_id = ?', (demo.native_client_id,))
+    >>> client_row(row)['name'], client_row(None)
+    ('Notebook (native)', None)
+    """
     if row is None:
         return None
     out = dict(row)
@@ -55,6 +83,20 @@ def _server(row: sqlite3.Row) -> dict[str, Any]:
 class ConfigurationTables(Database):
     # -- clients ----------------------------------------------------------------------------------
 
+    """What the Management API reads and changes of the tenant's configuration: clients, client
+    grants, resource servers.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> sorted(client['name'] for client in store.clients())
+    ['Account linking (single-page app)', 'Audit (machine to machine)', 'Notebook (native)']
+    >>> [server['identifier'] for server in store.resource_servers()]
+    ['https://127.0.0.1:5000/api/v2/']
+    """
     def clients(self) -> list[dict[str, Any]]:
         return [c for c in (client_row(r) for r in self.fetch_all("SELECT * FROM clients ORDER BY rowid"))
                 if c is not None]

@@ -21,6 +21,15 @@ __all__ = ["Database", "as_dict"]
 
 
 def as_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    """A row as a dict (None for no row).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store.database import Database, as_dict
+    >>> db = Database(':memory:')
+    >>> as_dict(db.fetch_one('SELECT 1 AS one')), as_dict(None)
+    ({'one': 1}, None)
+    """
     return dict(row) if row is not None else None
 
 
@@ -48,7 +57,19 @@ def _make_private(path: str) -> None:
 
 
 class Database:
-    """A tenant's database file, or ``":memory:"`` (private to this store)."""
+    """A tenant's database file, or ``":memory:"`` (private to this store).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store.database import Database
+    >>> db = Database(':memory:')
+    >>> with db.transaction() as conn:
+    ...     _ = conn.execute('CREATE TABLE t (x INTEGER)')
+    ...     _ = conn.execute('INSERT INTO t VALUES (1), (2)')
+    >>> [dict(row) for row in db.fetch_all('SELECT x FROM t')]
+    [{'x': 1}, {'x': 2}]
+    >>> db.close()
+    """
 
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path

@@ -75,6 +75,19 @@ EXPORT_BARE_RECORD_SQL = f"""json_object(
 
 
 class ExportTables(Database):
+    """Export jobs and the user rows a users-export job writes out.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> store.count_users()
+    10
+    >>> print(store.get_job('job_nothing'))
+    None
+    """
     def create_job(self, job: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute(

@@ -20,6 +20,20 @@ class LinkConflict(Exception):
 
     Reasons: ``primary_missing``, ``secondary_missing``, ``same``, ``already_linked``,
     ``linked_elsewhere``, ``secondary_has_links``, ``main_identity``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> from linking_toolkit.sandbox.store import LinkConflict
+    >>> ada = demo.demo_users[0]['user_id']
+    >>> try:
+    ...     store.link(ada, 'auth0', ada.split('|')[1])
+    ... except LinkConflict as refused:
+    ...     print(refused.reason)
+    same
     """
 
     def __init__(self, reason: str) -> None:
@@ -28,6 +42,21 @@ class LinkConflict(Exception):
 
 
 class LinkTables(UserTables):
+    """Link and unlink: each moves identities between two users in one transaction.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> ada, grace = (user['user_id'] for user in demo.demo_users[:2])
+    >>> grace_id = grace.split('|')[1]
+    >>> [identity['provider'] for identity in store.link(ada, 'auth0', grace_id)]
+    ['auth0', 'auth0']
+    >>> [identity['provider'] for identity in store.unlink(ada, 'auth0', grace_id)]
+    ['auth0']
+    """
     def link(self, primary_id: str, provider: str, secondary_short_id: str) -> list[dict[str, Any]]:
         """Move the secondary user's main identity into the primary, delete the secondary user
         and its metadata; one transaction. Returns the primary's identities (link response form).

@@ -17,6 +17,17 @@ __all__ = ["OAuthTables"]
 class OAuthTables(Database):
     # -- authorization codes ------------------------------------------------------------------------
 
+    """Authorization codes, device codes and refresh tokens, each stored by its hash.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> store.grant_revoked('a-grant-never-revoked')
+    False
+    """
     def insert_authorization_code(self, code_hash: str, *, client_id: str, redirect_uri: str, scope: str,
                                   audience: str | None, user_id: str, nonce: str | None,
                                   code_challenge: str | None, code_challenge_method: str | None,

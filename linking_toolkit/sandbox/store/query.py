@@ -21,7 +21,17 @@ __all__ = ["QueryError", "Range", "UserQuery", "connection_filter", "parse_user_
 
 
 class QueryError(ValueError):
-    """A ``q`` search the sandbox cannot run (the API answers 400 ``invalid_query_string``)."""
+    """A ``q`` search the sandbox cannot run (the API answers 400 ``invalid_query_string``).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import QueryError, parse_user_query
+    >>> try:
+    ...     parse_user_query('email:')
+    ... except QueryError as refused:
+    ...     print(refused)
+    cannot parse 'email:'
+    """
 
 
 _BOUND = r'(?:"[^"]*"|[^\s"\[\]{}()]+)'
@@ -42,7 +52,14 @@ _RANGE_FIELDS = _DATE_FIELDS | {"logins_count"}
 @dataclass(frozen=True)
 class Range:
     """``[low TO high]`` of ``q``: a bound of None is open (``*``); ``*_inclusive`` says which
-    bracket closes that end (``[``/``]`` inclusive, ``{``/``}`` exclusive)."""
+    bracket closes that end (``[``/``]`` inclusive, ``{``/``}`` exclusive).
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import parse_user_query
+    >>> parse_user_query('logins_count:[2 TO *}').terms
+    [('logins_count', Range(low='2', high=None, low_inclusive=True, high_inclusive=False))]
+    """
 
     low: str | None
     high: str | None
@@ -85,7 +102,14 @@ def _integer(name: str, text: str) -> int:
 
 @dataclass
 class UserQuery:
-    """Terms ANDed together: ``(field, value)`` pairs from ``q``; a range's value is a ``Range``."""
+    """Terms ANDed together: ``(field, value)`` pairs from ``q``; a range's value is a ``Range``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import parse_user_query
+    >>> parse_user_query('email:"ada@example.com"').sql()
+    ('1 AND lower(u.email) = ?', ['ada@example.com'])
+    """
 
     terms: list[tuple[str, str | Range]] = field(default_factory=list)
 
@@ -145,7 +169,14 @@ def _boolean(name: str, text: str) -> int:
 
 
 def parse_user_query(q: str) -> UserQuery:
-    """Parse ``email:"a@b.c" AND identities.connection:"github"``; raises ``QueryError``."""
+    """Parse ``email:"a@b.c" AND identities.connection:"github"``; raises ``QueryError``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import parse_user_query
+    >>> parse_user_query('email:"ada@example.com" AND identities.connection:"github"')
+    UserQuery(terms=[('email', 'ada@example.com'), ('identities.connection', 'github')])
+    """
     query = UserQuery()
     rest = q.strip()
     while rest:
@@ -177,7 +208,16 @@ def _term_value(match: re.Match[str]) -> str | Range:
 
 def connection_filter(connection: str | None) -> tuple[str, list[Any]]:
     """A ``WHERE`` clause on users ``u`` (and its parameters): those holding an identity of
-    ``connection``, or every user for None."""
+    ``connection``, or every user for None.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store.query import connection_filter
+    >>> connection_filter(None)
+    ('1', [])
+    >>> connection_filter('github')
+    ('EXISTS (SELECT 1 FROM identities i WHERE i.owner = u.user_id AND i.connection = ?)', ['github'])
+    """
     if connection is None:
         return "1", []
     return ("EXISTS (SELECT 1 FROM identities i WHERE i.owner = u.user_id AND i.connection = ?)",

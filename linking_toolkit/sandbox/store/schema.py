@@ -198,6 +198,14 @@ def upgrade(db: sqlite3.Connection) -> None:
 
     A refresh token issued before rotation existed becomes a family of its own; a client grant made
     before grants had ids gets one.
+
+    Examples
+    --------
+    >>> import sqlite3
+    >>> from linking_toolkit.sandbox.store.schema import SCHEMA, upgrade
+    >>> db = sqlite3.connect(':memory:')
+    >>> _ = db.executescript(SCHEMA)
+    >>> upgrade(db)                                      # a file of this version: nothing to do
     """
     for table, columns in _ADDED_COLUMNS.items():
         # Table and column names come from _ADDED_COLUMNS above, never from input.

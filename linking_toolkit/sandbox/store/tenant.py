@@ -18,7 +18,15 @@ AUDIENCE_TABLES = ("client_grants", "refresh_tokens", "authorization_codes", "de
 
 
 def new_grant_id() -> str:
-    """An id of Auth0's shape for a client grant: ``cgr_`` and 16 letters and digits."""
+    """An id of Auth0's shape for a client grant: ``cgr_`` and 16 letters and digits.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import new_grant_id
+    >>> grant_id = new_grant_id()
+    >>> grant_id.startswith('cgr_'), len(grant_id)
+    (True, 20)
+    """
     return "cgr_" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
                             for _ in range(16))
 
@@ -30,6 +38,19 @@ def _connection(row: sqlite3.Row) -> dict[str, Any]:
 class TenantTables(Database):
     # -- settings ---------------------------------------------------------------------------------
 
+    """The tenant's settings, connections and the clients' rows a login looks up.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> [connection['name'] for connection in store.connections()][:2]
+    ['Username-Password-Authentication', 'google-oauth2']
+    >>> store.client(demo.native_client_id)['name']
+    'Notebook (native)'
+    """
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         row = self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
         return row["value"] if row else default

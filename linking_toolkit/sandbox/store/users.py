@@ -31,7 +31,24 @@ PATCHABLE_FLAGS = ("email_verified", "blocked")
 
 
 class UserExists(Exception):
-    """``create_database_user`` found the id, or the email on that connection, already taken."""
+    """``create_database_user`` found the id, or the email on that connection, already taken.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> from linking_toolkit.sandbox.store import UserExists
+    >>> from linking_toolkit.sandbox.passwords import hash_password
+    >>> try:
+    ...     store.create_database_user(provider='auth0', user_id='x1',
+    ...         connection='Username-Password-Authentication',
+    ...         profile={'email': 'ada@example.com'}, password_hash=hash_password('pw-1'), name_given=False)
+    ... except UserExists as refused:
+    ...     print(type(refused).__name__)
+    UserExists
+    """
 
 
 def _marks(columns: tuple[str, ...]) -> str:
@@ -39,7 +56,21 @@ def _marks(columns: tuple[str, ...]) -> str:
 
 
 class UserTables(Database):
-    """Users and identities. A method taking ``db`` runs inside the caller's transaction or read."""
+    """Users and identities. A method taking ``db`` runs inside the caller's transaction or read.
+
+    Examples
+    --------
+    >>> from linking_toolkit.sandbox.store import Store
+    >>> from linking_toolkit.sandbox.seed.demo import seed_demo_tenant
+    >>> store = Store(':memory:')
+    >>> demo = seed_demo_tenant(store, 'https://127.0.0.1:5000/api/v2/', seed=7)
+    >>> ada = demo.demo_users[0]['user_id']
+    >>> with store.read() as db:
+    ...     row = store.get_user_row(db, ada)
+    ...     identities = store.identities_of(db, ada)
+    >>> row['email'], [identity['provider'] for identity in identities]
+    ('ada@example.com', ['auth0'])
+    """
 
     def get_user_row(self, db: sqlite3.Connection, user_id: str) -> sqlite3.Row | None:
         return db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
