@@ -40,7 +40,14 @@ def _spark_meaning(node: Any) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def spark_sql(duckdb_sql: str) -> str:
-    """``duckdb_sql`` (one statement of the audit's) in Spark SQL, meaning the same."""
+    """``duckdb_sql`` (one statement of the audit's) in Spark SQL, meaning the same.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.dialect import spark_sql
+    >>> spark_sql("select list_sort([3, 1, 2])[1] as first")
+    'SELECT GET(ARRAY_SORT(ARRAY(3, 1, 2)), 0) AS first'
+    """
     import sqlglot  # only a Spark audit needs it
 
     spark = sqlglot.transpile(duckdb_sql, read="duckdb", write="spark")[0]

@@ -181,7 +181,15 @@ def _lists(column: pa.ChunkedArray) -> pd.Series:
 
 
 def candidates_frame(table: pa.Table) -> pd.DataFrame:
-    """The candidate groups of an engine (DuckDB's or Spark's) in the documented dtypes."""
+    """The candidate groups of an engine (DuckDB's or Spark's) in the documented dtypes.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.engine import candidates_frame
+    >>> groups = candidates_frame(connection.sql(candidates_sql()).arrow())     # doctest: +SKIP
+    >>> groups.dtypes["primary_id"]                                             # doctest: +SKIP
+    string[pyarrow]
+    """
     def text(name: str) -> pd.api.extensions.ExtensionArray:
         return pd.StringDtype("pyarrow").__from_arrow__(table.column(name).cast(pa.large_string()))
 
@@ -210,13 +218,34 @@ def candidates_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def open_export(path: Path) -> IO[bytes]:
+    """The export file at ``path`` opened for reading bytes, gunzipped if it is gzipped (by its
+    first two bytes, not its name).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from linking_toolkit.audit.engine import open_export
+    >>> with open_export(Path("users.json.gz")) as stream:       # doctest: +SKIP
+    ...     first = stream.readline()
+    """
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if gzipped else path.open("rb")
 
 
 def export_format(path: str | os.PathLike[str]) -> str:
-    """``"json"`` (NDJSON lines) or ``"csv"``: what a users-export file holds, from its first byte."""
+    """``"json"`` (NDJSON lines) or ``"csv"``: what a users-export file holds, from its first byte.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from linking_toolkit.audit.engine import export_format
+    >>> path = Path(tempfile.mkdtemp()) / "users.json"
+    >>> _ = path.write_text('{"user_id": "auth0|1"}\\n')
+    >>> export_format(path)
+    'json'
+    """
     with open_export(Path(path)) as stream:
         start = stream.read(64).lstrip()
     return "json" if start[:1] in (b"{", b"") else "csv"

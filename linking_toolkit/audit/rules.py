@@ -100,7 +100,16 @@ _SEPARATORS = re.compile(r"[^0-9]")
 def canonical_phone(raw: str, region: str | None) -> str | None:
     """``raw`` in E.164, not validated: by the rule of ``_INTERNATIONAL`` where it applies (most
     numbers, and 30 times faster than phonenumbers' parse), else by phonenumbers, which reads a
-    number without ``+`` in ``region``; None when it reads no number."""
+    number without ``+`` in ``region``; None when it reads no number.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.rules import canonical_phone
+    >>> canonical_phone("+44 7911 123456", None), canonical_phone("07911 123456", "GB")
+    ('+447911123456', '+447911123456')
+    >>> canonical_phone("call me", "GB") is None
+    True
+    """
     if _INTERNATIONAL.fullmatch(raw) and not _ZERO_OPENS_A_GROUP.search(raw):
         digits = _SEPARATORS.sub("", raw)
         return "+" + digits if 7 <= len(digits) <= 15 else None
@@ -113,7 +122,16 @@ def canonical_phone(raw: str, region: str | None) -> str | None:
 
 def shown_phone(e164: str) -> str | None:
     """An E.164 number in international form (``+44 7911 123456``), or None when it is no valid
-    number (an invalid one matches nothing)."""
+    number (an invalid one matches nothing).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.rules import shown_phone
+    >>> shown_phone("+447911123456")
+    '+44 7911 123456'
+    >>> shown_phone("+4412") is None
+    True
+    """
     parsed = phonenumbers.parse(e164)
     return (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
             if phonenumbers.is_valid_number(parsed) else None)

@@ -27,7 +27,15 @@ PARTS = ("users", "identities")
 @dataclass
 class SparkAudit:
     """A tenant at one moment, on Spark: ``users`` and ``identities`` as Spark DataFrames with the
-    columns of :class:`~.frames.Audit`'s frames (``to_pandas`` gives them in the same dtypes)."""
+    columns of :class:`~.frames.Audit`'s frames (``to_pandas`` gives them in the same dtypes).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit import audit_export_file
+    >>> result = audit_export_file("s3://bucket/users.json.gz", engine="spark")   # doctest: +SKIP
+    >>> result.sql("select count(*) from identities").show()                     # doctest: +SKIP
+    >>> result.to_pandas(result.users.limit(5))                                  # doctest: +SKIP
+    """
 
     users: Any
     identities: Any
@@ -90,7 +98,14 @@ class SparkAudit:
 
 
 def spark_to_pandas(frame: Any) -> pd.DataFrame:
-    """A Spark DataFrame of the audit's (a part, candidates, a plan) as pandas in its dtypes."""
+    """A Spark DataFrame of the audit's (a part, candidates, a plan) as pandas in its dtypes.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.spark_audit import spark_to_pandas
+    >>> spark_to_pandas(result.users.limit(10)).dtypes["user_id"]     # doctest: +SKIP
+    string[pyarrow]
+    """
     table = frame.toArrow()
     with system_allocator():
         if "primary_id" in table.column_names and "user_ids" in table.column_names:

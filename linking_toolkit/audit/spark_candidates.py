@@ -40,7 +40,14 @@ def spark_candidates(users: Any, *, rank: Sequence[tuple[str, bool]], chosen: li
                      default_region: str | None, threshold: float,
                      step: Callable[[str], None]) -> Any:
     """The candidate groups of ``users`` (a Spark DataFrame) as a Spark DataFrame, with the
-    columns of ``link_candidates``' frame (``weights`` a map, NULL for the rule tiers)."""
+    columns of ``link_candidates``' frame (``weights`` a map, NULL for the rule tiers).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit import link_candidates
+    >>> groups = link_candidates(spark_result)   # calls spark_candidates on Spark   # doctest: +SKIP
+    >>> groups.where("risk = 'safe'").count()                                        # doctest: +SKIP
+    """
     session = users.sparkSession
     users.createOrReplaceTempView("users")
     if "phone" in users.columns and {"phone", "probable"} & set(chosen):

@@ -51,14 +51,30 @@ def _pyspark() -> Any:
 
 
 def is_spark_frame(value: Any) -> bool:
-    """Whether ``value`` is a Spark DataFrame (without importing pyspark when it is not)."""
+    """Whether ``value`` is a Spark DataFrame (without importing pyspark when it is not).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from linking_toolkit.audit.spark_engine import is_spark_frame
+    >>> is_spark_frame(pd.DataFrame())
+    False
+    """
     return type(value).__module__.startswith("pyspark.")
 
 
 def spark_session(engine: Any = "spark") -> Any:
     """The session of ``engine``: a ``SparkSession`` as it is, or (``"spark"``) the active one, else a
     local one with splink's similarity functions (its jar) and UTC as the session's time zone. The
-    audit's functions are registered on it and a checkpoint folder set when it has none."""
+    audit's functions are registered on it and a checkpoint folder set when it has none.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.spark_engine import spark_session
+    >>> session = spark_session("spark")        # the active session, else a local one  # doctest: +SKIP
+    >>> session.conf.get("spark.sql.session.timeZone")                                   # doctest: +SKIP
+    'UTC'
+    """
     sql = _pyspark()
     if isinstance(engine, sql.SparkSession):
         session = engine
@@ -134,7 +150,15 @@ def _phone(paths: Sequence[str]) -> str:
 
 def frames_sql(raw: str, phone_paths: Sequence[str] = ()) -> tuple[str, str]:
     """The users and the identities of the view ``raw`` (Auth0's export shape), in Spark SQL, with
-    the columns and rules of :mod:`.engine`'s frames."""
+    the columns and rules of :mod:`.engine`'s frames.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.spark_engine import frames_sql
+    >>> users_sql, identities_sql = frames_sql("raw")
+    >>> "from raw" in users_sql.lower()
+    True
+    """
     times = ("try_cast(created_at as timestamp) as created_at, "
              "try_cast(last_login as timestamp) as last_login, coalesce(logins_count, 0) as logins_count")
     users = f"""
@@ -182,7 +206,14 @@ def _read_csv(session: Any, path: str) -> Any:
 
 def read_export(session: Any, path: str, *, phone_paths: Sequence[str] = ()) -> tuple[Any, Any]:
     """``(users, identities)`` of a users-export file (NDJSON or CSV, gzipped or not) as Spark
-    DataFrames."""
+    DataFrames.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.spark_engine import read_export, spark_session
+    >>> users, identities = read_export(spark_session(), "users.json.gz")   # doctest: +SKIP
+    >>> identities.columns[:3]                                              # doctest: +SKIP
+    """
     if _is_csv(path):
         raw = _read_csv(session, path)
     else:

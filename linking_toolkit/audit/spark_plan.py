@@ -23,7 +23,15 @@ _TEXT = ("primary_id", "secondary_id", "provider", "user_id", "connection", "rea
 def spark_plan_links(candidates: Any, identities: Any | None) -> Any:
     """``plan.plan_links`` of a Spark candidates frame, as a Spark DataFrame of its columns: one
     row per secondary, a user in groups of two tiers planned once, by the stronger (the first
-    group in the candidates' order: tier, then email, then key)."""
+    group in the candidates' order: tier, then email, then key).
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit import plan_links
+    >>> plan = plan_links(spark_groups, spark_result)   # calls spark_plan_links  # doctest: +SKIP
+    >>> plan.columns[:2]                                                          # doctest: +SKIP
+    ['primary_id', 'secondary_id']
+    """
     from pyspark.sql import functions as F
 
     strayed = candidates.where(~F.array_contains("user_ids", F.col("primary_id"))).limit(1).collect()
@@ -63,7 +71,14 @@ def spark_plan_links(candidates: Any, identities: Any | None) -> Any:
 
 def unsafe_rows(plan: Any, allow_unsafe: Collection[str]) -> tuple[int, list[tuple[str, str]]]:
     """How many rows of a Spark plan ``apply_plan`` must refuse (unsafe, not allowed), and the first
-    five (secondary_id, why), counted on Spark: the rules of ``plan._Allowances``."""
+    five (secondary_id, why), counted on Spark: the rules of ``plan._Allowances``.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.spark_plan import unsafe_rows
+    >>> count, first = unsafe_rows(spark_plan, allow_unsafe=set())   # doctest: +SKIP
+    >>> count, first[:1]                                             # doctest: +SKIP
+    """
     from pyspark.sql import functions as F
 
     tier = F.coalesce(F.col("tier").cast("string"), F.lit("exact")) if "tier" in plan.columns \
@@ -80,14 +95,31 @@ def unsafe_rows(plan: Any, allow_unsafe: Collection[str]) -> tuple[int, list[tup
 
 
 def plan_chunks(plan: Any, size: int = CHUNK) -> Iterator[pd.DataFrame]:
-    """The rows of a Spark plan, ``size`` at a time, as pandas plans in ``plan_links``' dtypes."""
+    """The rows of a Spark plan, ``size`` at a time, as pandas plans in ``plan_links``' dtypes.
+
+    Examples
+    --------
+    >>> from linking_toolkit.audit.spark_plan import plan_chunks
+    >>> for chunk in plan_chunks(spark_plan, size=10_000):      # doctest: +SKIP
+    ...     print(len(chunk))
+    """
     rows = (row.asDict() for row in plan.toLocalIterator(prefetchPartitions=True))
     while batch := list(itertools.islice(rows, size)):
         yield typed_plan(pd.DataFrame(batch, columns=plan.columns))
 
 
 def typed_plan(frame: pd.DataFrame) -> pd.DataFrame:
-    """A plan's rows read from Spark, in ``plan_links``' dtypes."""
+    """A plan's rows read from Spark, in ``plan_links``' dtypes.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from linking_toolkit.audit.spark_plan import typed_plan
+    >>> plan = typed_plan(pd.DataFrame({"primary_id": ["auth0|a"], "secondary_id": ["auth0|b"],
+    ...                                 "risk": ["safe"]}))
+    >>> str(plan.dtypes["risk"])
+    'category'
+    """
     frame = frame.astype({c: "string" for c in _TEXT if c in frame})
     if "tier" in frame:
         frame["tier"] = pd.Categorical(frame["tier"], categories=TIERS)

@@ -226,7 +226,15 @@ def approve_device(base_url: str, user_code: str, *, connection: str, email: str
 
 
 class Pending(Protocol):
-    """What :func:`approve_login` needs of a login in progress (the client's ``PendingLogin``)."""
+    """What :func:`approve_login` needs of a login in progress (the client's ``PendingLogin``).
+
+    Examples
+    --------
+    >>> from linking_toolkit import start_login
+    >>> from linking_toolkit.sandbox.driver import Pending
+    >>> isinstance(start_login(tenant), Pending)    # doctest: +SKIP
+    True
+    """
 
     user_code: str | None
     status: str  # "pending", "done", "failed", "cancelled", ...
@@ -245,6 +253,16 @@ def approve_login(base_url: str, pending: Pending, *, connection: str, email: st
     by hand, or given back by the token cache, so there is no code), nothing is done; when the code
     was used up by a person a moment ago, the login is waited for instead of failing with "That code
     is invalid or has expired". Returns the one line it printed.
+
+    Examples
+    --------
+    >>> from linking_toolkit import start_login
+    >>> from linking_toolkit.sandbox.driver import approve_login
+    >>> pending = start_login(tenant)                                     # doctest: +SKIP
+    >>> approve_login(tenant.base_url, pending, connection="google-oauth2",
+    ...               email="alan@example.com")                           # doctest: +SKIP
+    Approved on the sandbox's pages as alan@example.com (google-oauth2).
+    "Approved on the sandbox's pages as alan@example.com (google-oauth2)."
     """
     if pending.done() and pending.status != "done":
         return _say(f"This login already ended ({pending.status}): start it again to log in.")
