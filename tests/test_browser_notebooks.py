@@ -38,7 +38,7 @@ NOTEBOOKS = sorted(path.name for path in (ROOT / "notebooks").glob("0*.ipynb"))
 TIMES = ARTIFACTS / "browser-notebooks-times.txt"
 WIDGET_PROBLEMS = ("Loading widget", "Error displaying widget", "model not found")
 # A widget's plain-text repr on the page means its view never rendered.
-WIDGET_REPR = re.compile(r"^<(AuditTable|IdentityTable|LoginPrompt)\b")
+WIDGET_REPR = re.compile(r"^(Audit table|Identity table of .*|Login prompt): run this cell\b")
 HTML_AS_TEXT = re.compile(r"</?(b|i|span|div|table|tr|td|code|p|br|img)\b[^>]*>")
 FIRST_RUN_TEXT = ("official Jupyter news", "Would you like", "newer version")
 SETTLE = 20  # seconds a cell may stay busy once the kernel is idle and the last cell has run
