@@ -159,7 +159,7 @@ def test_why_shows_above_the_rows_and_a_new_filter_or_page_clears_it(
     first = table.page_frame.index[0]
     table.why_buttons[0].click()  # a person presses the first row's "Why?"
     assert table.feedback.why_shown
-    assert html.escape(table.page_frame.loc[first, "email"]) in table.why_text.value
+    assert table.page_frame.loc[first, "primary_id"] in table.why_text.value
     assert table.why_image.layout.display is None and bytes(table.why_image.value).startswith(b"\x89PNG")
     assert table.why_text in set(widgets_under(table.top_area))  # next to the controls, not under the rows
     assert table.dry_run_button in set(widgets_under(table.top_area))

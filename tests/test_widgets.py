@@ -291,7 +291,7 @@ def test_no_widget_state_holds_a_token_secret_or_password(client_tenant):
     secondary = table.pending_login.result(0)
     table.press_unlink(1)  # leave a confirmation on screen too
 
-    saved = repr(list(all_widget_states(table)))
+    saved = repr(list(all_widget_states(table))) + repr(table)  # the state, and the plain text saved with it
 
     secrets = [primary.access_token, primary.id_token, secondary.access_token, secondary.id_token,
                client_tenant.sandbox.demo_user(ADA)["password"], client_tenant.m2m_client_secret]
@@ -309,6 +309,7 @@ def test_login_prompt_shows_link_code_and_countdown_and_cancels(client_tenant):
     assert prompt.countdown.value.startswith("The code expires in ")
     assert 0 < prompt.seconds_left <= pending.expires_in
     assert repr(prompt) == "Login prompt: run this cell to log in (device login, purpose linking)"
+    assert pending.user_code not in repr(prompt)  # no code, no link: they change at every run
 
     prompt.cancel_button.click()
 

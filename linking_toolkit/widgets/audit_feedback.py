@@ -48,8 +48,7 @@ class AuditFeedback(widgets.VBox):
         """Why ``group`` (one row of ``link_candidates``) matched: its evidence and its chart."""
         from ..audit import plot_evidence
 
-        who, tier = html.escape(str(group.get("email", ""))), html.escape(str(group["tier"]))
-        self.why_text.value = (f"<b>Why {who} is {tier}</b>: "
+        self.why_text.value = (f"<b>Why {html.escape(str(group['tier']))}</b>: "
                                f"{html.escape(str(group.get('evidence') or group['risk']))} "
                                f"(match probability {float(group.get('match_probability', 1.0)):.3f}; "
                                f"{html.escape(', '.join(group['user_ids']))})")
