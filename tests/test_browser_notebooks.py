@@ -38,7 +38,7 @@ NOTEBOOKS = sorted(path.name for path in (ROOT / "notebooks").glob("0*.ipynb"))
 TIMES = ARTIFACTS / "browser-notebooks-times.txt"
 WIDGET_PROBLEMS = ("Loading widget", "Error displaying widget", "model not found")
 # A widget's plain-text repr on the page means its view never rendered.
-WIDGET_REPR = re.compile(r"^<(AuditTable|IdentityTable|LoginPrompt)\b")
+WIDGET_REPR = re.compile(r"^(Audit table|Identity table of .*|Login prompt): run this cell\b")
 HTML_AS_TEXT = re.compile(r"</?(b|i|span|div|table|tr|td|code|p|br|img)\b[^>]*>")
 FIRST_RUN_TEXT = ("official Jupyter news", "Would you like", "newer version")
 SETTLE = 20  # seconds a cell may stay busy once the kernel is idle and the last cell has run
@@ -205,6 +205,11 @@ def shots_02(page, prefix: str) -> None:
     assert table.locator("button", has_text="Unlink").count() == 1  # Google's row; the main row has none
     assert "google-oauth2" in table.locator(".widget-gridbox").text_content()
     shoot(page, table, f"{prefix}-identity-table.png")
+    label = table.locator(".widget-dropdown label")  # "Link another account"'s list: its label whole
+    assert label.inner_text().strip() == "Connection:"
+    assert label.evaluate("l => l.scrollWidth <= l.clientWidth + 1"), "the Connection label is cut short"
+    held = {"Username-Password-Authentication", "google-oauth2"}  # the list offers one Ada can link
+    assert table.locator(".widget-dropdown select").input_value() not in held
     readable_at_every_width(page, table, prefix, "identity-table",
                             ["Username-Password-Authentication", "ada@example.com"])
 
@@ -244,8 +249,11 @@ def shots_05(page, prefix: str) -> None:
     shoot(page, evidence, f"{prefix}-evidence-chart.png")
     table = audit_table(page)
     assert "probable" in table.locator(".widget-gridbox").text_content()
-    table.get_by_text("Why probable", exact=False).wait_for(timeout=30_000)
-    assert table.locator("img").count() == 1  # the group's chart under the table
+    why = table.get_by_text("Why probable", exact=False)
+    why.wait_for(timeout=30_000)
+    assert table.locator("img").count() == 1  # the group's chart, above the rows
+    grid = table.locator(".widget-gridbox")
+    assert why.bounding_box()["y"] < grid.bounding_box()["y"], "the Why panel is not above the rows"
     shoot(page, table, f"{prefix}-audit-table.png")
 
 

@@ -83,7 +83,26 @@ def test_table_shows_each_identity_and_no_unlink_button_on_the_main_one(client_t
     with pytest.raises(ValueError, match="main identity"):
         table.press_unlink(0)
     assert table.connection_picker.options == tuple(client_tenant.connections)
-    assert repr(table) == f"<IdentityTable {primary.user_id}: 2 identities>"
+    # Its plain text, what a saved notebook shows before the cell runs, says what to do.
+    assert repr(table) == f"Identity table of {ADA}: run this cell to see it (2 identities)"
+    assert table.connection_picker.value not in {DATABASE, "google-oauth2"}  # one Ada can still link
+
+
+def test_the_link_list_starts_on_a_social_connection_and_reads_its_label_whole(client_tenant, admin):
+    primary = ada_login(client_tenant)  # database only: her own connection is first in the list
+    table = IdentityTable(primary)
+    assert client_tenant.connections[0] == DATABASE and [r["connection"] for r in table.rows] == [DATABASE]
+    assert table.connection_picker.value == next(c for c in client_tenant.connections if c != DATABASE)
+    assert table.connection_picker.style.description_width == "initial"  # "Connection:", not "Connecti…"
+    assert repr(table) == f"Identity table of {ADA}: run this cell to see it (1 identity)"
+
+    picked = table.connection_picker.value
+    link_through_button(table, client_tenant, picked)  # linked: the list moves on to one not held yet
+    assert [r["connection"] for r in table.rows] == [DATABASE, picked]
+    assert table.connection_picker.value not in {DATABASE, picked}
+
+    every = IdentityTable(primary, connections=[DATABASE, picked])  # all held: the first one
+    assert every.connection_picker.value == DATABASE
 
 
 def test_link_through_the_button_links_the_approved_account(client_tenant, admin):
@@ -272,7 +291,7 @@ def test_no_widget_state_holds_a_token_secret_or_password(client_tenant):
     secondary = table.pending_login.result(0)
     table.press_unlink(1)  # leave a confirmation on screen too
 
-    saved = repr(list(all_widget_states(table)))
+    saved = repr(list(all_widget_states(table))) + repr(table)  # the state, and the plain text saved with it
 
     secrets = [primary.access_token, primary.id_token, secondary.access_token, secondary.id_token,
                client_tenant.sandbox.demo_user(ADA)["password"], client_tenant.m2m_client_secret]
@@ -289,7 +308,8 @@ def test_login_prompt_shows_link_code_and_countdown_and_cancels(client_tenant):
     assert pending.user_code in prompt.code.value
     assert prompt.countdown.value.startswith("The code expires in ")
     assert 0 < prompt.seconds_left <= pending.expires_in
-    assert repr(prompt) == "<LoginPrompt device login (linking)>"
+    assert repr(prompt) == "Login prompt: run this cell to log in (device login, purpose linking)"
+    assert pending.user_code not in repr(prompt)  # no code, no link: they change at every run
 
     prompt.cancel_button.click()
 

@@ -7,7 +7,8 @@ state read back (``rows``, ``message``, ``busy``), so tests drive the widgets wi
 
 - ``login_prompt.py``: :class:`LoginPrompt`, and :func:`start_login`, which shows one in a notebook;
 - ``identity_table.py``: :class:`IdentityTable`;
-- ``audit_table.py``: :class:`AuditTable`;
+- ``audit_table.py``: :class:`AuditTable`, with ``audit_filters.py`` (its dropdowns and their mask) and
+  ``audit_feedback.py`` (what its buttons answer, shown above the rows);
 - ``_worker.py``: the background worker, the confirm box and the error line they share.
 """
 

@@ -8,7 +8,6 @@ only arranges, selects and calls.
 from __future__ import annotations
 
 import html
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,11 +19,14 @@ from ipywidgets.widgets.widget_button import ButtonStyle
 from ipywidgets.widgets.widget_string import HTMLStyle
 
 from ._worker import BackgroundWorker, ConfirmBox, WorkerStatus, readable_grid
+from .audit_feedback import AuditFeedback
+from .audit_filters import AuditFilters
 
 __all__ = ["AuditTable"]
 
 _AUDIT_COLUMNS = ("email", "users", "primary_id", "connections", "tier", "risk", "last_login")
-_ALL = "(all)"
+# What apply_plan answers for a secondary that is now linked into its primary.
+_LINKED = ("linked", "already linked", "already done (journal)")
 # Sized to their content: a checkbox, then the columns above (connections at most about one
 # connection wide, one a line, so an email and an id keep their room), then "Why?".
 _GRID_COLUMNS = "max-content auto auto auto fit-content(34ch) auto auto auto max-content"
@@ -48,8 +50,10 @@ class AuditTable(WorkerStatus, widgets.VBox):
     :func:`~linking_toolkit.audit.undo` can reverse it. Unsafe rows are refused unless "allow the
     unsafe rows I selected" is ticked: each was picked by hand, row by row.
 
-    Each row's "Why?" shows the group's evidence and its chart
-    (:func:`~linking_toolkit.audit.plot_evidence`) below the table.
+    The answers appear at the top, next to the buttons and above the rows: the message, a dry
+    run's or an apply's results, and a row's "Why?" (the group's evidence and its chart,
+    :func:`~linking_toolkit.audit.plot_evidence`); a new filter or page clears them. Groups that
+    an apply linked leave the candidates at once (``linked`` holds their labels).
 
     Driven from Python too: ``set_filter(tier=..., risk=..., connection=...)``, ``why(label)``,
     ``next_page()``,
@@ -73,23 +77,16 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.audit = audit
         self.journal = journal
         self.selected: set[Any] = set()
+        self.linked: set[Any] = set()
+        self._unlinked = np.ones(len(candidates), dtype=bool)  # by position: False once linked
         self.result: pd.DataFrame | None = None
         self._pending_plan: pd.DataFrame | None = None
         self._page = 0
         self._positions = np.arange(len(candidates))
-        # Factorised once: a filter is then an isin() on integer codes, not a pass over the strings.
-        self._risk_codes, self._risks = pd.factorize(candidates["risk"].astype(str).to_numpy())
-        self._connection_codes, self._connection_sets = pd.factorize(candidates["connections"].to_numpy())
-        self._tier_codes, self._tiers = pd.factorize(candidates["tier"].astype(str).to_numpy())
-        tiers = [str(t) for t in candidates["tier"].cat.categories] if hasattr(
-            candidates["tier"], "cat") else sorted(self._tiers)
-        self.tier_picker = widgets.Dropdown(options=[_ALL, *tiers], value=_ALL, description="Tier:")
-        connections = sorted({c.strip() for text in self._connection_sets for c in str(text).split(",")})
-        risks = [str(r) for r in candidates["risk"].cat.categories] if hasattr(
-            candidates["risk"], "cat") else sorted(candidates["risk"].dropna().unique())
-        self.risk_picker = widgets.Dropdown(options=[_ALL, *risks], value=_ALL, description="Risk:")
-        self.connection_picker = widgets.Dropdown(options=[_ALL, *connections], value=_ALL,
-                                                  description="Connection:")
+        self.filters = AuditFilters(candidates)
+        self.tier_picker = self.filters.tier_picker
+        self.risk_picker = self.filters.risk_picker
+        self.connection_picker = self.filters.connection_picker
         self.prev_button = widgets.Button(description="◀", tooltip="previous page",
                                           layout=widgets.Layout(width="40px"))
         self.next_button = widgets.Button(description="▶", tooltip="next page",
@@ -105,32 +102,34 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.confirm_text = self.confirm_box.text
         self.confirm_button = self.confirm_box.confirm_button
         self.cancel_button = self.confirm_box.cancel_button
-        self.message_area = widgets.HTML()
+        self.feedback = AuditFeedback()
+        self.message_area = self.feedback.message_area
         self.worker = BackgroundWorker(self.message_area, set_disabled=self._set_disabled,
                                        thread_name="audit-table")
-        self.result_area = widgets.HTML()
-        self.why_text = widgets.HTML()
-        self.why_image = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
-        self.why_image.layout.display = "none"
+        self.result_area = self.feedback.result_area
+        self.why_text = self.feedback.why_text
+        self.why_image = self.feedback.why_image
         self.grid = self._make_grid()
         # users, tier and last_login never wrap; emails, ids and connections wrap rather than clip.
         self.grid_style = readable_grid(self.grid, "lt-audit-grid", len(_AUDIT_COLUMNS) + 2, whole=(3, 6, 8))
-        self.tier_picker.observe(lambda _c: self._refilter(), names="value")
-        self.risk_picker.observe(lambda _c: self._refilter(), names="value")
-        self.connection_picker.observe(lambda _c: self._refilter(), names="value")
+        self.filters.on_change(self._refilter)
         self.prev_button.on_click(lambda _b: self.go_to(self._page - 1))
         self.next_button.on_click(lambda _b: self.go_to(self._page + 1))
         self.select_page_button.on_click(lambda _b: self.select_page())
         self.clear_button.on_click(lambda _b: self.clear_selection())
         self.dry_run_button.on_click(lambda _b: self.press_dry_run())
         self.apply_button.on_click(lambda _b: self.press_apply())
+        # The controls and what they answer on top, the rows under them: an answer is never 25 rows
+        # away from the button that asked for it.
+        self.top_area = widgets.VBox([
+            self.filters,
+            widgets.HBox([self.dry_run_button, self.apply_button, self.allow_unsafe_box]),
+            self.confirm_box, self.feedback,
+        ])
         super().__init__([
-            widgets.HBox([self.tier_picker, self.risk_picker, self.connection_picker]),
-            self.grid_style, self.grid,
+            self.top_area, self.grid_style, self.grid,
             widgets.HBox([self.prev_button, self.page_label, self.next_button, self.select_page_button,
                           self.clear_button]),
-            widgets.HBox([self.dry_run_button, self.apply_button, self.allow_unsafe_box]),
-            self.confirm_box, self.message_area, self.result_area, self.why_text, self.why_image,
         ], **kwargs)
         self._render()
 
@@ -218,29 +217,18 @@ class AuditTable(WorkerStatus, widgets.VBox):
     def set_filter(self, *, tier: str | None = None, risk: str | None = None,
                    connection: str | None = None) -> None:
         """Show only one tier, one risk and/or one connection (None: all)."""
-        with self.hold_trait_notifications():
-            self.tier_picker.value = tier or _ALL
-            self.risk_picker.value = risk or _ALL
-            self.connection_picker.value = connection or _ALL
+        self.filters.set(tier=tier, risk=risk, connection=connection)
         self._refilter()
 
     def why(self, label: Any) -> None:
-        """Show why the group ``label`` (an index label) matched: its evidence and its chart."""
-        from ..audit import plot_evidence
-
-        group = self.candidates.loc[label]
-        self.why_text.value = (f"<b>Why {html.escape(str(group['tier']))}</b>: "
-                               f"{html.escape(str(group.get('evidence') or group['risk']))} "
-                               f"(match probability {float(group.get('match_probability', 1.0)):.3f}; "
-                               f"{html.escape(', '.join(group['user_ids']))})")
-        figure = plot_evidence(group)
-        png = io.BytesIO()
-        figure.savefig(png, format="png", dpi=80)
-        self.why_image.value = png.getvalue()
-        self.why_image.layout.display = None
+        """Show why the group ``label`` (an index label) matched, at the top: its evidence and chart."""
+        self.feedback.show_why(self.candidates.loc[label])
 
     def go_to(self, page: int) -> None:
-        self._page = min(max(page, 0), self.pages - 1)
+        page = min(max(page, 0), self.pages - 1)
+        if page != self._page:
+            self._clear_answers()
+        self._page = page
         self._render()
 
     def next_page(self) -> None:
@@ -308,7 +296,9 @@ class AuditTable(WorkerStatus, widgets.VBox):
 
         result = apply_plan(self.client, plan, dry_run=dry_run, journal=self.journal)
         self.result = result
-        self.result_area.value = result.to_html(index=False, max_rows=50)
+        self.feedback.show_result(result, dry_run=dry_run)
+        if not dry_run:
+            self._drop_linked(result)
         counts = result["status"].value_counts()
         summary = ", ".join(f"{n} {status}" for status, n in counts.items())
         return ("Dry run: " if dry_run else "Applied: ") + (summary or "nothing to do")
@@ -317,20 +307,34 @@ class AuditTable(WorkerStatus, widgets.VBox):
         for button in (self.dry_run_button, self.apply_button):
             button.disabled = disabled
 
-    def _refilter(self) -> None:
-        mask = np.ones(len(self.candidates), dtype=bool)
-        if self.tier_picker.value != _ALL:
-            wanted = [i for i, tier in enumerate(self._tiers) if tier == self.tier_picker.value]
-            mask &= np.isin(self._tier_codes, wanted)
-        if self.risk_picker.value != _ALL:
-            wanted = [i for i, risk in enumerate(self._risks) if risk == self.risk_picker.value]
-            mask &= np.isin(self._risk_codes, wanted)
-        if self.connection_picker.value != _ALL:
-            wanted = [i for i, text in enumerate(self._connection_sets)
-                      if self.connection_picker.value in str(text).split(", ")]
-            mask &= np.isin(self._connection_codes, wanted)
+    def _drop_linked(self, result: pd.DataFrame) -> None:
+        """Take the groups whose every secondary is now linked out of the candidates shown."""
+        done = set(result.loc[result["status"].isin(_LINKED), "secondary_id"].astype(str))
+        if not done:
+            return
+        chosen = self.candidates.index.isin(list(self.selected))
+        for position in np.flatnonzero(chosen & self._unlinked):
+            group = self.candidates.iloc[position]
+            secondaries = [u for u in group["user_ids"] if u != group["primary_id"]]
+            if secondaries and all(u in done for u in secondaries):
+                self._unlinked[position] = False
+                label = self.candidates.index[position]
+                self.linked.add(label)
+                self.selected.discard(label)
+        self._refilter(clear=False, keep_page=True)
+
+    def _clear_answers(self) -> None:
+        """What the buttons answered no longer matches the rows: clear it (not a running action's line)."""
+        self.feedback.clear()
+        if not self.worker.busy:
+            self.worker.say("")
+
+    def _refilter(self, *, clear: bool = True, keep_page: bool = False) -> None:
+        if clear:
+            self._clear_answers()
+        mask = self._unlinked & self.filters.mask()
         self._positions = np.flatnonzero(mask)
-        self._page = 0
+        self._page = min(self._page, self.pages - 1) if keep_page else 0
         self._render()
 
     def _why_slot(self, slot: int) -> None:
@@ -348,8 +352,9 @@ class AuditTable(WorkerStatus, widgets.VBox):
         self.page_label.value = self._page_text()
 
     def _page_text(self) -> str:
+        linked = f" · {len(self.linked):,} linked" if self.linked else ""
         return (f"page {self._page + 1} of {self.pages} · {len(self._positions):,} groups · "
-                f"{len(self.selected):,} selected")
+                f"{len(self.selected):,} selected{linked}")
 
     _rendering = False
 
@@ -384,4 +389,6 @@ class AuditTable(WorkerStatus, widgets.VBox):
         return caption + self.page_frame[list(_AUDIT_COLUMNS)].to_html(index=False, na_rep="—")
 
     def __repr__(self) -> str:
-        return f"<AuditTable {len(self.candidates)} groups, {len(self.selected)} selected>"
+        # The plain-text form a saved notebook shows before the cell runs: what to do, and what is there.
+        return (f"Audit table: run this cell to see it ({len(self._positions):,} link candidate groups, "
+                f"{len(self.selected):,} selected)")

@@ -131,8 +131,10 @@ class IdentityTable(WorkerStatus, widgets.VBox):
         self.grid_style = readable_grid(self.grid, "lt-identity-grid", len(_COLUMNS) + 1, whole=(2, 5, 6, 7))
         self._header = [widgets.HTML(f"<b>{name}</b>") for name in _COLUMNS] + [widgets.HTML("")]
         choices = list(connections if connections is not None else session.tenant.connections)
+        # "Connection:" read whole; the value is set by refresh(), on one the user can link.
         self.connection_picker = widgets.Dropdown(options=choices, value=choices[0] if choices else None,
-                                                  description="Connection:")
+                                                  description="Connection:",
+                                                  style={"description_width": "initial"})
         if not choices:  # a real tenant whose connections were not given: the login page lists them
             self.connection_picker.layout.display = "none"
         self.link_button = widgets.Button(description="Link another account", icon="link",
@@ -207,7 +209,16 @@ class IdentityTable(WorkerStatus, widgets.VBox):
         for key in keys:
             children.extend(self._rows[key].grid_cells)
         self.grid.children = tuple(children)
+        self._pick_unheld()
         self._set_disabled(self.worker.busy)
+
+    def _pick_unheld(self) -> None:
+        """Move the Connection list off a connection the user already holds (their own database
+        connection is first in a tenant's list): to the first they do not hold, if any."""
+        held = {identity.connection for identity in self._identities.values()}
+        if self.connection_picker.value in held:
+            options = self.connection_picker.options
+            self.connection_picker.value = next((c for c in options if c not in held), options[0])
 
     # -- what a person (or a test) does ----------------------------------------------------------------
 
@@ -333,5 +344,9 @@ class IdentityTable(WorkerStatus, widgets.VBox):
             row.unlink_button.disabled = disabled
 
     def __repr__(self) -> str:
-        # The plain-text form lands in notebook outputs: who and how many, nothing that varies.
-        return f"<IdentityTable {self.session.user_id}: {len(self._order)} identities>"
+        # The plain-text form a saved notebook shows before the cell runs: what to do, whose table,
+        # how many rows; nothing that varies between runs, never a token.
+        who = self.session.profile.get("email") or self.session.claims.get("email") or self.session.user_id
+        count = len(self._order)
+        return (f"Identity table of {who}: run this cell to see it "
+                f"({count} {'identity' if count == 1 else 'identities'})")

@@ -203,5 +203,7 @@ class LoginPrompt(widgets.VBox):
             self.status.value = f"<span style='{ERROR_STYLE}'>{html.escape(message)}</span>"
 
     def __repr__(self) -> str:
-        # The plain-text form lands in notebook outputs: no code, no link, nothing that varies.
-        return f"<LoginPrompt {self.pending.method} login ({self.pending.purpose})>"
+        # The plain-text form a saved notebook shows before the cell runs: what to do; no code, no
+        # link, nothing that varies.
+        return (f"Login prompt: run this cell to log in "
+                f"({self.pending.method} login, purpose {self.pending.purpose})")
