@@ -41,11 +41,13 @@ lab: $(STAMP) $(LAB_OVERRIDES) lab-copy
 	LINKING_TOOLKIT_KEEP_SANDBOX=1 $(VENV)/bin/jupyter lab --notebook-dir=$(LAB_COPY) \
 		--ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
 
-# Re-run the tutorials in place after changing them: outputs are committed, widget state is not.
+# Re-run the tutorials in place after changing them: outputs are committed (the sandbox's ports
+# replaced by PORT, as sanitize.cfg compares them), widget state is not.
 notebooks: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --execute --to notebook --inplace \
 		--ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False \
 		$(or $(NOTEBOOKS),notebooks/*.ipynb)
+	$(PY) tools/scrub_ports.py $(or $(NOTEBOOKS),notebooks/*.ipynb)
 
 # ruff, then the import contracts of pyproject.toml (layers, the sandbox's independence, no circles).
 lint: $(STAMP)
