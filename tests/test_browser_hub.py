@@ -30,9 +30,10 @@ from test_browser import (
 )
 
 PREFIX = "/user/ada/"
-# Notebook 2's cells: 1 imports, 2 connect(), 3 markdown, 4 the LoginPrompt; 5-6 the Sandbox-only
-# approval, which the learner's click replaces; 7 waits for the session.
-LOGIN_CELLS, RESULT_CELL = 4, 7
+# Notebook 2's cells: 1 imports, 2 connect(), 3-4 the Sandbox-only reset of Ada's accounts, 5
+# markdown, 6 the LoginPrompt; 7-8 the Sandbox-only approval, which the learner's click replaces;
+# 9 waits for the session.
+LOGIN_CELLS, RESULT_CELL = 6, 9
 
 
 @pytest.fixture(scope="module")
