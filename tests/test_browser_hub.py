@@ -12,6 +12,7 @@ Chromium as in test_browser.py: in CI (``CI=true``) a missing Chromium fails thi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from test_browser import (
     ACTION,
     ARTIFACTS,
     NOTEBOOK,
+    ROOT,
     STARTUP,
     Lab,
     headless_chromium,
@@ -30,10 +32,12 @@ from test_browser import (
 )
 
 PREFIX = "/user/ada/"
-# Notebook 2's cells: 1 imports, 2 connect(), 3-4 the Sandbox-only reset of Ada's accounts, 5
-# markdown, 6 the LoginPrompt; 7-8 the Sandbox-only approval, which the learner's click replaces;
-# 9 waits for the session.
-LOGIN_CELLS, RESULT_CELL = 6, 9
+# Notebook 2's cells up to its LoginPrompt are run as they are; the Sandbox-only approval after it,
+# which the learner's click replaces, is not; then the cell that waits for the session. Found by
+# their code, so a cell added to the notebook does not move the test onto another one.
+_CELLS = ["".join(c["source"]) for c in json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())["cells"]]
+LOGIN_CELLS = next(i for i, c in enumerate(_CELLS) if c.startswith("prompt = LoginPrompt.start(tenant)"))
+RESULT_CELL = next(i for i, c in enumerate(_CELLS) if c.startswith("primary = prompt.result("))
 
 
 @pytest.fixture(scope="module")
