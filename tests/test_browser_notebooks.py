@@ -258,7 +258,8 @@ def shots_05(page, prefix: str) -> None:
 
 
 def shots_06(page, prefix: str) -> None:
-    report = page.locator(".jp-OutputArea-output", has=page.locator("table"), has_text="Device Code grant").first
+    report = page.locator(".jp-OutputArea-output", has=page.locator("table"),
+                          has_text="Device Code grant").first
     report.wait_for(timeout=30_000)
     assert "device login" in report.text_content() and "token cache" in report.text_content()
     shoot(page, report, f"{prefix}-doctor.png")
