@@ -79,7 +79,7 @@ def test_every_notebook_is_a_tutorial_page_with_its_outputs(site) -> None:
         assert title.split("·")[-1].strip() in page.read_text(encoding="utf-8")
     linking = (site / "tutorials" / "02-link-and-unlink.html").read_text(encoding="utf-8")
     assert "<table" in linking and "google-oauth2" in linking  # identities_frame's HTML, committed
-    assert "&lt;IdentityTable" in linking  # a widget as its text, not an empty widget area
+    assert "Identity table of ada@example.com: run this cell" in linking  # a widget as its text
 
 
 def test_the_command_line_pages_hold_each_commands_help(site) -> None:

@@ -22,6 +22,12 @@ class AuditFeedback(widgets.VBox):
 
     ``message_area`` is the worker's; ``show_result(frame)`` and ``show_why(group)`` fill the other
     two, ``clear()`` empties them.
+
+    Examples
+    --------
+    >>> from linking_toolkit.widgets.audit_feedback import AuditFeedback
+    >>> feedback = AuditFeedback()          # AuditTable shows it above its rows   # doctest: +SKIP
+    >>> feedback.clear()                    # a new filter or page empties it      # doctest: +SKIP
     """
 
     def __init__(self, **kwargs: Any) -> None:

@@ -29,7 +29,14 @@ def _choices(column: pd.Series, found: Any) -> list[str]:
 
 class AuditFilters(widgets.HBox):
     """Three dropdowns (tier, risk, connection; each "(all)" at first) over a candidates frame;
-    ``mask()`` is the rows they let through, ``on_change(callback)`` calls back on any change."""
+    ``mask()`` is the rows they let through, ``on_change(callback)`` calls back on any change.
+
+    Examples
+    --------
+    >>> from linking_toolkit.widgets.audit_filters import AuditFilters
+    >>> filters = AuditFilters(link_candidates(result))     # doctest: +SKIP
+    >>> candidates[filters.mask()]                          # doctest: +SKIP
+    """
 
     def __init__(self, candidates: pd.DataFrame, **kwargs: Any) -> None:
         self._risk_codes, self._risks = pd.factorize(candidates["risk"].astype(str).to_numpy())
