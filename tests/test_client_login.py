@@ -431,7 +431,7 @@ def test_in_a_notebook_kernel_start_login_shows_a_login_prompt_widget_and_return
     assert kernel.run("pending = start_login(tenant, purpose='linking')") == ""
     shown = [m["content"]["data"] for m in kernel.messages if m["msg_type"] == "display_data"]
     assert len(shown) == 1 and "application/vnd.jupyter.widget-view+json" in shown[0]
-    assert "LoginPrompt" in shown[0]["text/plain"]
+    assert shown[0]["text/plain"].startswith("Login prompt: run this cell to log in")
     printed = kernel.run("print(pending.status); pending.cancel(); print(pending.status)")
     assert printed.split() == ["pending", "cancelled"]
 

