@@ -240,6 +240,22 @@ def test_a_tenant_with_more_connections_than_a_bit_mask_holds_names_each_group_r
     assert (found["risk"] == "safe").sum() == 70
 
 
+def test_users_without_identities_count_as_one_connection_between_them() -> None:
+    # A record without identities has no connection: two such users share "none", one such user
+    # beside a database user does not.
+    records = [
+        {"user_id": "auth0|n1", "email": "none@x.org", "email_verified": True, "identities": []},
+        {"user_id": "auth0|n2", "email": "none@x.org", "email_verified": True, "identities": []},
+        {"user_id": "auth0|m1", "email": "mixed@x.org", "email_verified": True, "identities": []},
+        {"user_id": "auth0|m2", "email": "mixed@x.org", "email_verified": True,
+         "identities": [{"connection": "Username-Password-Authentication", "provider": "auth0",
+                         "user_id": "m2"}]},
+    ]
+    found = link_candidates(audit_records(records)).set_index("email")
+    assert found.loc["none@x.org", "risk"] == "same connection twice"
+    assert found.loc["mixed@x.org", "risk"] == "safe"
+
+
 def test_the_journal_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "links.jsonl")
     journal.write({"event": "started", "primary_id": "a", "secondary_id": "b", "provider": "auth0",

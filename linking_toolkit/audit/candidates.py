@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
@@ -133,8 +134,14 @@ def link_candidates(result: Audit | SparkAudit, *, rank: Sequence[tuple[str, boo
             step(tier)
         step("groups")
     frame = candidates_frame(table)
-    frame["weights"] = pd.Series([weights.get(k) if t == "probable" else None
-                                  for t, k in zip(frame["tier"], frame["key"], strict=True)], dtype=object)
+    # Only a probable group has weights: the other rows are not visited (iterating a million
+    # Arrow-backed keys in Python took a tenth of the rule tiers' time).
+    held = np.full(len(frame), None, dtype=object)
+    if weights:
+        probable = np.flatnonzero((frame["tier"] == "probable").to_numpy())
+        for position, key in zip(probable.tolist(), frame["key"].take(probable).tolist(), strict=True):
+            held[position] = weights.get(key)
+    frame["weights"] = pd.Series(held, index=frame.index, dtype=object)
     return frame
 
 

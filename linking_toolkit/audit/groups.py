@@ -121,17 +121,20 @@ def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, user
                bool_and(coalesce(email_verified, false)) as all_verified,
                bool_or(blocked) as any_blocked,
                count(*) filter (where identities > 1) as linked_users,
-               count(distinct coalesce(connection::varchar, chr(0))) as distinct_connections,
+               array_length(list_distinct(list(connection::varchar))) + bool_or(connection is null)::int
+                   as distinct_connections,
                max(last_login) as last_login
         from members group by tier, key having count(*) > 1
+    ), reasoned as (
+        select *, {reasons} as why from groups
     )
     select tier, ranked[1].email as email, users, ranked[1].id as primary_id,
            list_transform(ranked, lambda r: r.id) as user_ids,
            connections, providers, all_verified,
            list_transform(list_filter(ranked, lambda r: not r.verified), lambda r: r.id) as unverified,
            last_login, ranked[1].login as primary_last_login,
-           coalesce({reasons}[1], 'safe') as risk,
-           coalesce(nullif(array_to_string({reasons}, ', '), ''), 'safe') as reasons,
+           coalesce(why[1], 'safe') as risk,
+           coalesce(nullif(array_to_string(why, ', '), ''), 'safe') as reasons,
            match_probability, evidence, key
-    from groups order by {tiers}, email, key
+    from reasoned order by {tiers}, email, key
     """  # noqa: S608

@@ -59,17 +59,20 @@ def alias_members_sql(users: str = "users") -> str:
     True
     """
     same = " ".join(f"when '{a}' then '{b}'" for a, b in SAME_DOMAINS.items())
+    # A cheap suffix test first: nearly every email is at none of these domains, and splitting a
+    # million emails to find that out was a third of this tier's time.
+    domains = sorted({*PLUS_TAG_PROVIDERS, *SAME_DOMAINS})
+    at_one = " or ".join(f"ends_with(email, '@{domain}')" for domain in domains)
     return f"""
     with parts as (
         select user_id, email, split_part(email, '@', 1) as local,
                case split_part(email, '@', 2) {same} else split_part(email, '@', 2) end as domain
-        from {users} where email like '%_@_%' and email not like '%@%@%'
+        from {users} where ({at_one}) and email like '%_@_%' and email not like '%@%@%'
     ), keyed as (
         select user_id, email, domain,
                case when list_contains({_sql_list(PLUS_TAG_PROVIDERS)}, domain)
                     then split_part(local, '+', 1) else local end as local
-        from parts where list_contains({_sql_list(PLUS_TAG_PROVIDERS)}, domain)
-                      or list_contains({_sql_list(SAME_DOMAINS)}, split_part(email, '@', 2))
+        from parts
     ), mailboxes as (
         select user_id, email, domain,
                if(list_contains({_sql_list(DOTS_IGNORED)}, domain), replace(local, '.', ''), local)
