@@ -35,7 +35,7 @@ TIERS = ["exact", "alias", "phone", "probable"]
 # Why a group is not safe, as SQL conditions on the group; then the reason of every tier but exact.
 _FLAGS = {"not all_verified": "unverified email", "any_blocked": "blocked user",
           "linked_users > 1": "several users hold links",
-          "distinct_connections < users": "same connection twice"}
+          "array_length(connection_list) + without_connection::int < users": "same connection twice"}
 REVIEW = {"alias": "review: same mailbox by its provider's rules", "phone": "review: same phone",
           "probable": "review: probable match"}
 # Every risk, in the order they are reported; "safe" only when none applies.
@@ -116,13 +116,12 @@ def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, user
                list_sort(list({{'rank': rank_in_group, 'id': user_id, 'email': email,
                                 'verified': coalesce(email_verified, false),
                                 'login': last_login}})) as ranked,
-               array_to_string(list_sort(list_distinct(list(connection::varchar))), ', ') as connections,
+               list_sort(list_distinct(list(connection::varchar))) as connection_list,
                array_to_string(list_sort(list_distinct(list(provider::varchar))), ', ') as providers,
                bool_and(coalesce(email_verified, false)) as all_verified,
                bool_or(blocked) as any_blocked,
                count(*) filter (where identities > 1) as linked_users,
-               array_length(list_distinct(list(connection::varchar))) + bool_or(connection is null)::int
-                   as distinct_connections,
+               bool_or(connection is null) as without_connection,
                max(last_login) as last_login
         from members group by tier, key having count(*) > 1
     ), reasoned as (
@@ -130,7 +129,7 @@ def candidates_sql(rank: Sequence[tuple[str, bool]] = DEFAULT_PRIMARY_RANK, user
     )
     select tier, ranked[1].email as email, users, ranked[1].id as primary_id,
            list_transform(ranked, lambda r: r.id) as user_ids,
-           connections, providers, all_verified,
+           array_to_string(connection_list, ', ') as connections, providers, all_verified,
            list_transform(list_filter(ranked, lambda r: not r.verified), lambda r: r.id) as unverified,
            last_login, ranked[1].login as primary_last_login,
            coalesce(why[1], 'safe') as risk,
